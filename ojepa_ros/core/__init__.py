@@ -1,0 +1,1 @@
+"""ROS-free core: world model, losses, costs, planners, safety, episode store."""

@@ -1,0 +1,1 @@
+"""Thin rclpy nodes: parse messages, call core, publish."""

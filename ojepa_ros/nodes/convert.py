@@ -1,0 +1,77 @@
+"""Message <-> numpy conversion with validation: bad input raises InputError with one clear sentence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Quaternion
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Image
+
+ENCODINGS = ("rgb8", "bgr8")
+
+
+class InputError(ValueError):
+    """A message the node refuses; the text is logged as is."""
+
+
+def stamp_to_sec(stamp: Time) -> float:
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def sec_to_stamp(t: float) -> Time:
+    sec = math.floor(t)
+    return Time(sec=int(sec), nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+
+
+def yaw_to_quaternion(yaw: float) -> Quaternion:
+    return Quaternion(z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
+
+
+def quaternion_to_yaw(q: Quaternion) -> float:
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def image_to_rgb(msg: Image, width: int, height: int) -> np.ndarray:
+    """An rgb8/bgr8 Image of the expected size as a (H, W, 3) uint8 RGB array."""
+    if msg.encoding not in ENCODINGS:
+        raise InputError(f"image encoding '{msg.encoding}' is not supported; expected one of {ENCODINGS}")
+    if (msg.width, msg.height) != (width, height):
+        raise InputError(f"image is {msg.width}x{msg.height}; the model expects {width}x{height}")
+    if msg.step < 3 * msg.width or len(msg.data) != msg.step * msg.height:
+        raise InputError(f"image data is {len(msg.data)} bytes with step {msg.step}; "
+                         f"expected {msg.height} rows of at least {3 * msg.width} bytes")
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
+    rgb = rows[:, : 3 * msg.width].reshape(msg.height, msg.width, 3)
+    return np.ascontiguousarray(rgb[..., ::-1] if msg.encoding == "bgr8" else rgb)
+
+
+def rgb_to_image(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(rgb.shape[0]), int(rgb.shape[1])
+    msg.encoding = "rgb8"
+    msg.step = 3 * msg.width
+    msg.data = np.ascontiguousarray(rgb, dtype=np.uint8).tobytes()
+    return msg
+
+
+def odometry_to_array(msg: Odometry) -> np.ndarray:
+    """[x, y, yaw, v, w] from an Odometry message; NaN/inf anywhere used is refused."""
+    p, t = msg.pose.pose.position, msg.twist.twist
+    q = msg.pose.pose.orientation
+    raw = np.array([p.x, p.y, q.x, q.y, q.z, q.w, t.linear.x, t.angular.z], dtype=np.float64)
+    if not np.all(np.isfinite(raw)):
+        raise InputError("odometry contains NaN or inf; ignoring it")
+    return np.array([p.x, p.y, quaternion_to_yaw(q), t.linear.x, t.angular.z])
+
+
+def finite_pose_xy_yaw(x: float, y: float, q: Quaternion) -> tuple[float, float, float]:
+    """(x, y, yaw) of a pose, refusing NaN/inf."""
+    values = (x, y, q.x, q.y, q.z, q.w)
+    if not all(math.isfinite(v) for v in values):
+        raise InputError("pose contains NaN or inf")
+    return x, y, quaternion_to_yaw(q)

@@ -1,0 +1,82 @@
+"""perception_node: camera image + odometry -> state embedding s = Enc(x) on /ojepa/state.
+
+An image is encoded only when it is well formed and its odometry is fresh; anything else is logged
+once per second and dropped, so the actor's watchdog sees a stale state and stops the robot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray
+
+from ojepa_ros.core.world_model import proprio_from_odom
+from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.convert import InputError, image_to_rgb, odometry_to_array, stamp_to_sec
+from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
+from ojepa_ros.nodes.runtime import run_node
+
+PARAMS = {
+    "model_path": MODEL_PARAM,
+    "max_odom_age": P.positive(0.2, "s; odometry older than this (relative to the image) blocks encoding"),
+    "max_image_age": P.positive(0.5, "s; images stamped older than this are dropped"),
+}
+
+
+class PerceptionNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("perception_node", **kwargs)
+        self.p = P.declare(self, PARAMS, self._on_params)
+        self.model = load_model(self, self.p["model_path"])
+        self._odom: np.ndarray | None = None
+        self._odom_time = -np.inf
+        self.state_pub = self.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
+        self.create_subscription(Image, "/camera/image_raw", self._on_image, 5)
+
+    def _on_params(self, changed: set[str]) -> None:
+        if "model_path" in changed:
+            self.model = load_model(self, self.p["model_path"])
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_odom(self, msg: Odometry) -> None:
+        try:
+            self._odom = odometry_to_array(msg)
+            self._odom_time = self._now()
+        except InputError as err:
+            self._odom = None
+            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+
+    def _on_image(self, msg: Image) -> None:
+        if self.model is None:
+            return
+        now = self._now()
+        try:
+            size = self.model.cfg.image_size
+            rgb = image_to_rgb(msg, size, size)
+            if now - stamp_to_sec(msg.header.stamp) > self.p["max_image_age"]:
+                raise InputError(f"image is {now - stamp_to_sec(msg.header.stamp):.2f} s old; "
+                                 f"max_image_age is {self.p['max_image_age']} s")
+            if self._odom is None or now - self._odom_time > self.p["max_odom_age"]:
+                raise InputError("no fresh odometry; not encoding")
+        except InputError as err:
+            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+            return
+        with torch.no_grad():
+            image = torch.from_numpy(rgb).unsqueeze(0)
+            proprio = proprio_from_odom(torch.as_tensor(self._odom, dtype=torch.float32).unsqueeze(0))
+            state = self.model.encode(image, proprio)[0]
+        self.state_pub.publish(Float32MultiArray(data=state.numpy().astype(np.float32).tolist()))
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(PerceptionNode, args)
+
+
+if __name__ == "__main__":
+    main()

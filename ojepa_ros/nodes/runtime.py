@@ -1,0 +1,47 @@
+"""Spinning nodes and shutting them down so the robot is left stopped (Ctrl-C safe)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+
+
+def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
+              until: Callable[[], bool] | None = None) -> None:
+    """Create the nodes in one process and spin them until Ctrl-C or `until()`; then each node's `stop()` runs.
+
+    rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the
+    actor publishes its final zero command.
+    """
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    created = nodes()
+    executor = MultiThreadedExecutor(num_threads=max(2, len(created)))
+    for node in created:
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        while spinner.is_alive() and not (until is not None and until()):
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for node in created:
+            stop = getattr(node, "stop", None)
+            if stop is not None:
+                stop()
+        time.sleep(0.1)  # let the final commands leave before the middleware goes away
+        executor.shutdown()
+        for node in created:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
+    run_nodes(lambda: [factory()], args)

@@ -1,0 +1,117 @@
+"""`ojepa agent`: the pip-only stand-in for `ros2 launch ojepa_ros agent.launch.py`.
+
+Starts the node graph of ojepa_ros.graph with config/agent.yaml, composed in one process (default,
+one shared world-model engine) or one process per node (`--processes`), watches it with the monitor
+node, and stops everything (robot included) on Ctrl-C, on reaching the goal, or after --duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from ojepa_ros import graph
+from ojepa_ros.paths import config_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sim", choices=graph.SIM_CHOICES, default="rooms",
+                        help="embedded simulator to start (none: drive Gazebo or a robot on the same topics)")
+    parser.add_argument("--config", type=Path, default=None, help="parameters file (default: config/agent.yaml)")
+    parser.add_argument("--model", default="", help="world model checkpoint (default: models/world_model.pt)")
+    parser.add_argument("--task", default="", help="task file in config/tasks/ to apply at start-up, e.g. demo")
+    parser.add_argument("--processes", action="store_true", help="one process per node instead of one process")
+    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
+    parser.add_argument("--until-reached", action="store_true", help="stop once the actor reports the goal reached")
+    parser.add_argument("--topdown", type=Path, default=Path("runs/agent_topdown.png"),
+                        help="where to save a top-down picture of the run (rooms world only)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def _params_files(args: argparse.Namespace) -> list[str]:
+    config = args.config or config_file()
+    extra = {name: {"ros__parameters": values}
+             for name, values in graph.overrides(args.sim, args.model, args.task).items()}
+    files = ["--params-file", str(config)]
+    if extra:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_overrides_", delete=False)
+        yaml.safe_dump(extra, handle)
+        handle.close()
+        files += ["--params-file", handle.name]
+    return files
+
+
+def _spawn(specs: list[graph.NodeSpec], params: list[str]) -> list[subprocess.Popen]:
+    return [subprocess.Popen([sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", *params])
+            for spec in specs]
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    from ojepa_ros.nodes.monitor_node import MonitorNode
+    from ojepa_ros.nodes.runtime import run_nodes
+
+    specs = graph.nodes(args.sim)
+    params = _params_files(args)
+    children = _spawn(specs, params) if args.processes else []
+    monitor: list[MonitorNode] = []
+
+    def create() -> list:
+        monitor.append(MonitorNode(verbose=not args.quiet))
+        if args.processes:
+            return monitor
+        classes = [getattr(importlib.import_module(s.module), s.cls) for s in specs]
+        return monitor + [cls() for cls in classes]
+
+    started = time.monotonic()
+
+    def done() -> bool:
+        if args.duration and time.monotonic() - started > args.duration:
+            return True
+        return bool(args.until_reached and monitor and monitor[0].reached_after is not None)
+
+    try:
+        run_nodes(create, ["--ros-args", *params], until=done)
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGINT)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+    return _summarise(monitor[0], args) if monitor else 1
+
+
+def _summarise(monitor, args: argparse.Namespace) -> int:
+    reached = monitor.reached_after is not None
+    print(f"goal: {monitor.goal}  reached: {reached}"
+          + (f" in {monitor.reached_after:.1f} s" if reached else "")
+          + f"  final distance: {monitor.distance_to_goal():.2f} m  collision ticks: {monitor.collisions}")
+    if monitor.actor_stats:
+        print("actor: " + "  ".join(f"{k}={v}" for k, v in monitor.actor_stats.items()))
+    if args.sim == "rooms" and monitor.trajectory:
+        _save_topdown(monitor, args.topdown)
+    return 0 if (reached or not args.until_reached) else 1
+
+
+def _save_topdown(monitor, path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    from ojepa_ros.sim.nav_env import RoomsNavEnv
+
+    env = RoomsNavEnv()
+    picture = env.render_topdown(512, trajectory=np.asarray(monitor.trajectory), goal=monitor.goal)
+    env.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+    print(f"top-down view of the run: {path}")

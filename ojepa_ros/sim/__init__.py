@@ -1,0 +1,1 @@
+"""Embedded simulators (MuJoCo rooms world, Gymnasium adapter); ROS-free."""

@@ -1,0 +1,1 @@
+"""Collect, train and evaluate; ROS-free."""
