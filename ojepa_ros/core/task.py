@@ -1,0 +1,61 @@
+"""A task file (config/tasks/*.yaml): goal, task cost weights and planner settings, validated."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PLANNER_KEYS = {"horizon": int, "num_samples": int, "iterations": int, "temperature": float,
+                "noise_sigma_linear": float, "noise_sigma_angular": float}
+
+
+class TaskError(ValueError):
+    """A task file that cannot be applied; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Task:
+    goal: tuple[float, float] | None = None
+    weights: dict[str, float] = field(default_factory=dict)
+    planner: dict[str, Any] = field(default_factory=dict)
+
+
+def _number(path: Path, key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TaskError(f"{path}: {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def load_task(path: Path) -> Task:
+    """Parse and validate a task file; every problem raises TaskError naming the file."""
+    if not path.is_file():
+        raise TaskError(f"task file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise TaskError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
+    if not isinstance(raw, dict):
+        raise TaskError(f"{path}: expected a mapping with goal/weights/planner")
+    unknown = set(raw) - {"goal", "weights", "planner"}
+    if unknown:
+        raise TaskError(f"{path}: unknown keys {sorted(unknown)}")
+    goal = None
+    if "goal" in raw:
+        g = raw["goal"]
+        if not isinstance(g, dict) or set(g) != {"x", "y"}:
+            raise TaskError(f"{path}: goal must be {{x: ..., y: ...}}")
+        goal = (_number(path, "goal.x", g["x"]), _number(path, "goal.y", g["y"]))
+    weights = {k: _number(path, f"weights.{k}", v) for k, v in (raw.get("weights") or {}).items()}
+    if any(v < 0 for v in weights.values()):
+        raise TaskError(f"{path}: weights must be >= 0")
+    planner: dict[str, Any] = {}
+    for key, value in (raw.get("planner") or {}).items():
+        if key not in PLANNER_KEYS:
+            raise TaskError(f"{path}: unknown planner setting {key!r}; known: {sorted(PLANNER_KEYS)}")
+        number = _number(path, f"planner.{key}", value)
+        planner[key] = PLANNER_KEYS[key](number)
+    return Task(goal=goal, weights=weights, planner=planner)

@@ -1,0 +1,214 @@
+"""actor_node: Mode-2 model-predictive control through the world model, at a fixed control rate.
+
+Every tick it plans from the latest state embedding toward the goal (set through its parameters by
+the configurator) and publishes the first action, after core's CommandLimiter. It commands a stop
+(ramped at the acceleration limit) when there is no goal, the goal is reached, the model is missing,
+or the watchdog finds the state or odometry older than `watchdog_timeout`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+
+import numpy as np
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, Twist
+from nav_msgs.msg import Odometry, Path
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
+
+from ojepa_ros.core.costs import default_terms
+from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
+from ojepa_ros.core.safety import Watchdog
+from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
+from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
+from ojepa_ros.nodes.runtime import run_node
+
+FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
+
+
+def _planner_param(name: str, default: float | int) -> P.Param:
+    if name in FLOORS:
+        floor = FLOORS[name]
+        return P.Param(float(default), f"cost weight (floor {floor:g}: guardrails cannot be switched off)",
+                       lambda v, f=floor: math.isfinite(v) and v >= f, f"must be a finite number >= {floor:g}")
+    if isinstance(default, int):
+        return P.Param(default, "planner setting", lambda v: 1 <= v <= 100_000, "must be an integer in 1..100000")
+    return P.positive(float(default), "planner / limit setting (SI units)")
+
+
+PARAMS = {
+    "model_path": MODEL_PARAM,
+    "effector": P.one_of("twist", "twist: geometry_msgs/Twist on /cmd_vel; float64_array: "
+                         "std_msgs/Float64MultiArray on /commands", ("twist", "float64_array")),
+    "control_rate": P.positive(10.0, "Hz at which a command is published"),
+    "watchdog_timeout": P.positive(0.2, "s; older state or odometry -> stop"),
+    "goal_active": P.Param(False, "whether to drive to (goal_x, goal_y)"),
+    "goal_x": P.finite(0.0, "goal x in odom frame, m"),
+    "goal_y": P.finite(0.0, "goal y in odom frame, m"),
+    "odom_frame": P.Param("odom", "frame of the published plan"),
+    **{name: _planner_param(name, default) for name, default in DEFAULTS.items()},
+}
+
+
+class ActorNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("actor_node", **kwargs)
+        self.p = P.declare(self, PARAMS, self._on_params)
+        self.model = load_model(self, self.p["model_path"])
+        self.policy = self._build_policy()
+        self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
+        self._state: torch.Tensor | None = None
+        self._odom: np.ndarray | None = None
+        self._status = ""
+        self._plan_ms: deque[float] = deque(maxlen=200)
+        self._ticks: deque[float] = deque(maxlen=200)
+        if self.p["effector"] == "twist":
+            self.cmd_pub = self.create_publisher(Twist, "/cmd_vel", 10)
+        else:
+            self.cmd_pub = self.create_publisher(Float64MultiArray, "/commands", 10)
+        self.plan_pub = self.create_publisher(Path, "/ojepa/plan", 5)
+        self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
+        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
+        self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    # -- configuration ----------------------------------------------------------------------
+    def _build_policy(self) -> MpcPolicy | None:
+        if self.model is None:
+            return None
+        policy = MpcPolicy.from_config(self.model, self.p)
+        if self.p["goal_active"]:
+            policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
+        return policy
+
+    def _on_params(self, changed: set[str]) -> None:
+        if "model_path" in changed:
+            self.model = load_model(self, self.p["model_path"])
+        if changed & (set(DEFAULTS) | {"model_path"}):
+            self.policy = self._build_policy()
+        elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
+            if self.p["goal_active"]:
+                self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
+            else:
+                self.policy.clear_goal()
+        if "watchdog_timeout" in changed:
+            self.watchdog.timeout_s = self.p["watchdog_timeout"]
+        if "control_rate" in changed:
+            self._timer.cancel()
+            self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
+
+    # -- inputs -----------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_state(self, msg: Float32MultiArray) -> None:
+        state = torch.tensor(np.asarray(msg.data, dtype=np.float32))
+        expected = self.model.cfg.embed_dim if self.model is not None else state.numel()
+        if state.shape != (expected,):
+            self.get_logger().error(f"state has {state.numel()} values; the model expects {expected}",
+                                    throttle_duration_sec=1.0)
+            return
+        self._state = state
+        self.watchdog.feed("state", self._now())
+
+    def _on_odom(self, msg: Odometry) -> None:
+        try:
+            self._odom = odometry_to_array(msg)
+        except InputError as err:
+            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+            return
+        self.watchdog.feed("odom", self._now())
+
+    # -- control loop -------------------------------------------------------------------------
+    def _tick(self) -> None:
+        self._ticks.append(time.monotonic())
+        dt = 1.0 / self.p["control_rate"]
+        if self.policy is None:
+            self._set_status("fault: no world model")
+            self._publish_command(np.zeros(2))
+            return
+        stale = self.watchdog.stale(self._now())
+        if not self.p["goal_active"]:
+            self._set_status("idle")
+            if np.any(self.policy.limiter.last != 0):
+                self._publish_command(self.policy.stop("no_goal", dt).command)
+            return
+        if stale:
+            self._set_status("stale: " + ", ".join(stale))
+            self._publish_command(self.policy.stop("stale", dt).command)
+            return
+        step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt)
+        if step.status == "reached":
+            self._set_status("reached")
+            self.set_parameters([Parameter("goal_active", value=False)])
+        elif step.status == "ok":
+            self._set_status("active")
+            self._plan_ms.append(step.plan_ms)
+            self._publish_plan(step.plan_poses)
+        else:
+            self._set_status(f"fault: {step.status}")
+        self._publish_command(step.command)
+
+    def _publish_command(self, command: np.ndarray) -> None:
+        v, w = float(command[0]), float(command[1])
+        if self.p["effector"] == "twist":
+            msg = Twist()
+            msg.linear.x, msg.angular.z = v, w
+        else:
+            msg = Float64MultiArray(data=[v, w])
+        self.cmd_pub.publish(msg)
+
+    def _publish_plan(self, poses: np.ndarray) -> None:
+        path = Path()
+        path.header.stamp = self.get_clock().now().to_msg()
+        path.header.frame_id = self.p["odom_frame"]
+        for x, y, yaw in poses:
+            pose = PoseStamped()
+            pose.header = path.header
+            pose.pose.position.x, pose.pose.position.y = float(x), float(y)
+            pose.pose.orientation = yaw_to_quaternion(float(yaw))
+            path.poses.append(pose)
+        self.plan_pub.publish(path)
+
+    def _set_status(self, status: str) -> None:
+        if status != self._status:
+            self._status = status
+            self.status_pub.publish(String(data=status))
+            if status.startswith(("stale", "fault")):
+                self.get_logger().warning(f"stopping the robot: {status}")
+
+    def _publish_diagnostics(self) -> None:
+        self.status_pub.publish(String(data=self._status))
+        ticks = np.diff(np.asarray(self._ticks))
+        plan_ms = np.asarray(self._plan_ms)
+        values = {
+            "control_rate_hz": 1.0 / ticks.mean() if ticks.size else 0.0,
+            "plan_ms_median": float(np.median(plan_ms)) if plan_ms.size else 0.0,
+            "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms.size else 0.0,
+        }
+        level = DiagnosticStatus.OK if self._status in ("idle", "active", "reached") else DiagnosticStatus.WARN
+        status = DiagnosticStatus(level=level, name="actor_node: control", message=self._status,
+                                  values=[KeyValue(key=k, value=f"{v:.2f}") for k, v in values.items()])
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(msg)
+
+    def stop(self) -> None:
+        """Shutdown: the last word to the base is zero velocity."""
+        self._publish_command(np.zeros(2))
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(ActorNode, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""world_model_node: owns the world model at run time and reports its surprise.
+
+Each new state s[t] is compared with Pred(s[t-dt], a[t-dt]), the model's prediction from the state one
+model step earlier and the command then in force. The normalised error is published on /ojepa/surprise:
+high surprise means the world no longer behaves as the model learned (a push, a new obstacle, a
+sensor fault), a signal the configurator or an operator can act on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import torch
+from geometry_msgs.msg import Twist
+from rclpy.node import Node
+from std_msgs.msg import Float32, Float32MultiArray
+
+from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
+from ojepa_ros.nodes.runtime import run_node
+
+PARAMS = {"model_path": MODEL_PARAM}
+
+
+class WorldModelNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("world_model_node", **kwargs)
+        self.p = P.declare(self, PARAMS, self._on_params)
+        self.model = load_model(self, self.p["model_path"])
+        self._history: deque[tuple[float, torch.Tensor, torch.Tensor]] = deque(maxlen=64)
+        self._action = torch.zeros(2)
+        self.surprise_pub = self.create_publisher(Float32, "/ojepa/surprise", 10)
+        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
+        self.create_subscription(Twist, "/cmd_vel", self._on_cmd, 10)
+
+    def _on_params(self, changed: set[str]) -> None:
+        if "model_path" in changed:
+            self.model = load_model(self, self.p["model_path"])
+            self._history.clear()
+
+    def _on_cmd(self, msg: Twist) -> None:
+        action = torch.tensor([msg.linear.x, msg.angular.z], dtype=torch.float32)
+        if torch.isfinite(action).all():
+            self._action = action
+
+    def _on_state(self, msg: Float32MultiArray) -> None:
+        if self.model is None:
+            return
+        state = torch.tensor(np.asarray(msg.data, dtype=np.float32))
+        if state.shape != (self.model.cfg.embed_dim,) or not torch.isfinite(state).all():
+            self.get_logger().error(f"state has shape {tuple(state.shape)} or non-finite values; expected "
+                                    f"{self.model.cfg.embed_dim} finite values", throttle_duration_sec=1.0)
+            return
+        now = self.get_clock().now().nanoseconds * 1e-9
+        self._history.append((now, state, self._action.clone()))
+        dt = self.model.cfg.dt
+        past = min(self._history, key=lambda h: abs(now - h[0] - dt))
+        if abs(now - past[0] - dt) > dt / 2:
+            return
+        with torch.no_grad():
+            predicted = self.model.next(past[1].unsqueeze(0), past[2].unsqueeze(0))[0]
+        surprise = torch.mean((predicted - state) ** 2) / torch.mean(state ** 2).clamp_min(1e-6)
+        self.surprise_pub.publish(Float32(data=float(surprise)))
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(WorldModelNode, args)
+
+
+if __name__ == "__main__":
+    main()
