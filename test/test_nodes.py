@@ -192,7 +192,7 @@ def test_configurator_sets_goals_refuses_bad_ones_and_applies_tasks(graph, tiny_
     config = graph.add(ConfiguratorNode())
     goals = graph.collect(PoseStamped, "/ojepa/goal", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     pub = Feeder(graph).node.create_publisher(PoseStamped, "/goal_pose", 10)
-    graph.wait_for(lambda: all(c.service_is_ready() for c in config._clients.values()), 5.0, "parameter services")
+    graph.wait_for(lambda: all(c.service_is_ready() for c in config._param_clients.values()), 5.0, "parameter services")
 
     def goal(x, y, frame="odom"):
         msg = PoseStamped()

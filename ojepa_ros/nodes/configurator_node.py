@@ -42,14 +42,14 @@ class ConfiguratorNode(Node):
         self.goal_pub = self.create_publisher(PoseStamped, "/ojepa/goal", LATCHED)
         self.create_subscription(PoseStamped, "/goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
-        self._clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
+        self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
         if self.p["task"]:
             # Give the managed nodes a moment to come up before the start-up task is pushed to them.
             self._startup = self.create_timer(0.5, self._apply_startup_task)
 
     def _apply_startup_task(self) -> None:
-        if all(c.service_is_ready() for c in self._clients.values()):
+        if all(c.service_is_ready() for c in self._param_clients.values()):
             self._startup.cancel()
             self.apply_task(self.p["task"])
 
@@ -105,7 +105,7 @@ class ConfiguratorNode(Node):
         """Set parameters on the managed nodes (or one of them); each refusal is logged with its reason."""
         request = SetParameters.Request(
             parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
-        for name, client in self._clients.items():
+        for name, client in self._param_clients.items():
             if only is not None and name != only:
                 continue
             if not client.service_is_ready():

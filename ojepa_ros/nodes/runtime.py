@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
 
 import rclpy
+import torch
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -19,6 +21,9 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the
     actor publishes its final zero command.
     """
+    # Several nodes call torch from executor threads at once; one intra-op thread each avoids
+    # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer.
+    torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
     executor = MultiThreadedExecutor(num_threads=max(2, len(created)))
