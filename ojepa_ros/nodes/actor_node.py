@@ -17,6 +17,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
@@ -75,8 +76,11 @@ class ActorNode(Node):
         self.plan_pub = self.create_publisher(Path, "/ojepa/plan", 5)
         self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
+        # Inputs get their own callback group so they keep arriving (and feeding the watchdog)
+        # while a planning step runs in the control-loop callback.
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10, callback_group=inputs)
+        self.create_subscription(Odometry, "/odom", self._on_odom, 10, callback_group=inputs)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         self.create_timer(1.0, self._publish_diagnostics)
 
