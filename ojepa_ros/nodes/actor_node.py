@@ -26,7 +26,7 @@ from ojepa_ros.core.costs import default_terms
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
 from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
+from ojepa_ros.nodes.convert import InputError, odometry_to_array, state_to_array, yaw_to_quaternion
 from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
 from ojepa_ros.nodes.runtime import run_node
 
@@ -114,13 +114,13 @@ class ActorNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_state(self, msg: Float32MultiArray) -> None:
-        state = torch.tensor(np.asarray(msg.data, dtype=np.float32))
-        expected = self.model.cfg.embed_dim if self.model is not None else state.numel()
-        if state.shape != (expected,):
-            self.get_logger().error(f"state has {state.numel()} values; the model expects {expected}",
-                                    throttle_duration_sec=1.0)
+        if self.model is None:
             return
-        self._state = state
+        try:
+            self._state = torch.from_numpy(state_to_array(msg, self.model.cfg.embed_dim))
+        except InputError as err:
+            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+            return
         self.watchdog.feed("state", self._now())
 
     def _on_odom(self, msg: Odometry) -> None:

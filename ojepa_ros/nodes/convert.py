@@ -9,6 +9,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Quaternion
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
+from std_msgs.msg import Float32MultiArray
 
 ENCODINGS = ("rgb8", "bgr8")
 
@@ -75,3 +76,11 @@ def finite_pose_xy_yaw(x: float, y: float, q: Quaternion) -> tuple[float, float,
     if not all(math.isfinite(v) for v in values):
         raise InputError("pose contains NaN or inf")
     return x, y, quaternion_to_yaw(q)
+
+
+def state_to_array(msg: Float32MultiArray, dim: int) -> np.ndarray:
+    """A state embedding of the model's size with finite values, as float32."""
+    state = np.asarray(msg.data, dtype=np.float32)
+    if state.shape != (dim,) or not np.all(np.isfinite(state)):
+        raise InputError(f"state has {state.size} values or non-finite ones; the model expects {dim} finite values")
+    return state

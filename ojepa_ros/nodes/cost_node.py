@@ -8,7 +8,6 @@ so the memory can record state-cost episodes and a user can see what the robot m
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
@@ -18,7 +17,7 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray
 from ojepa_ros.core.costs import CostContext, Objective
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.actor_node import PARAMS as ACTOR_PARAMS
-from ojepa_ros.nodes.convert import InputError, odometry_to_array
+from ojepa_ros.nodes.convert import InputError, odometry_to_array, state_to_array
 from ojepa_ros.nodes.model_param import load_model
 from ojepa_ros.nodes.runtime import run_node
 
@@ -61,10 +60,10 @@ class CostNode(Node):
     def _on_state(self, msg: Float32MultiArray) -> None:
         if self.model is None:
             return
-        state = torch.tensor(np.asarray(msg.data, dtype=np.float32))
-        if state.shape != (self.model.cfg.embed_dim,) or not torch.isfinite(state).all():
-            self.get_logger().error(f"state has shape {tuple(state.shape)} or non-finite values; expected "
-                                    f"{self.model.cfg.embed_dim} finite values", throttle_duration_sec=1.0)
+        try:
+            state = torch.from_numpy(state_to_array(msg, self.model.cfg.embed_dim))
+        except InputError as err:
+            self.get_logger().error(str(err), throttle_duration_sec=1.0)
             return
         goal = torch.tensor([self.p["goal_x"], self.p["goal_y"]]) if self.p["goal_active"] else None
         ctx = CostContext(self.model.pose, self.model.clearance, goal, self._velocity)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import deque
 
-import numpy as np
 import torch
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from std_msgs.msg import Float32, Float32MultiArray
 
 from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.convert import InputError, state_to_array
 from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
 from ojepa_ros.nodes.runtime import run_node
 
@@ -47,10 +47,10 @@ class WorldModelNode(Node):
     def _on_state(self, msg: Float32MultiArray) -> None:
         if self.model is None:
             return
-        state = torch.tensor(np.asarray(msg.data, dtype=np.float32))
-        if state.shape != (self.model.cfg.embed_dim,) or not torch.isfinite(state).all():
-            self.get_logger().error(f"state has shape {tuple(state.shape)} or non-finite values; expected "
-                                    f"{self.model.cfg.embed_dim} finite values", throttle_duration_sec=1.0)
+        try:
+            state = torch.from_numpy(state_to_array(msg, self.model.cfg.embed_dim))
+        except InputError as err:
+            self.get_logger().error(str(err), throttle_duration_sec=1.0)
             return
         now = self.get_clock().now().nanoseconds * 1e-9
         self._history.append((now, state, self._action.clone()))
