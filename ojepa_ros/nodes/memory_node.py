@@ -7,6 +7,7 @@ written as they came, so nothing is lost to re-serialisation.
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,7 @@ class MemoryNode(Node):
         if self.p["record_images"]:
             self.topics["/camera/image_raw"] = Image
         self.episode: EpisodeWriter | None = None
+        self._lock = threading.Lock()  # callbacks and shutdown may touch the open episode at once
         self._opened = 0.0
         self._actor_active = False  # an episode ends on the actor's first ending status after it went active
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -60,16 +62,17 @@ class MemoryNode(Node):
         self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
 
     def _record(self, topic: str, data: bytes) -> None:
-        if topic == "/ojepa/goal":
-            self._open()
-        if self.episode is None:
-            return
-        if time.monotonic() - self._opened > self.p["max_episode_duration"]:
-            self._open()
-        self.episode.write(topic, self.get_clock().now().nanoseconds, data)
+        with self._lock:
+            if topic == "/ojepa/goal":
+                self._open()
+            if self.episode is None:
+                return
+            if time.monotonic() - self._opened > self.p["max_episode_duration"]:
+                self._open()
+            self.episode.write(topic, self.get_clock().now().nanoseconds, data)
 
     def _open(self) -> None:
-        self.close()
+        self._close()
         root = Path(self.p["output_dir"])
         root.mkdir(parents=True, exist_ok=True)
         path = root / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
@@ -86,6 +89,10 @@ class MemoryNode(Node):
             self.close()
 
     def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self.episode is not None:
             self.episode.close()
             self.get_logger().info(f"episode {self.episode.path} closed ({self.episode.count} messages)")

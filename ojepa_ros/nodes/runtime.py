@@ -29,7 +29,14 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     executor = MultiThreadedExecutor(num_threads=max(2, len(created)))
     for node in created:
         executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin() -> None:
+        while spinning.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     try:
         while spinner.is_alive() and not (until is not None and until()):
@@ -37,6 +44,8 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     except KeyboardInterrupt:
         pass
     finally:
+        spinning.clear()
+        spinner.join(timeout=5.0)
         for node in created:
             stop = getattr(node, "stop", None)
             if stop is not None:
