@@ -1,0 +1,121 @@
+"""The versioned world-model file: save, load with one-sentence errors, and one shared instance per process.
+
+A checkpoint is `torch.save` of {"format", "version", "config", "state_dict", "metadata"} holding only
+tensors and plain Python values, so it loads with `weights_only=True` (no pickled code runs).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
+
+FORMAT = "ojepa-world-model"
+VERSION = 1
+
+
+class ModelFileError(RuntimeError):
+    """A world-model file that cannot be used; the message names the file and what is wrong with it."""
+
+
+def save_world_model(model: WorldModel, path: str | Path, metadata: dict) -> None:
+    """Write the checkpoint atomically (temp file + rename), so a reader never sees half a file.
+
+    metadata holds plain values only (str, numbers, bools, lists, dicts): it is read with weights_only.
+    """
+    _check_plain(metadata, "metadata")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg),
+                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                  "metadata": metadata}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)
+
+
+def _check_plain(value: object, where: str) -> None:
+    """Refuse at save time what weights_only loading would refuse later (e.g. numpy scalars, Paths)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_plain(key, where)
+            _check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif value is not None and type(value) not in (str, int, float, bool):
+        raise TypeError(f"{where} is a {type(value).__name__}; world-model metadata holds plain values only")
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict:
+    if not path.is_file():
+        raise ModelFileError(f"world model file {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated, corrupt or foreign files
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        reason = next((line for line in lines if "Unsupported global" in line), lines[0])
+        raise ModelFileError(f"world model file {path} is not a readable torch checkpoint "
+                             f"(corrupt or truncated?): {reason}") from err
+    found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+    if found != FORMAT:
+        raise ModelFileError(f"world model file {path} has format {found!r}, expected {FORMAT!r}")
+    if checkpoint.get("version") != VERSION:
+        raise ModelFileError(f"world model file {path} is version {checkpoint.get('version')!r}, "
+                             f"this ojepa_ros reads version {VERSION}")
+    return checkpoint
+
+
+def _build(path: Path, checkpoint: dict) -> WorldModel:
+    config = checkpoint.get("config")
+    known = {f.name for f in fields(WorldModelConfig)}
+    if not isinstance(config, dict) or not set(config) <= known:
+        extra = sorted(set(config) - known) if isinstance(config, dict) else config
+        raise ModelFileError(f"world model file {path} has a config this ojepa_ros does not know: {extra}")
+    model = WorldModel(WorldModelConfig(**config))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    state = checkpoint.get("state_dict")
+    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    wrong = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+    if wrong:
+        raise ModelFileError(f"world model file {path} has weights that do not match its config: "
+                             f"{len(wrong)} tensors missing, extra or misshapen, e.g. {wrong[0]!r}")
+    model.load_state_dict(state)
+    return model
+
+
+def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
+    """The model stored at path, in eval mode with gradients off; ModelFileError if the file is unusable."""
+    path = Path(path)
+    model = _build(path, _read(path, map_location)).to(map_location)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def read_metadata(path: str | Path) -> dict:
+    """The metadata dict stored with the model (training data, metrics, date), for model cards and logs."""
+    path = Path(path)
+    return _read(path, "cpu").get("metadata", {})
+
+
+@functools.lru_cache(maxsize=8)
+def _shared(path: str, mtime_ns: int) -> WorldModel:
+    return load_world_model(path)
+
+
+def shared_world_model(path: str | Path) -> WorldModel:
+    """One instance per file per process (the nodes composed in a process share one engine).
+
+    Keyed on the resolved path and modification time, so a retrained file replaces the cached model.
+    """
+    resolved = Path(path).resolve()
+    try:
+        mtime_ns = resolved.stat().st_mtime_ns
+    except OSError as err:
+        raise ModelFileError(f"world model file {resolved} does not exist") from err
+    return _shared(str(resolved), mtime_ns)
