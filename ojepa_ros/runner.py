@@ -110,7 +110,10 @@ def _save_topdown(monitor, path: Path) -> None:
     from ojepa_ros.sim.nav_env import RoomsNavEnv
 
     env = RoomsNavEnv()
-    picture = env.render_topdown(512, trajectory=np.asarray(monitor.trajectory), goal=monitor.goal)
+    trajectory = np.asarray(monitor.trajectory)
+    heading = trajectory[-1] - trajectory[max(0, len(trajectory) - 10)]
+    env.set_pose(*trajectory[-1], float(np.arctan2(heading[1], heading[0])))
+    picture = env.render_topdown(512, trajectory=trajectory, goal=monitor.goal)
     env.close()
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
