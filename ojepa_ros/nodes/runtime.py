@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Callable
@@ -24,6 +25,9 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
     # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer.
     torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
+    # The planner makes hundreds of short torch calls per step, each giving up and retaking the GIL;
+    # with the default 5 ms switch interval every retake can wait behind the sim and message threads.
+    sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
     executor = MultiThreadedExecutor(num_threads=max(2, len(created)))
