@@ -26,8 +26,8 @@ from ojepa_ros.core.costs import default_terms
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
 from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.convert import InputError, odometry_to_array, state_to_array, yaw_to_quaternion
-from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
+from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
+from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
 
 FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
@@ -114,13 +114,10 @@ class ActorNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_state(self, msg: Float32MultiArray) -> None:
-        if self.model is None:
+        state = state_for_model(self, self.model, msg)
+        if state is None:
             return
-        try:
-            self._state = torch.from_numpy(state_to_array(msg, self.model.cfg.embed_dim))
-        except InputError as err:
-            self.get_logger().error(str(err), throttle_duration_sec=1.0)
-            return
+        self._state = state
         self.watchdog.feed("state", self._now())
 
     def _on_odom(self, msg: Odometry) -> None:

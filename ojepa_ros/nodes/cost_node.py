@@ -17,8 +17,8 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray
 from ojepa_ros.core.costs import CostContext, Objective
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.actor_node import PARAMS as ACTOR_PARAMS
-from ojepa_ros.nodes.convert import InputError, odometry_to_array, state_to_array
-from ojepa_ros.nodes.model_param import load_model
+from ojepa_ros.nodes.convert import InputError, odometry_to_array
+from ojepa_ros.nodes.model_param import load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
 
 PARAMS = {name: ACTOR_PARAMS[name] for name in ACTOR_PARAMS
@@ -58,12 +58,8 @@ class CostNode(Node):
         self._bumper = msg.data
 
     def _on_state(self, msg: Float32MultiArray) -> None:
-        if self.model is None:
-            return
-        try:
-            state = torch.from_numpy(state_to_array(msg, self.model.cfg.embed_dim))
-        except InputError as err:
-            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+        state = state_for_model(self, self.model, msg)
+        if state is None:
             return
         goal = torch.tensor([self.p["goal_x"], self.p["goal_y"]]) if self.p["goal_active"] else None
         ctx = CostContext(self.model.pose, self.model.clearance, goal, self._velocity)

@@ -7,10 +7,13 @@ would move the robot) and logs one line naming the file.
 
 from __future__ import annotations
 
+import torch
 from rclpy.node import Node
+from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.core.model_io import ModelFileError, shared_world_model
 from ojepa_ros.core.world_model import WorldModel
+from ojepa_ros.nodes.convert import InputError, state_to_array
 from ojepa_ros.nodes.params import Param
 from ojepa_ros.paths import default_model
 
@@ -26,3 +29,14 @@ def load_model(node: Node, path: str) -> WorldModel | None:
         return None
     node.get_logger().info(f"world model loaded from {resolved}")
     return model
+
+
+def state_for_model(node: Node, model: WorldModel | None, msg: Float32MultiArray) -> torch.Tensor | None:
+    """The state embedding in `msg`, or None (logged, at most once a second) if there is no model or it does not fit."""
+    if model is None:
+        return None
+    try:
+        return torch.from_numpy(state_to_array(msg, model.cfg.embed_dim))
+    except InputError as err:
+        node.get_logger().error(str(err), throttle_duration_sec=1.0)
+        return None

@@ -16,8 +16,7 @@ from rclpy.node import Node
 from std_msgs.msg import Float32, Float32MultiArray
 
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.convert import InputError, state_to_array
-from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
+from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
 
 PARAMS = {"model_path": MODEL_PARAM}
@@ -45,12 +44,8 @@ class WorldModelNode(Node):
             self._action = action
 
     def _on_state(self, msg: Float32MultiArray) -> None:
-        if self.model is None:
-            return
-        try:
-            state = torch.from_numpy(state_to_array(msg, self.model.cfg.embed_dim))
-        except InputError as err:
-            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+        state = state_for_model(self, self.model, msg)
+        if state is None:
             return
         now = self.get_clock().now().nanoseconds * 1e-9
         self._history.append((now, state, self._action.clone()))
