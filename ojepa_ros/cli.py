@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def main(argv: list[str] | None = None) -> int:

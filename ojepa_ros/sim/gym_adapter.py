@@ -4,14 +4,10 @@ The agent's perception only takes images, so the env's own rendering becomes the
 """
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("MUJOCO_GL", "egl")
-
-import cv2  # noqa: E402
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-from gymnasium import spaces  # noqa: E402
+import cv2
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
 
 
 def _make(env_id: str, width: int, height: int) -> gym.Env:

@@ -8,18 +8,15 @@ velocity targets, which is what makes the planar base non-holonomic (no side sli
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import cv2
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
 
-import cv2  # noqa: E402
-import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-from gymnasium import spaces  # noqa: E402
-
-from ojepa_ros.sim.rooms_world import (  # noqa: E402
+from ojepa_ros.sim.rooms_world import (
     ROBOT_GEOM_GROUP, RoomsLayout, build_mjcf, clearance, default_layout, room_of, sample_free_pose,
     topdown_window)
 

@@ -9,18 +9,15 @@ clearance near zero and blocked motion are seen).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import numpy as np
+import yaml
 
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
-
-from ojepa_ros.paths import config_file  # noqa: E402
-from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv  # noqa: E402
-from ojepa_ros.sim.rooms_world import RoomsLayout, clearance, sample_free_pose  # noqa: E402
+from ojepa_ros.paths import config_file
+from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
+from ojepa_ros.sim.rooms_world import RoomsLayout, clearance, sample_free_pose
 
 DOOR_START_FRACTION = 0.3
 

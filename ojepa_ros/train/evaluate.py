@@ -9,23 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-os.environ.setdefault("MUJOCO_GL", "egl")
+import numpy as np
+import torch
+import yaml
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-
-from ojepa_ros.core.model_io import ModelFileError, load_world_model  # noqa: E402
-from ojepa_ros.core.mpc import MpcPolicy  # noqa: E402
-from ojepa_ros.core.world_model import proprio_from_odom  # noqa: E402
-from ojepa_ros.paths import config_file, default_model  # noqa: E402
-from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv  # noqa: E402
-from ojepa_ros.sim.rooms_world import RoomsLayout, sample_free_pose  # noqa: E402
+from ojepa_ros.core.model_io import ModelFileError, load_world_model
+from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.world_model import proprio_from_odom
+from ojepa_ros.paths import config_file, default_model
+from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
+from ojepa_ros.sim.rooms_world import RoomsLayout, sample_free_pose
 
 MODES = ("same_room", "cross_room")
 MIN_PAIR_DISTANCE = 1.0  # m: closer goals would be reached by drifting
