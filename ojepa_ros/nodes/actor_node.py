@@ -82,7 +82,9 @@ class ActorNode(Node):
         self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10, callback_group=inputs)
         self.create_subscription(Odometry, "/odom", self._on_odom, 10, callback_group=inputs)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
-        self.create_timer(1.0, self._publish_diagnostics)
+        # Reporting has its own group too: when planning overruns its period the control timer is
+        # always ready, and a shared group would starve the diagnostics exactly when they matter.
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
 
     # -- configuration ----------------------------------------------------------------------
     def _build_policy(self) -> MpcPolicy | None:
@@ -188,8 +190,8 @@ class ActorNode(Node):
 
     def _publish_diagnostics(self) -> None:
         self.status_pub.publish(String(data=self._status))
-        ticks = np.diff(np.asarray(self._ticks))
-        plan_ms = np.asarray(self._plan_ms)
+        ticks = np.diff(list(self._ticks))  # list(): one atomic copy of a deque the control loop appends to
+        plan_ms = np.asarray(list(self._plan_ms))
         values = {
             "control_rate_hz": 1.0 / ticks.mean() if ticks.size else 0.0,
             "plan_ms_median": float(np.median(plan_ms)) if plan_ms.size else 0.0,
