@@ -1,45 +1,165 @@
-"""Milliseconds per MPC step (MpcPolicy.act with the shipped world model), median and p99.
+"""Milliseconds per MPC step on the shipped world model, per planner, and our MPPI against pytorch-mppi 0.9.1.
 
-    python bench/plan_step.py [--samples 256 512 1024] [--horizon 16] [--threads 1] [--steps 50]
+    nice -n 5 python bench/plan_step.py [--quick] [--repeats 15] [--scenes 4] [--model PATH]
+
+Prints tables, asserts nothing. Start states are camera image + odometry encoded at random free poses of
+the rooms world, each with a goal in the same room.
+Table 1: MpcPolicy.act (plan + cost breakdown + limiter), warm-started, per planner x samples x horizon x
+torch threads: median and p90 ms after 2 warm-up steps (fewer repeats when a step takes seconds).
+Table 2: the same world model, Objective and budget (samples, horizon, one iteration, lambda, noise sigma,
+bounds, zero initial plan) through our MPPI and pytorch_mppi.MPPI (our cost as its terminal cost), from the
+same start states, `--steps` warm-started commands each: ms per command, throughput ratio (their ms / our
+ms), and our Objective's cost of each one's final plan, mean over the start states (lower is better).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from typing import Callable
 
 import numpy as np
 import torch
+from pytorch_mppi import MPPI as TheirMPPI
 
-from ojepa_ros.core.model_io import load_world_model
-from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.costs import CostContext
+from ojepa_ros.core.model_io import ModelFileError, load_world_model
+from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy, keep_freed_memory, make_planner
+from ojepa_ros.core.planners import rollout
+from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 from ojepa_ros.paths import default_model
+from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
+from ojepa_ros.train.evaluate import sample_pairs
+
+PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient")
+BUDGET_S = 12.0  # per table cell: slow cells get fewer repeats (at least 3)
+
+
+def load(path: str) -> tuple[WorldModel, str]:
+    """The world model, or (while the shipped file predates this code) an untrained one of the default size:
+    timings depend on the sizes only, the cost comparison then only on the shared landscape."""
+    try:
+        return load_world_model(path), path
+    except ModelFileError as err:
+        torch.manual_seed(0)
+        return WorldModel(WorldModelConfig()).eval(), f"UNTRAINED default-size model ({err})"
+
+
+def scenes(model: WorldModel, n: int, seed: int = 0) -> list[tuple[torch.Tensor, tuple[float, float]]]:
+    size = model.cfg.image_size
+    env = RoomsNavEnv(NavEnvConfig(image_width=size, image_height=size))
+    out = []
+    try:
+        for start, goal in sample_pairs(env.layout, np.random.default_rng(seed), n, "same_room"):
+            env.set_pose(*start)
+            image = torch.from_numpy(env.camera_image().copy())[None]
+            with torch.no_grad():
+                out.append((model.encode(image, torch.from_numpy(proprio_from_odom(env.odometry()))[None])[0], goal))
+    finally:
+        env.close()
+    return out
+
+
+def timed(step: Callable[[], object], repeats: int) -> np.ndarray:
+    """ms of each of up to `repeats` calls after 2 warm-up calls, stopping early past BUDGET_S."""
+    for _ in range(2):
+        step()
+    times: list[float] = []
+    spent = time.perf_counter()
+    while len(times) < repeats and (len(times) < 3 or time.perf_counter() - spent < BUDGET_S):
+        start = time.perf_counter()
+        step()
+        times.append((time.perf_counter() - start) * 1e3)
+    return np.asarray(times)
+
+
+def table_policy(model: WorldModel, scene, grid, threads, repeats: int) -> None:
+    state, goal = scene
+    print("\n## 1. MpcPolicy.act, ms per MPC step: median / p90 (n repeats)")
+    for name in PLANNERS:
+        head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
+        print(f"\n{name}\n{'samples':>8} {'horizon':>8} {head}")
+        for samples, horizon in grid:
+            cells = []
+            for t in threads:
+                torch.set_num_threads(t)
+                policy = MpcPolicy.from_config(model, {"planner": name, "num_samples": samples, "horizon": horizon},
+                                               seed=0)
+                policy.set_goal(goal)
+                ms = timed(lambda: policy.act(state, (0.0, 0.0)), repeats)
+                cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
+            print(f"{samples:>8} {horizon:>8} {' '.join(f'{c:>24}' for c in cells)}", flush=True)
+
+
+def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int) -> tuple[list, list, list, list]:
+    """Per start state: ms of every command and the final plan's cost, ours and theirs."""
+    p = {**DEFAULTS, "planner": "mppi", "num_samples": samples, "horizon": horizon, "iterations": 1}
+    high = [float(p["max_linear_velocity"]), float(p["max_angular_velocity"])]
+    sigma = torch.tensor([float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])])
+    objective = MpcPolicy.from_config(model, p).objective
+    ours_ms, theirs_ms, ours_cost, theirs_cost = [], [], [], []
+    for state, goal in scenes_:
+        ctx = CostContext(model.pose, model.clearance, torch.tensor(goal, dtype=torch.float32), torch.zeros(2))
+        cost = lambda s, a, ctx=ctx: objective.total(s, a, ctx)  # noqa: E731
+        ours = make_planner(p, model.next, cost, high, 0, seed=0)
+        theirs = TheirMPPI(lambda s, a: model.next(s, a), lambda s, a: s.new_zeros(s.shape[0]), nx=state.shape[0],
+                           noise_sigma=torch.diag(sigma ** 2), num_samples=samples, horizon=horizon,
+                           lambda_=float(p["temperature"]), u_min=-torch.tensor(high), u_max=torch.tensor(high),
+                           U_init=torch.zeros(horizon, 2), terminal_state_cost=lambda s, a: cost(s[0], a[0]))
+        torch.manual_seed(0)  # pytorch-mppi draws from the global generator
+        for i in range(steps + 1):  # the first command of each is warm-up
+            start = time.perf_counter()
+            ours.command(state)
+            mid = time.perf_counter()
+            with torch.no_grad():  # as any user would call it: no autograd graph through the model
+                theirs.command(state)
+            end = time.perf_counter()
+            if i:
+                ours_ms.append((mid - start) * 1e3)
+                theirs_ms.append((end - mid) * 1e3)
+        with torch.no_grad():
+            for plan, out in ((ours.plan, ours_cost), (theirs.U, theirs_cost)):
+                out.append(float(cost(rollout(model.next, state[None], plan[None]), plan[None])[0]))
+    return ours_ms, theirs_ms, ours_cost, theirs_cost
+
+
+def table_compare(model: WorldModel, scenes_, grid, threads, steps: int) -> None:
+    print(f"\n## 2. our MPPI vs pytorch-mppi 0.9.1, same model/cost/budget, {len(scenes_)} start states x {steps} "
+          "commands: ms per command median (p90), throughput ratio = their ms / our ms, final plan cost (mean)")
+    print(f"{'threads':>7} {'samples':>8} {'horizon':>8} {'ours ms':>16} {'theirs ms':>16} {'ratio':>6} "
+          f"{'ours cost':>10} {'theirs cost':>12}")
+    for t in threads:
+        torch.set_num_threads(t)
+        for samples, horizon in grid:
+            ours_ms, theirs_ms, ours_cost, theirs_cost = compare_mppi(model, scenes_, samples, horizon, steps)
+            o, th = np.median(ours_ms), np.median(theirs_ms)
+            print(f"{t:>7} {samples:>8} {horizon:>8} {o:>8.1f} ({np.percentile(ours_ms, 90):>5.1f}) "
+                  f"{th:>8.1f} ({np.percentile(theirs_ms, 90):>5.1f}) {th / o:>6.2f} {np.mean(ours_cost):>10.3f} "
+                  f"{np.mean(theirs_cost):>12.3f}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--horizon", type=int, nargs="+", default=[16])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="samples {256, 1024} x horizon {16}, fewer repeats")
+    parser.add_argument("--repeats", type=int, default=15, help="timed MPC steps per table-1 cell")
+    parser.add_argument("--scenes", type=int, default=4, help="start states for table 2")
+    parser.add_argument("--steps", type=int, default=5, help="warm-started commands per start state in table 2")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--model", default=str(default_model()))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    model = load_world_model(default_model())
-    image = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
-    state = model.encode(image, torch.tensor([[2.0, 2.0, 1.0, 0.0, 0.0, 0.0]]))[0]
-    print(f"torch threads {args.threads}; ms per MPC step over {args.steps} steps (5 warm-up)")
-    print(f"{'samples':>8} {'horizon':>8} {'median':>8} {'p99':>8}")
-    for horizon in args.horizon:
-        for samples in args.samples:
-            policy = MpcPolicy.from_config(model, {"num_samples": samples, "horizon": horizon}, seed=0)
-            policy.set_goal((6.0, 2.0))
-            times = []
-            for _ in range(args.steps + 5):
-                start = time.perf_counter()
-                policy.act(state, (0.0, 0.0))
-                times.append((time.perf_counter() - start) * 1e3)
-            ms = np.asarray(times[5:])
-            print(f"{samples:>8} {horizon:>8} {np.median(ms):>8.1f} {np.percentile(ms, 99):>8.1f}")
+    samples, horizons = ((256, 1024), (16,)) if args.quick else ((256, 1024, 4096), (8, 16, 32))
+    repeats = min(args.repeats, 8) if args.quick else args.repeats
+    grid = [(n, h) for h in horizons for n in samples]
+    keep_freed_memory()  # what MpcPolicy does in the actor: both implementations run under it
+    model, described = load(args.model)
+    all_scenes = scenes(model, args.scenes)
+    print(f"# plan_step: torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
+    print(f"# model: {described}")
+    table_policy(model, all_scenes[0], grid, args.threads, repeats)
+    table_compare(model, all_scenes, grid, args.threads, args.steps)
 
 
 if __name__ == "__main__":

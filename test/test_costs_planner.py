@@ -12,7 +12,7 @@ import yaml
 from ojepa_ros.core.costs import (Acceleration, Collision, CostContext, Energy, GoalDistance, Objective, Speed,
                                   default_terms)
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
-from ojepa_ros.core.planner import MPPI
+from ojepa_ros.core.planners import MPPI
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 from ojepa_ros.paths import config_file
 

@@ -1,4 +1,5 @@
-"""Mode-2 actor: MPPI through the world model, scored by the Objective, filtered by the CommandLimiter.
+"""Mode-2 actor: a planner (MPPI by default) through the world model, scored by the Objective, filtered by
+the CommandLimiter.
 
 The policy never lets a command out that did not pass the limiter; a non-finite state or plan, no
 goal, or a reached goal all become a stop (ramped at the acceleration limit, see CommandLimiter).
@@ -6,9 +7,12 @@ goal, or a reached goal all become a stop (ramped at the acceleration limit, see
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,18 +20,26 @@ from torch import Tensor
 
 from ojepa_ros.core.costs import (Acceleration, Collision, CostContext, Energy, GoalDistance, Objective, Speed,
                                   default_terms)
-from ojepa_ros.core.planner import MPPI
+from ojepa_ros.core.planners import CEM, MPPI, RISKS, Gradient, Planner
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel
 
 # The actor's settings: mirrored one-to-one into config/agent.yaml (actor_node). Units SI.
-DEFAULTS: dict[str, float | int] = {
+DEFAULTS: dict[str, float | int | str] = {
+    "planner": "mppi",                # one of PLANNERS; *_gradient: the sampler's plan refined by gradient steps
     "horizon": 16,                    # planner steps of the model's dt (0.1 s)
-    "num_samples": 512,
-    "iterations": 1,
+    "num_samples": 512,               # candidates per iteration (gradient: sequences descended at once, ~16)
+    "iterations": 1,                  # MPPI / CEM iterations per control step
     "temperature": 0.05,              # MPPI lambda, in cost units
-    "noise_sigma_linear": 0.25,       # m/s
+    "noise_sigma_linear": 0.25,       # m/s; sampling noise, CEM's initial std
     "noise_sigma_angular": 0.8,       # rad/s
+    "cem_elite_fraction": 0.1,        # share of the candidates CEM refits its Gaussian to
+    "cem_momentum": 0.1,              # share of the old mean and std CEM keeps per iteration
+    "cem_min_std_fraction": 0.05,     # CEM's std floor, x noise_sigma
+    "gradient_steps": 5,              # Adam steps of the gradient planner and of the *_gradient refinement
+    "gradient_lr": 0.1,               # Adam step size on the tanh-squashed action parameters
+    "latent_draws": 0,                # K prior draws of the model's latent z per candidate (0: z = prior mean)
+    "risk": "mean",                   # how a candidate's K draw costs combine: mean | worst
     "max_linear_velocity": 0.5,       # m/s; planner bounds and limiter
     "max_angular_velocity": 1.5,      # rad/s
     "max_linear_acceleration": 1.0,   # m/s^2; limiter
@@ -38,6 +50,58 @@ DEFAULTS: dict[str, float | int] = {
     **{f"weight_{term.name}": term.default_weight for term in default_terms()},
 }
 SOFT_SPEED_FRACTION = 0.8  # the Speed guardrail starts charging at this fraction of the hard limits
+PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient", "cem_gradient")
+# Settings whose valid range is not "integer >= 1" / "number > 0": (check, requirement), for from_config
+# and actor_node's parameter validation alike.
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "planner": (lambda v: v in PLANNERS, f"must be one of {PLANNERS}"),
+    "risk": (lambda v: v in RISKS, f"must be one of {RISKS}"),
+    "latent_draws": (lambda v: 0 <= v <= 1024, "must be an integer in 0..1024"),
+    "cem_elite_fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "cem_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
+    "cem_min_std_fraction": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+}
+
+
+@functools.cache
+def keep_freed_memory() -> None:
+    """Stop glibc from handing the planner's large freed blocks back to the OS after every step.
+
+    Each step allocates and frees the same ~10 MB of rollouts and MLP activations; by default glibc unmaps
+    or trims them and the next step page-faults them in again, ~15% of a 1024 x 16 MPPI step measured here.
+    Process-wide and once; the cost is that the process keeps its peak heap. A no-op off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from malloc.h
+    libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum: blocks up to 32 MB come from the heap
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+def make_planner(p: Mapping[str, Any], dynamics: Callable, cost: Callable, high: Sequence[float], z_dim: int,
+                 seed: int | None) -> Planner:
+    """The planner named by p["planner"], set up from p (named as DEFAULTS) for symmetric bounds +-high.
+
+    Latent draws need a model with a latent (z_dim > 0); without one every draw would be the same rollout.
+    """
+    name = p["planner"]
+    common = dict(num_samples=int(p["num_samples"]), horizon=int(p["horizon"]),
+                  latent_draws=int(p["latent_draws"]) if z_dim else 0, latent_dim=z_dim, risk=p["risk"], seed=seed)
+    steps, lr = int(p["gradient_steps"]), float(p["gradient_lr"])
+    if name.endswith("_gradient"):
+        common.update(refine_steps=steps, refine_lr=lr)
+    args = (dynamics, cost, [-x for x in high], list(high),
+            (float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])))
+    if name.startswith("mppi"):
+        return MPPI(*args, temperature=float(p["temperature"]), iterations=int(p["iterations"]), **common)
+    if name.startswith("cem"):
+        return CEM(*args, iterations=int(p["iterations"]), elite_fraction=float(p["cem_elite_fraction"]),
+                   momentum=float(p["cem_momentum"]), min_std_fraction=float(p["cem_min_std_fraction"]), **common)
+    return Gradient(*args, steps=steps, lr=lr, **common)
 
 
 @dataclass
@@ -53,35 +117,35 @@ class PolicyStep:
 class MpcPolicy:
     """act(state) -> a limited (v, w) toward the goal set with set_goal."""
 
-    def __init__(self, model: WorldModel, objective: Objective, limiter: CommandLimiter, *, horizon: int,
-                 num_samples: int, iterations: int, temperature: float, noise_sigma: Sequence[float],
-                 goal_tolerance: float, seed: int | None = None) -> None:
+    def __init__(self, model: WorldModel, objective: Objective, limiter: CommandLimiter, *,
+                 planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None) -> None:
+        """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities."""
+        keep_freed_memory()
         self.model, self.objective, self.limiter = model, objective, limiter
         self.goal_tolerance = goal_tolerance
         self.goal: Tensor | None = None
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance)
-        high = limiter.max_velocity.tolist()
-        self.planner = MPPI(model.next, self._cost, [-x for x in high], high, noise_sigma,
-                            num_samples=num_samples, horizon=horizon, temperature=temperature,
-                            iterations=iterations, seed=seed)
+        self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
+                                    int(getattr(model.cfg, "z_dim", 0)), seed)
 
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None) -> MpcPolicy:
         """Build from a flat dict named as DEFAULTS (e.g. actor_node's ROS parameters; other keys are ignored).
 
-        Raises ValueError for a guardrail weight below its floor or a limit that is not > 0.
+        Raises ValueError for a guardrail weight below its floor, a limit that is not > 0, or a setting
+        outside its CHECKS range.
         """
         p = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
+        for name, (check, requirement) in CHECKS.items():
+            if not check(p[name]):
+                raise ValueError(f"{name}={p[name]!r} {requirement}")
         max_v, max_w = float(p["max_linear_velocity"]), float(p["max_angular_velocity"])
         soft = (SOFT_SPEED_FRACTION * max_v, SOFT_SPEED_FRACTION * max_w)
         objective = Objective([GoalDistance(), Collision(), Speed(soft_limits=soft), Acceleration(), Energy()])
         objective.set_weights({k.removeprefix("weight_"): float(v) for k, v in p.items() if k.startswith("weight_")})
         limiter = CommandLimiter(max_v, max_w, float(p["max_linear_acceleration"]),
                                  float(p["max_angular_acceleration"]))
-        return cls(model, objective, limiter, horizon=int(p["horizon"]), num_samples=int(p["num_samples"]),
-                   iterations=int(p["iterations"]), temperature=float(p["temperature"]),
-                   noise_sigma=(float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])),
-                   goal_tolerance=float(p["goal_tolerance"]), seed=seed)
+        return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]), seed=seed)
 
     def set_goal(self, goal_xy: Sequence[float]) -> None:
         goal = torch.as_tensor(goal_xy, dtype=torch.float32).reshape(2)
