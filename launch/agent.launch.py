@@ -10,6 +10,7 @@ import os
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -23,15 +24,11 @@ def _graph(context):
     config = LaunchConfiguration("config").perform(context)
     extra = overrides(sim, LaunchConfiguration("model_path").perform(context),
                       LaunchConfiguration("task").perform(context))
-    actions = [
+    return [
         Node(package="ojepa_ros", executable=spec.name, name=spec.name, output="screen",
              parameters=[config, extra.get(spec.name, {})])
         for spec in nodes(sim)
     ]
-    if LaunchConfiguration("rviz").perform(context).lower() in ("true", "1"):
-        actions.append(Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-                            arguments=["-d", os.path.join(SHARE, "rviz", "agent.rviz")]))
-    return actions
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -42,4 +39,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("task", default_value="", description="task file in config/tasks/ to apply"),
         DeclareLaunchArgument("rviz", default_value="false", description="open RViz with rviz/agent.rviz"),
         OpaqueFunction(function=_graph),
+        # Shows /ojepa/plan, /ojepa/candidates (published only while RViz subscribes), the goal, odometry, camera.
+        Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
+             arguments=["-d", os.path.join(SHARE, "rviz", "agent.rviz")],
+             condition=IfCondition(LaunchConfiguration("rviz"))),
     ])

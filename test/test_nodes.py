@@ -15,8 +15,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
 
-from ojepa_ros.nodes.actor_node import ActorNode
+from ojepa_ros.nodes.actor_node import CANDIDATES_TOPIC, ActorNode, candidate_rows
 from ojepa_ros.nodes.configurator_node import ConfiguratorNode
 from ojepa_ros.nodes.convert import rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.cost_node import CostNode
@@ -182,6 +183,43 @@ def test_actor_float64_effector(graph, tiny_model_path):
     pump(graph, lambda: (feed.send_odom(), feed.state.publish(Float32MultiArray(data=[0.1] * 16))),
          lambda: len(cmds) >= 3, what="Float64MultiArray commands")
     assert len(cmds[-1].data) == 2
+
+
+def test_candidate_rows_keep_the_cheapest_half_and_spread_the_rest_up_to_the_dearest():
+    costs = np.array([5.0, np.inf, 0.0, 9.0, np.nan, 3.0, 1.0, 7.0, 2.0, 8.0, 4.0, 6.0])
+    assert candidate_rows(costs, 4).tolist() == [2, 6, 8, 3]  # costs 0, 1 | an even spread of 2..9: 2, 9
+    assert candidate_rows(costs, 6).tolist() == [2, 6, 8, 5, 11, 3]  # 0, 1, 2 | 3, 6, 9
+    assert sorted(candidate_rows(costs, 100).tolist()) == [0, 2, 3, 5, 6, 7, 8, 9, 10, 11]  # finite only
+
+
+def test_actor_draws_candidates_only_while_someone_subscribes(graph, tiny_model_path):
+    actor = _actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, max_candidate_markers=10)
+    plans = graph.collect(Path, "/ojepa/plan")
+    feed = Feeder(graph)
+
+    def inputs():
+        feed.send_odom()
+        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+
+    pump(graph, inputs, lambda: len(plans) >= 3, timeout=10, what="plans while nobody watches the candidates")
+    assert actor.candidate_arrays == 0  # planned three times, built no marker
+
+    drawn = graph.collect(MarkerArray, CANDIDATES_TOPIC)
+    pump(graph, inputs, lambda: len(drawn) >= 2, timeout=10, what="candidate markers once subscribed")
+    assert actor.candidate_arrays >= len(drawn)
+    msg = drawn[-1]
+    assert msg.markers[0].action == Marker.DELETEALL
+    lines = msg.markers[1:]
+    assert 0 < len(lines) <= 10  # 64 candidates sampled, at most max_candidate_markers drawn
+    for line in lines:
+        points = np.array([[p.x, p.y, p.z] for p in line.points])
+        assert line.type == Marker.LINE_STRIP and line.header.frame_id == "odom"
+        assert points.shape == (8, 3) and np.isfinite(points).all()  # one point per predicted state (horizon 8)
+    assert (lines[0].color.g, lines[0].color.r) == (1.0, 0.0) and lines[-1].color.r == 1.0  # cheapest green
+    assert len({line.id for line in lines}) == len(lines)
+    # Inputs go silent: the actor stops and wipes its candidates instead of leaving the last ones on screen.
+    graph.wait_for(lambda: [m.action for m in drawn[-1].markers] == [Marker.DELETEALL], 3.0, "a lone DELETEALL")
+    actor.stop()
 
 
 # -- configurator, cost, memory -----------------------------------------------------------------

@@ -4,6 +4,9 @@ Every tick it plans from the latest state embedding toward the goal (set through
 the configurator) and publishes the first action, after core's CommandLimiter. It commands a stop
 (ramped at the acceleration limit) when there is no goal, the goal is reached, the model is missing,
 or the watchdog finds the state or odometry older than `watchdog_timeout`.
+
+While someone subscribes to /ojepa/candidates (RViz), it also draws the planner's candidate rollouts there;
+unwatched, that costs nothing (Nav2's MPPI does the same).
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from collections import deque
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, Twist
+from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from std_msgs.msg import Float32MultiArray, Float64MultiArray, String
+from std_msgs.msg import ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
+from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
-from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
+from ojepa_ros.core.mpc import CHECKS, DEFAULTS, MpcPolicy
 from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
@@ -31,9 +35,13 @@ from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
 
 FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
+CANDIDATES_TOPIC = "/ojepa/candidates"
 
 
-def _planner_param(name: str, default: float | int) -> P.Param:
+def _planner_param(name: str, default: float | int | str) -> P.Param:
+    if name in CHECKS:
+        check, requirement = CHECKS[name]
+        return P.Param(default, "planner setting (see config/agent.yaml)", check, requirement)
     if name in FLOORS:
         floor = FLOORS[name]
         return P.Param(float(default), f"cost weight (floor {floor:g}: guardrails cannot be switched off)",
@@ -53,8 +61,24 @@ PARAMS = {
     "goal_x": P.finite(0.0, "goal x in odom frame, m"),
     "goal_y": P.finite(0.0, "goal y in odom frame, m"),
     "odom_frame": P.Param("odom", "frame of the published plan"),
+    "max_candidate_markers": P.Param(32, f"most candidate rollouts drawn on {CANDIDATES_TOPIC} (only while "
+                                     "subscribed): the cheapest half, then an even spread of the rest",
+                                     lambda v: 1 <= v <= 1000, "must be an integer in 1..1000"),
     **{name: _planner_param(name, default) for name, default in DEFAULTS.items()},
 }
+
+
+def candidate_rows(costs: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of at most `limit` finite-cost candidates, in order of cost: the cheapest half of the budget,
+    then an even spread over the rest up to the dearest, so RViz shows what won and what was rejected."""
+    order = np.argsort(costs, kind="stable")
+    order = order[np.isfinite(costs[order])]  # an infeasible rollout has no trajectory worth drawing
+    if order.size <= limit:
+        return order
+    cheapest = limit - limit // 2
+    rest = order[cheapest:]
+    spread = np.linspace(0, rest.size - 1, limit - cheapest).round().astype(int)  # distinct: rest.size > count
+    return np.concatenate([order[:cheapest], rest[spread]])
 
 
 class ActorNode(Node):
@@ -74,6 +98,9 @@ class ActorNode(Node):
         else:
             self.cmd_pub = self.create_publisher(Float64MultiArray, "/commands", 10)
         self.plan_pub = self.create_publisher(Path, "/ojepa/plan", 5)
+        self.candidates_pub = self.create_publisher(MarkerArray, CANDIDATES_TOPIC, 1)
+        self.candidate_arrays = 0  # MarkerArrays built: stays 0 while nobody subscribes
+        self._candidates_shown = False
         self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Inputs get their own callback group so they keep arriving (and feeding the watchdog)
@@ -143,12 +170,15 @@ class ActorNode(Node):
             self._set_status("idle")
             if np.any(self.policy.limiter.last != 0):
                 self._publish_command(self.policy.stop("no_goal", dt).command)
+            self._publish_candidates(show=False)
             return
         if stale:
             self._set_status("stale: " + ", ".join(stale))
             self._publish_command(self.policy.stop("stale", dt).command)
+            self._publish_candidates(show=False)
             return
         step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt)
+        self._publish_command(step.command)  # first: what follows only informs people, the base must not wait
         if step.status == "reached":
             self._set_status("reached")
             self.set_parameters([Parameter("goal_active", value=False)])
@@ -158,7 +188,7 @@ class ActorNode(Node):
             self._publish_plan(step.plan_poses)
         else:
             self._set_status(f"fault: {step.status}")
-        self._publish_command(step.command)
+        self._publish_candidates(show=step.status == "ok")
 
     def _publish_command(self, command: np.ndarray) -> None:
         v, w = float(command[0]), float(command[1])
@@ -180,6 +210,37 @@ class ActorNode(Node):
             pose.pose.orientation = yaw_to_quaternion(float(yaw))
             path.poses.append(pose)
         self.plan_pub.publish(path)
+
+    def _publish_candidates(self, show: bool) -> None:
+        """Draw this step's candidate rollouts (show) or just clear the last drawing, only while subscribed.
+
+        One LINE_STRIP per candidate through model.pose of its predicted states (latent draw 0), coloured by
+        cost rank from green (cheapest) to red (dearest): rank, not value, so one colliding candidate does not
+        paint all others green. A DELETEALL leads every array so candidates from an earlier step vanish.
+        """
+        if self.candidates_pub.get_subscription_count() == 0 or not (show or self._candidates_shown):
+            return
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["odom_frame"])
+        markers = [Marker(header=header, action=Marker.DELETEALL)]
+        if show:
+            planner = self.policy.planner
+            costs = planner.last_costs.detach().cpu().numpy()
+            draws = planner.last_samples.shape[0] // costs.shape[0]  # rows n*K + k: candidate n under draw k
+            rows = candidate_rows(costs, self.p["max_candidate_markers"])
+            with torch.no_grad():
+                poses = self.model.pose(planner.last_samples[torch.as_tensor(rows * draws)]).cpu().numpy()
+            shown = [p for p in poses if np.isfinite(p[:, :2]).all()]
+            for i, path in enumerate(shown):
+                red = i / max(len(shown) - 1, 1)
+                line = Marker(header=header, ns="candidates", id=i, type=Marker.LINE_STRIP, action=Marker.ADD,
+                              color=ColorRGBA(r=red, g=1.0 - red, b=0.0, a=0.8),
+                              points=[Point(x=float(x), y=float(y)) for x, y, _ in path])
+                line.pose.orientation.w = 1.0
+                line.scale.x = 0.02  # m
+                markers.append(line)
+        self.candidates_pub.publish(MarkerArray(markers=markers))
+        self.candidate_arrays += 1
+        self._candidates_shown = show
 
     def _set_status(self, status: str) -> None:
         if status != self._status:
