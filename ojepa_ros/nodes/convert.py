@@ -11,7 +11,7 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray
 
-ENCODINGS = ("rgb8", "bgr8")
+from ojepa_ros.core.formats import ENCODINGS, rgb_from_image
 
 
 class InputError(ValueError):
@@ -37,16 +37,12 @@ def quaternion_to_yaw(q: Quaternion) -> float:
 
 def image_to_rgb(msg: Image, width: int, height: int) -> np.ndarray:
     """An rgb8/bgr8 Image of the expected size as a (H, W, 3) uint8 RGB array."""
-    if msg.encoding not in ENCODINGS:
-        raise InputError(f"image encoding '{msg.encoding}' is not supported; expected one of {ENCODINGS}")
-    if (msg.width, msg.height) != (width, height):
+    if msg.encoding in ENCODINGS and (msg.width, msg.height) != (width, height):
         raise InputError(f"image is {msg.width}x{msg.height}; the model expects {width}x{height}")
-    if msg.step < 3 * msg.width or len(msg.data) != msg.step * msg.height:
-        raise InputError(f"image data is {len(msg.data)} bytes with step {msg.step}; "
-                         f"expected {msg.height} rows of at least {3 * msg.width} bytes")
-    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(msg.height, msg.step)
-    rgb = rows[:, : 3 * msg.width].reshape(msg.height, msg.width, 3)
-    return np.ascontiguousarray(rgb[..., ::-1] if msg.encoding == "bgr8" else rgb)
+    try:
+        return rgb_from_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+    except ValueError as err:
+        raise InputError(str(err)) from None
 
 
 def rgb_to_image(rgb: np.ndarray, stamp: Time, frame_id: str) -> Image:
