@@ -1,26 +1,51 @@
-"""The `model_path` parameter shared by every node that needs the world model.
+"""The world-model parameters shared by the nodes, and loading the model they name, in one place.
 
-Loading goes through core's process-wide cache, so nodes composed in one process share one engine.
-A missing or corrupt file leaves the node running without a model (it then publishes nothing that
-would move the robot) and logs one line naming the file.
+Loading goes through a process-wide cache (core's for torch, one here for onnxruntime), so nodes
+composed in one process share one engine. A missing or corrupt file leaves the node running without a
+model (it then publishes nothing that would move the robot) and logs one line naming the file.
+
+perception_node and world_model_node can also run the exported ONNX graphs (`backend: onnxruntime`);
+they see either backend as an `Engine` with numpy in and out, so they have one code path and, on
+onnxruntime, never call torch (which is only imported here when the torch backend is chosen).
 """
 
 from __future__ import annotations
 
-import torch
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 from rclpy.node import Node
 from std_msgs.msg import Float32MultiArray
 
-from ojepa_ros.core.model_io import ModelFileError, shared_world_model
-from ojepa_ros.core.world_model import WorldModel
+from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, state_to_array
-from ojepa_ros.nodes.params import Param
 from ojepa_ros.paths import default_model
 
-MODEL_PARAM = Param("", "world model checkpoint (.pt); empty: the shipped models/world_model.pt")
+if TYPE_CHECKING:
+    import torch
+
+    from ojepa_ros.core.onnx_runtime import OrtWorldModel
+    from ojepa_ros.core.world_model import WorldModel
+
+BACKENDS = ("torch", "onnxruntime")
+MODEL_PARAM = P.Param("", "world model checkpoint (.pt); empty: the shipped models/world_model.pt")
+ENGINE_PARAMS = {
+    "model_path": MODEL_PARAM,
+    "backend": P.one_of("torch", "inference backend: torch (the .pt checkpoint) or onnxruntime "
+                                 "(the graphs `ojepa export` wrote)", BACKENDS),
+    "onnx_dir": P.Param("", "exported ONNX folder; empty: next to the model, <model_path without .pt>.onnx/"),
+    "onnx_providers": P.Param("auto", "onnxruntime providers: auto (TensorRT, CUDA, then CPU: the first that "
+                                      "loads), cpu, or a comma-separated list that must load as given"),
+}
+ORT_THREADS = 1  # one intra-op thread per call, as runtime.py sets for torch: no oversubscription on a small CPU
 
 
 def load_model(node: Node, path: str) -> WorldModel | None:
+    """The torch world model at `path` (empty: the shipped one), or None after logging why not."""
+    from ojepa_ros.core.model_io import ModelFileError, shared_world_model
+
     resolved = path or str(default_model())
     try:
         model = shared_world_model(resolved)
@@ -31,12 +56,78 @@ def load_model(node: Node, path: str) -> WorldModel | None:
     return model
 
 
-def state_for_model(node: Node, model: WorldModel | None, msg: Float32MultiArray) -> torch.Tensor | None:
-    """The state embedding in `msg`, or None (logged, at most once a second) if there is no model or it does not fit."""
+class Engine(Protocol):
+    """What perception_node and world_model_node need of a world model, on numpy arrays."""
+
+    cfg: Any  # has image_size, embed_dim, dt
+
+    def encode(self, image: np.ndarray, proprio: np.ndarray) -> np.ndarray: ...
+
+    def next(self, s: np.ndarray, a: np.ndarray) -> np.ndarray: ...
+
+
+class TorchEngine:
+    """The torch WorldModel behind the numpy interface that OrtWorldModel has natively."""
+
+    def __init__(self, model: WorldModel) -> None:
+        self.model = model
+        self.cfg = model.cfg
+
+    def encode(self, image: np.ndarray, proprio: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model.encode(torch.from_numpy(image), torch.from_numpy(proprio)).numpy()
+
+    def next(self, s: np.ndarray, a: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model.next(torch.from_numpy(s), torch.from_numpy(a)).numpy()
+
+
+@functools.lru_cache(maxsize=8)
+def _shared_ort(directory: str, providers: str, mtime_ns: int) -> OrtWorldModel:
+    from ojepa_ros.core.onnx_runtime import OrtWorldModel
+
+    return OrtWorldModel(directory, providers, threads=ORT_THREADS)
+
+
+def load_engine(node: Node, p: dict[str, Any]) -> Engine | None:
+    """The engine the ENGINE_PARAMS values in `p` choose, or None after logging one line on why not."""
+    if p["backend"] == "torch":
+        model = load_model(node, p["model_path"])
+        return None if model is None else TorchEngine(model)
+    from ojepa_ros.core.onnx_runtime import MANIFEST, OnnxModelError, onnx_dir_for
+
+    directory = Path(p["onnx_dir"] or onnx_dir_for(p["model_path"] or default_model())).resolve()
+    try:
+        mtime_ns = (directory / MANIFEST).stat().st_mtime_ns  # a re-export replaces the cached engine
+    except OSError:
+        mtime_ns = 0  # let the loader name what is missing
+    try:
+        engine = _shared_ort(str(directory), p["onnx_providers"], mtime_ns)
+    except OnnxModelError as err:
+        node.get_logger().error(str(err))
+        return None
+    node.get_logger().info(f"world model loaded from {directory} (onnxruntime on {', '.join(engine.providers)})")
+    return engine
+
+
+def state_array(node: Node, model: Any, msg: Float32MultiArray) -> np.ndarray | None:
+    """The state embedding in `msg` for `model` (torch or Engine), or None (logged, at most once a second)."""
     if model is None:
         return None
     try:
-        return torch.from_numpy(state_to_array(msg, model.cfg.embed_dim))
+        return state_to_array(msg, model.cfg.embed_dim)
     except InputError as err:
         node.get_logger().error(str(err), throttle_duration_sec=1.0)
         return None
+
+
+def state_for_model(node: Node, model: WorldModel | None, msg: Float32MultiArray) -> torch.Tensor | None:
+    """state_array as a torch tensor, for the nodes that plan or score with the torch model."""
+    import torch
+
+    state = state_array(node, model, msg)
+    return None if state is None else torch.from_numpy(state)

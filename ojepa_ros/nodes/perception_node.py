@@ -2,25 +2,24 @@
 
 An image is encoded only when it is well formed and its odometry is fresh; anything else is logged
 once per second and dropped, so the actor's watchdog sees a stale state and stops the robot.
+The encoder runs on torch or, with `backend: onnxruntime`, on the exported graphs without torch.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray
 
-from ojepa_ros.core.world_model import proprio_from_odom
+from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, image_to_rgb, odometry_to_array, stamp_to_sec
-from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model
-from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.model_param import ENGINE_PARAMS, load_engine
 
 PARAMS = {
-    "model_path": MODEL_PARAM,
+    **ENGINE_PARAMS,
     "max_odom_age": P.positive(0.2, "s; odometry older than this (relative to the image) blocks encoding"),
     "max_image_age": P.positive(0.5, "s; images stamped older than this are dropped"),
 }
@@ -30,7 +29,7 @@ class PerceptionNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("perception_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.model = load_model(self, self.p["model_path"])
+        self.model = load_engine(self, self.p)
         self._odom: np.ndarray | None = None
         self._odom_time = -np.inf
         self.state_pub = self.create_publisher(Float32MultiArray, "/ojepa/state", 10)
@@ -38,8 +37,8 @@ class PerceptionNode(Node):
         self.create_subscription(Image, "/camera/image_raw", self._on_image, 5)
 
     def _on_params(self, changed: set[str]) -> None:
-        if "model_path" in changed:
-            self.model = load_model(self, self.p["model_path"])
+        if changed & ENGINE_PARAMS.keys():
+            self.model = load_engine(self, self.p)
 
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -67,14 +66,13 @@ class PerceptionNode(Node):
         except InputError as err:
             self.get_logger().error(str(err), throttle_duration_sec=1.0)
             return
-        with torch.no_grad():
-            image = torch.from_numpy(rgb).unsqueeze(0)
-            proprio = proprio_from_odom(torch.as_tensor(self._odom, dtype=torch.float32).unsqueeze(0))
-            state = self.model.encode(image, proprio)[0]
-        self.state_pub.publish(Float32MultiArray(data=state.numpy().astype(np.float32).tolist()))
+        state = self.model.encode(rgb[None], proprio_from_odom(self._odom)[None])[0]
+        self.state_pub.publish(Float32MultiArray(data=state.astype(np.float32).tolist()))
 
 
 def main(args: list[str] | None = None) -> None:
+    from ojepa_ros.nodes.runtime import run_node  # imports torch (for its threads); the node itself does not
+
     run_node(PerceptionNode, args)
 
 

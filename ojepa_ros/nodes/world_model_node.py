@@ -3,63 +3,64 @@
 Each new state s[t] is compared with Pred(s[t-dt], a[t-dt]), the model's prediction from the state one
 model step earlier and the command then in force. The normalised error is published on /ojepa/surprise:
 high surprise means the world no longer behaves as the model learned (a push, a new obstacle, a
-sensor fault), a signal the configurator or an operator can act on.
+sensor fault), a signal the configurator or an operator can act on. The predictor runs on torch or,
+with `backend: onnxruntime`, on the exported graphs without torch.
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-import torch
+import numpy as np
 from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from std_msgs.msg import Float32, Float32MultiArray
 
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model, state_for_model
-from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.model_param import ENGINE_PARAMS, load_engine, state_array
 
-PARAMS = {"model_path": MODEL_PARAM}
+PARAMS = ENGINE_PARAMS
 
 
 class WorldModelNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("world_model_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.model = load_model(self, self.p["model_path"])
-        self._history: deque[tuple[float, torch.Tensor, torch.Tensor]] = deque(maxlen=64)
-        self._action = torch.zeros(2)
+        self.model = load_engine(self, self.p)
+        self._history: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=64)
+        self._action = np.zeros(2, np.float32)
         self.surprise_pub = self.create_publisher(Float32, "/ojepa/surprise", 10)
         self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
         self.create_subscription(Twist, "/cmd_vel", self._on_cmd, 10)
 
     def _on_params(self, changed: set[str]) -> None:
-        if "model_path" in changed:
-            self.model = load_model(self, self.p["model_path"])
+        if changed & ENGINE_PARAMS.keys():
+            self.model = load_engine(self, self.p)
             self._history.clear()
 
     def _on_cmd(self, msg: Twist) -> None:
-        action = torch.tensor([msg.linear.x, msg.angular.z], dtype=torch.float32)
-        if torch.isfinite(action).all():
+        action = np.array([msg.linear.x, msg.angular.z], dtype=np.float32)
+        if np.all(np.isfinite(action)):
             self._action = action
 
     def _on_state(self, msg: Float32MultiArray) -> None:
-        state = state_for_model(self, self.model, msg)
+        state = state_array(self, self.model, msg)
         if state is None:
             return
         now = self.get_clock().now().nanoseconds * 1e-9
-        self._history.append((now, state, self._action.clone()))
+        self._history.append((now, state, self._action))
         dt = self.model.cfg.dt
         past = min(self._history, key=lambda h: abs(now - h[0] - dt))
         if abs(now - past[0] - dt) > dt / 2:
             return
-        with torch.no_grad():
-            predicted = self.model.next(past[1].unsqueeze(0), past[2].unsqueeze(0))[0]
-        surprise = torch.mean((predicted - state) ** 2) / torch.mean(state ** 2).clamp_min(1e-6)
+        predicted = self.model.next(past[1][None], past[2][None])[0]
+        surprise = np.mean((predicted - state) ** 2) / max(float(np.mean(state ** 2)), 1e-6)
         self.surprise_pub.publish(Float32(data=float(surprise)))
 
 
 def main(args: list[str] | None = None) -> None:
+    from ojepa_ros.nodes.runtime import run_node  # imports torch (for its threads); the node itself does not
+
     run_node(WorldModelNode, args)
 
 
