@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+
+COMMANDS = {"collect": "ojepa_ros.train.collect", "train": "ojepa_ros.train.trainer",
+            "eval": "ojepa_ros.train.evaluate", "eval-wm": "ojepa_ros.train.evaluate_wm",
+            "export": "ojepa_ros.core.onnx_export"}  # imported on demand: `ojepa agent` needs none of them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,20 +20,17 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_arguments(sub.add_parser("agent", help="run the node graph (pip-only `ros2 launch`)"))
     for name, help_text in (("collect", "gather episodes in the embedded world"),
                             ("train", "train the JEPA world model"),
-                            ("eval", "closed-loop success rate of the agent in the embedded world")):
+                            ("eval", "closed-loop success rate of the agent in the embedded world"),
+                            ("eval-wm", "what the world models learned: prediction, probes, collapse (table + plot)"),
+                            ("export", "write the world model as ONNX graphs + manifest, checked against torch")):
         sub.add_parser(name, help=help_text, add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "agent":
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
         return runner.run_agent(args)
-    if args.command == "collect":
-        from ojepa_ros.train.collect import main as command
-    elif args.command == "train":
-        from ojepa_ros.train.trainer import main as command
-    else:
-        from ojepa_ros.train.evaluate import main as command
-    return command(rest)
+    module = importlib.import_module(COMMANDS[args.command])
+    return module.main(rest)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -18,8 +19,10 @@ STEPS = 60
 TINY = {"seed": 0, "threads": 1, "epochs": 3, "steps_per_epoch": 12, "batch": 8, "horizon": 4, "val_horizon": 6,
         "val_fraction": 0.5, "val_windows": 32, "lr": 3e-3, "weight_decay": 0.0, "warmup_steps": 1, "grad_clip": 1.0,
         "ema": False, "ema_tau": 0.9, "embed_dim": 16, "hidden_dim": 32, "probe_dim": 16, "channels": [8, 8, 8, 8],
+        "kind": "jepa", "z_dim": 2, "level2_k": 2, "level2_dim": 12, "expander_dim": 32,
         "probe_steps": 50, "probe_batch": 64, "probe_lr": 3e-3, "probe_stride": 4,
-        "weights": {"prediction": 1.0, "odometry": 100.0, "variance": 5.0, "covariance": 0.04, "clearance": 1.0}}
+        "weights": {"prediction": 1.0, "odometry": 100.0, "view": 1.0, "variance": 5.0, "covariance": 0.04, "kl": 0.05,
+                    "level2": 1.0, "reconstruction": 1.0, "clearance": 1.0}}
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +75,9 @@ def test_train_decreases_loss_writes_a_loadable_model_and_resumes_exactly(data_d
     assert float(rows[2]["train_total"]) < 0.8 * float(rows[0]["train_total"])
     assert float(rows[3]["train_clearance"]) < float(rows[2]["train_clearance"])  # the frozen-state refit
     assert final["val_rollout_error_ratio"] > 0 and final["val_feature_std"] > 0
+    assert final["val_level2_error_ratio"] > 0 and final["samples_per_s"] > 0
+    assert all(math.isfinite(final[f"val_probe_r2_{k}"]) for k in ("x", "y", "yaw"))  # tiny data: R^2 meaningless
+    assert log_path(out).with_suffix(".png").stat().st_size > 1000  # the loss/metric plot
     model = load_world_model(out)
     assert model.cfg.image_size == 32 and model.cfg.embed_dim == 16
     assert read_metadata(out)["metrics"]["epoch"] == "probe"
@@ -103,3 +109,49 @@ def test_ema_target_trails_the_online_encoder(data_dir, tmp_path) -> None:
     state = torch.load(state_path(out), weights_only=True)
     key = "_conv.0.weight"
     assert not torch.equal(state["target"][key], state["model"][key])
+
+
+def test_the_pixel_baseline_trains_its_decoder(data_dir, tmp_path) -> None:
+    out = tmp_path / "pixel" / "wm.pt"
+    train(TINY | {"kind": "pixel", "epochs": 2}, data_dir, out)
+    rows = list(csv.DictReader(log_path(out).open()))
+    assert float(rows[1]["train_reconstruction"]) < float(rows[0]["train_reconstruction"])
+    model = load_world_model(out)
+    assert model.cfg.kind == "pixel" and model.decode(torch.zeros(1, 16)).shape == (1, 3, 32, 32)
+
+
+def test_without_the_regulariser_the_features_collapse(data_dir, tmp_path) -> None:
+    """The ablation the VICReg terms exist for: with them the image features keep their spread, without them
+    the prediction loss alone drives them towards a constant."""
+    # VICReg's own weights (variance 25, covariance 1) and no clipping, so 40 tiny steps show the effect.
+    config = TINY | {"epochs": 2, "steps_per_epoch": 20, "probe_steps": 5, "grad_clip": 100.0,
+                     "weights": TINY["weights"] | {"variance": 25.0, "covariance": 1.0, "odometry": 1.0}}
+    with_reg = train(config, data_dir, tmp_path / "reg" / "wm.pt")
+    without = train(config | {"weights": config["weights"] | {"variance": 0.0, "covariance": 0.0}}, data_dir,
+                    tmp_path / "noreg" / "wm.pt")
+    assert without["val_feature_std"] < 0.3 * with_reg["val_feature_std"]
+
+
+def test_horizon_must_hold_whole_level2_jumps(data_dir, tmp_path) -> None:
+    with pytest.raises(ValueError, match="multiple of level2_k"):
+        train(TINY | {"level2_k": 3, "epochs": 1}, data_dir, tmp_path / "bad" / "wm.pt")
+
+
+def test_torchrun_ddp_two_ranks_train_one_model(data_dir, tmp_path) -> None:
+    """The real trainer under torchrun (gloo, 2 CPU ranks): rank 0 alone writes, and the run completes."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = tmp_path / "train.yaml"
+    config.write_text(yaml.safe_dump({"train": TINY | {"epochs": 1, "steps_per_epoch": 4, "threads": 2}}))
+    out = tmp_path / "ddp" / "wm.pt"
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             "-m", "ojepa_ros.train.trainer", "--config", str(config), "--data", str(data_dir),
+                             "--out", str(out)], capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("train: wrote") == 1  # only rank 0 reports and writes
+    rows = list(csv.DictReader(log_path(out).open()))
+    assert [r["epoch"] for r in rows] == ["1", "probe"]
+    assert load_world_model(out).cfg.z_dim == 2

@@ -6,13 +6,15 @@ import math
 import os
 import time
 
+import numpy as np
 import pytest
 import torch
 
-from ojepa_ros.core.losses import jepa_loss, vicreg_covariance, vicreg_variance
-from ojepa_ros.core.model_io import (ModelFileError, load_world_model, read_metadata, save_world_model,
+from ojepa_ros.core.losses import vicreg_covariance, vicreg_variance, world_model_losses
+from ojepa_ros.core.model_io import (VERSION, ModelFileError, load_world_model, read_metadata, save_world_model,
                                      shared_world_model)
-from ojepa_ros.core.world_model import WorldModel, WorldModelConfig, proprio_from_odom
+from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
 SMALL = WorldModelConfig(embed_dim=16, hidden_dim=32, probe_dim=16, channels=(8, 8, 8, 8),
                          proprio_mean=[4.0, 4.0, 0.0, 0.0, 0.1, 0.0], proprio_std=[2.0, 2.0, 0.7, 0.7, 0.2, 0.6],
@@ -28,12 +30,12 @@ def model() -> WorldModel:
 def batch(n: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
     images = torch.randint(0, 256, (n, 64, 64, 3), dtype=torch.uint8)
     odom = torch.rand(n, 5) * torch.tensor([8.0, 8.0, 6.28, 0.5, 1.5]) - torch.tensor([0.0, 0.0, 3.14, 0.0, 0.75])
-    return images, proprio_from_odom(odom)
+    return images, torch.from_numpy(proprio_from_odom(odom.numpy()))
 
 
 def test_proprio_from_odom_encodes_yaw_as_cos_sin() -> None:
-    p = proprio_from_odom(torch.tensor([[1.0, 2.0, math.pi / 2, 0.3, -0.4]]))
-    assert torch.allclose(p, torch.tensor([[1.0, 2.0, 0.0, 1.0, 0.3, -0.4]]), atol=1e-6)
+    p = proprio_from_odom(np.array([[1.0, 2.0, math.pi / 2, 0.3, -0.4]]))
+    assert p.dtype == np.float32 and np.allclose(p, [[1.0, 2.0, 0.0, 1.0, 0.3, -0.4]], atol=1e-6)
 
 
 def test_shapes(model: WorldModel) -> None:
@@ -80,25 +82,89 @@ def test_covariance_term_detects_correlated_dimensions() -> None:
     assert vicreg_covariance(correlated) > 5.0
 
 
-def test_jepa_loss_terms_and_weights() -> None:
+WEIGHTS = {"prediction": 1.0, "odometry": 10.0, "view": 1.0, "variance": 2.0, "covariance": 0.5, "kl": 0.1, "level2": 1.0,
+           "reconstruction": 1.0, "clearance": 1.0}
+
+
+def _windows(n: int = 6, horizon: int = 16) -> dict[str, torch.Tensor]:
+    images = torch.randint(0, 256, (n, horizon + 1, 64, 64, 3), dtype=torch.uint8)
+    proprio = torch.randn(n, horizon + 1, 6)
+    return {"images": images, "proprio": proprio, "actions": torch.rand(n, horizon, 2) - 0.5,
+            "clearance": torch.rand(n, horizon + 1)}
+
+
+def test_world_model_losses_are_the_weighted_sum_of_named_terms(model: WorldModel) -> None:
     torch.manual_seed(0)
-    online, target = torch.randn(64, 8), torch.randn(64, 4, 10)
-    weights = {"prediction": 1.0, "odometry": 10.0, "variance": 2.0, "covariance": 0.5}
-    terms = jepa_loss(online, target.clone(), target, weights, odometry_dims=2)
-    assert set(terms) == {"prediction", "odometry", "variance", "covariance", "jepa"}
-    assert terms["prediction"] == 0.0 and terms["odometry"] == 0.0
-    assert torch.isclose(terms["jepa"], 2.0 * terms["variance"] + 0.5 * terms["covariance"])
-    off = target.clone()
-    off[..., :2] += 0.1  # odometry dims only
-    terms = jepa_loss(online, off, target, weights, odometry_dims=2)
-    assert terms["prediction"] == 0.0 and torch.isclose(terms["odometry"], torch.tensor(0.01))
+    terms = world_model_losses(model, model, _windows(), WEIGHTS, torch.Generator().manual_seed(0))
+    assert set(terms) == {"prediction", "odometry", "view", "kl", "variance", "covariance", "level2", "clearance",
+                          "total"}
+    assert all(bool(torch.isfinite(v)) for v in terms.values())
+    weighted = sum(WEIGHTS[k] * v for k, v in terms.items() if k != "total")
+    assert torch.isclose(terms["total"], weighted)
+    terms["total"].backward()  # every module that training should move gets a gradient
+    for part in (model._conv, model._image_head, model._dynamics, model._posterior, model._abstract, model._dynamics2,
+                 model._expander):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_unknown_clearance_is_skipped_not_propagated(model: WorldModel) -> None:
+    batch = _windows()
+    batch["clearance"][:] = float("nan")
+    terms = world_model_losses(model, model, batch, WEIGHTS)
+    assert terms["clearance"] == 0.0 and bool(torch.isfinite(terms["total"]))
+
+
+def test_pixel_baseline_adds_a_reconstruction_term() -> None:
+    torch.manual_seed(0)
+    pixel = WorldModel(WorldModelConfig(**{**SMALL.__dict__, "kind": "pixel"}))
+    terms = world_model_losses(pixel, pixel, _windows(), WEIGHTS)
+    assert 0.0 < terms["reconstruction"] < 1.0  # sigmoid images vs uint8/255 targets
+    assert pixel.decode(pixel.encode(*batch(2))).shape == (2, 3, 64, 64)
+    with pytest.raises(RuntimeError, match="only on the pixel baseline"):
+        WorldModel(SMALL).decode(torch.zeros(1, 16))
+
+
+def test_latent_z_changes_the_prediction_and_its_kl_is_zero_at_the_prior(model: WorldModel) -> None:
+    s = model.encode(*batch(4))
+    a = torch.zeros(4, 2)
+    z = model.sample_z(4, torch.Generator().manual_seed(1))
+    assert z.shape == (4, SMALL.z_dim)
+    assert torch.equal(model.next(s, a), model.next(s, a, torch.zeros(4, SMALL.z_dim)))  # None = prior mean
+    assert not torch.allclose(model.next(s, a), model.next(s, a, z))
+    states, kl = model.rollout_posterior(s, torch.zeros(4, 3, 2), torch.randn(4, 3, 16))
+    assert states.shape == (4, 3, 16) and kl > 0
+
+
+def test_level2_jumps_k_steps_and_keeps_the_odometry_part(model: WorldModel) -> None:
+    s = model.encode(*batch(3))
+    h = model.abstract(s)
+    assert h.shape == (3, SMALL.level2_dim) and torch.equal(h[:, :6], s[:, :6])
+    macros = torch.rand(3, 2, SMALL.level2_k, 2)
+    h2 = model.rollout2(h, macros)
+    assert h2.shape == (3, 2, SMALL.level2_dim)
+    assert torch.allclose(h2[:, 1], model.next2(model.next2(h, macros[:, 0]), macros[:, 1]))
+    assert model.pose(h).shape == model.probe_pose(s).shape == (3, 3)
+
+
+def test_predictors_are_blind_to_what_the_image_must_supply(model: WorldModel) -> None:
+    """Level 1 never sees x, y; level 2 never sees x, y, yaw: moving the robot in the state alone changes nothing
+    in what they predict for the rest of the state."""
+    s = model.encode(*batch(2))
+    moved = s.clone()
+    moved[:, :2] += 1.0
+    a = torch.rand(2, 2)
+    assert torch.allclose((model.next(moved, a) - moved)[:, 2:], (model.next(s, a) - s)[:, 2:], atol=1e-6)
+    h, h_turned = model.abstract(s), model.abstract(moved)
+    h_turned[:, 2:4] = -h_turned[:, 2:4]
+    macro = torch.rand(2, SMALL.level2_k, 2)
+    assert torch.allclose(model.next2(h_turned, macro) - h_turned, model.next2(h, macro) - h, atol=1e-6)
 
 
 def test_pose_of_an_encoded_state_is_its_odometry(model: WorldModel) -> None:
     images, _ = batch(4)
     odom = torch.tensor([[1.0, 2.0, 0.5, 0.2, 0.0], [7.5, 0.5, -3.0, 0.0, 1.0],
                          [4.0, 6.0, 3.1, -0.1, 0.3], [0.3, 7.7, -1.2, 0.4, -1.4]])
-    pose = model.pose(model.encode(images, proprio_from_odom(odom)))
+    pose = model.pose(model.encode(images, torch.from_numpy(proprio_from_odom(odom.numpy()))))
     assert torch.allclose(pose, odom[:, :3], atol=1e-5)
 
 
@@ -122,7 +188,7 @@ def _saved(model: WorldModel, tmp_path, **changes) -> str:
     """A checkpoint written by hand with some of its fields replaced."""
     from dataclasses import asdict
 
-    checkpoint = {"format": "ojepa-world-model", "version": 1, "config": asdict(model.cfg),
+    checkpoint = {"format": "ojepa-world-model", "version": VERSION, "config": asdict(model.cfg),
                   "state_dict": model.state_dict(), "metadata": {}} | changes
     path = tmp_path / "edited.pt"
     torch.save(checkpoint, path)
@@ -157,8 +223,10 @@ def test_error_not_torch_and_truncated(model: WorldModel, tmp_path) -> None:
 def test_error_wrong_format_version_and_weights(model: WorldModel, tmp_path) -> None:
     with pytest.raises(ModelFileError, match="has format 'something-else', expected 'ojepa-world-model'"):
         load_world_model(_saved(model, tmp_path, format="something-else"))
-    with pytest.raises(ModelFileError, match="is version 7, this ojepa_ros reads version 1"):
+    with pytest.raises(ModelFileError, match=f"is version 7, this ojepa_ros reads version {VERSION}"):
         load_world_model(_saved(model, tmp_path, version=7))
+    with pytest.raises(ModelFileError, match=f"is version 1, this ojepa_ros reads version {VERSION}"):
+        load_world_model(_saved(model, tmp_path, version=1))  # a file from before the latent and level 2
     other = WorldModel(WorldModelConfig(embed_dim=24, hidden_dim=32, probe_dim=16, channels=(8, 8, 8, 8)))
     with pytest.raises(ModelFileError, match="weights that do not match its config"):
         load_world_model(_saved(model, tmp_path, state_dict=other.state_dict()))

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
+from ojepa_ros.core.formats import header_problem
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
 FORMAT = "ojepa-world-model"
-VERSION = 1
+VERSION = 2  # 2: image-only features, latent z, level 2, pose probe, model kind
 
 
 class ModelFileError(RuntimeError):
@@ -62,12 +63,9 @@ def _read(path: Path, map_location: str | torch.device) -> dict:
         reason = next((line for line in lines if "Unsupported global" in line), lines[0])
         raise ModelFileError(f"world model file {path} is not a readable torch checkpoint "
                              f"(corrupt or truncated?): {reason}") from err
-    found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
-    if found != FORMAT:
-        raise ModelFileError(f"world model file {path} has format {found!r}, expected {FORMAT!r}")
-    if checkpoint.get("version") != VERSION:
-        raise ModelFileError(f"world model file {path} is version {checkpoint.get('version')!r}, "
-                             f"this ojepa_ros reads version {VERSION}")
+    problem = header_problem(checkpoint, f"world model file {path}", FORMAT, VERSION)
+    if problem:
+        raise ModelFileError(problem)
     return checkpoint
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import MpcPolicy
-from ojepa_ros.core.world_model import proprio_from_odom
+from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.paths import config_file, default_model
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
 from ojepa_ros.sim.rooms_world import RoomsLayout, sample_free_pose
@@ -68,8 +68,8 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
             policy.set_goal(goal)
             steps, collisions, success = 0, 0, False
             while steps < max_steps and not success:
-                odom = torch.from_numpy(obs["odom"])
-                state = model.encode(torch.from_numpy(obs["image"])[None], proprio_from_odom(odom)[None])[0]
+                proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
+                state = model.encode(torch.from_numpy(obs["image"])[None], proprio)[0]
                 out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=dt)
                 if out.status == "ok":
                     plan_ms.append(out.plan_ms)
