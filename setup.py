@@ -1,5 +1,6 @@
 """ament_python build: colcon on a ROS 2 distro, or plain pip into a venv (an ament prefix)."""
 
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -18,7 +19,8 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/config/tasks", glob("config/tasks/*.yaml")),
-        (f"share/{PACKAGE}/models", glob("models/*")),
+        (f"share/{PACKAGE}/models", [p for p in glob("models/*") if os.path.isfile(p)]),
+        (f"share/{PACKAGE}/models/world_model.onnx", glob("models/world_model.onnx/*")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=["setuptools"],

@@ -126,7 +126,7 @@ class MpcPolicy:
         self.goal: Tensor | None = None
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
-                                    int(getattr(model.cfg, "z_dim", 0)), seed)
+                                    model.cfg.z_dim, seed)
 
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None) -> MpcPolicy:
