@@ -8,7 +8,9 @@ node, and stops everything (robot included) on Ctrl-C, on reaching the goal, or 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import signal
 import subprocess
 import sys
@@ -45,6 +47,7 @@ def _params_files(args: argparse.Namespace) -> list[str]:
         handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_overrides_", delete=False)
         yaml.safe_dump(extra, handle)
         handle.close()
+        atexit.register(os.unlink, handle.name)  # the nodes read it at start-up; none outlives this process
         files += ["--params-file", handle.name]
     return files
 
