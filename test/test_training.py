@@ -19,7 +19,7 @@ STEPS = 60
 TINY = {"seed": 0, "threads": 1, "epochs": 3, "steps_per_epoch": 12, "batch": 8, "horizon": 4, "val_horizon": 6,
         "val_fraction": 0.5, "val_windows": 32, "lr": 3e-3, "weight_decay": 0.0, "warmup_steps": 1, "grad_clip": 1.0,
         "ema": False, "ema_tau": 0.9, "embed_dim": 16, "hidden_dim": 32, "probe_dim": 16, "channels": [8, 8, 8, 8],
-        "kind": "jepa", "z_dim": 2, "level2_k": 2, "level2_dim": 12, "expander_dim": 32,
+        "kind": "jepa", "z_dim": 2, "level2_k": 2, "level2_dim": 12, "expander_dim": 32, "predictor_sees_position": False,
         "probe_steps": 50, "probe_batch": 64, "probe_lr": 3e-3, "probe_stride": 4,
         "weights": {"prediction": 1.0, "odometry": 100.0, "view": 1.0, "variance": 5.0, "covariance": 0.04, "kl": 0.05,
                     "level2": 1.0, "reconstruction": 1.0, "clearance": 1.0}}
@@ -155,3 +155,12 @@ def test_torchrun_ddp_two_ranks_train_one_model(data_dir, tmp_path) -> None:
     rows = list(csv.DictReader(log_path(out).open()))
     assert [r["epoch"] for r in rows] == ["1", "probe"]
     assert load_world_model(out).cfg.z_dim == 2
+
+
+def test_cli_overrides_are_checked(capsys) -> None:
+    for argv, message in ((["--set", "bogus=1"], "unknown setting 'bogus'"),
+                          (["--weight", "varience=0"], "unknown term 'varience'"),
+                          (["--weight", "variance=lots"], "'lots' is not a number")):
+        with pytest.raises(SystemExit):
+            trainer.main(argv)
+        assert message in capsys.readouterr().err

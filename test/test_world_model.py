@@ -154,6 +154,8 @@ def test_predictors_are_blind_to_what_the_image_must_supply(model: WorldModel) -
     moved[:, :2] += 1.0
     a = torch.rand(2, 2)
     assert torch.allclose((model.next(moved, a) - moved)[:, 2:], (model.next(s, a) - s)[:, 2:], atol=1e-6)
+    sighted = WorldModel(WorldModelConfig(**{**SMALL.__dict__, "predictor_sees_position": True}))
+    assert not torch.allclose((sighted.next(moved, a) - moved)[:, 2:], (sighted.next(s, a) - s)[:, 2:], atol=1e-6)
     h, h_turned = model.abstract(s), model.abstract(moved)
     h_turned[:, 2:4] = -h_turned[:, 2:4]
     macro = torch.rand(2, SMALL.level2_k, 2)

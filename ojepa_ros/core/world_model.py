@@ -4,8 +4,9 @@ State s = Enc(camera image, odometry) = [normalised proprio (6) | learned image 
 The odometry part is kept verbatim because it is already an abstract, exactly known state; the learned
 part sees the image only, so what it knows of walls, doorways and rooms (and of the pose: see
 `probe_pose`) comes from the camera. Pred(s, a, z) predicts the whole state one control step (`dt`)
-ahead, never pixels, and is blind to the absolute position (x, y): motion is the same everywhere but for
-walls and doorways, so the predictor must learn those from the image features, not memorise the map.
+ahead, never pixels. By default it is blind to the absolute position (x, y): motion is the same everywhere
+but for walls and doorways, so it must learn those from the image features, not memorise the map. The
+shipped model sets predictor_sees_position: the blind one let the actor graze door jambs (see MODEL_CARD).
 z carries what the action cannot explain (trained through a noisy, KL-limited posterior; zero or prior
 draws when planning). Level 2 (H-JEPA) is a coarser state h = abstract(s)
 whose predictor jumps `level2_k` control steps per call, for subgoal proposals. It sees no pose at all
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 KINDS = ("jepa", "pixel")
-POSITION_DIMS = 2  # x, y lead the odometry part; the level-1 predictor never sees them (see the module docstring)
+POSITION_DIMS = 2  # x, y lead the odometry part; the level-1 predictor sees them only if predictor_sees_position
 POSE_DIMS = 4      # x, y, cos yaw, sin yaw: the level-2 predictor sees none of them
 
 
@@ -42,6 +43,7 @@ class WorldModelConfig:
     level2_k: int = 8       # control steps per level-2 prediction
     level2_dim: int = 32    # size of the level-2 state h (its first proprio_dim entries are s's odometry part)
     expander_dim: int = 256  # VICReg expander width (training only): decorrelating more dims demands more information
+    predictor_sees_position: bool = False  # True: level 1 also gets x, y, so it can learn where walls block motion
     kind: str = "jepa"      # "jepa" | "pixel" (generative baseline with a pixel decoder)
     dt: float = 0.1         # s per predictor step: the environment's control period
     proprio_mean: list[float] = field(default_factory=lambda: [0.0] * 6)
@@ -102,7 +104,8 @@ class WorldModel(nn.Module):
         h, d, f, p = cfg.hidden_dim, cfg.embed_dim, cfg.feature_dim, cfg.proprio_dim
         self._conv, conv_out = conv_net(cfg.channels, cfg.image_size)
         self._image_head = mlp([conv_out, h, f])
-        self._dynamics = mlp([d - POSITION_DIMS + cfg.action_dim + cfg.z_dim, h, h, d])
+        self._hidden = 0 if cfg.predictor_sees_position else POSITION_DIMS  # leading state dims level 1 does not see
+        self._dynamics = mlp([d - self._hidden + cfg.action_dim + cfg.z_dim, h, h, d])
         if cfg.z_dim:
             self._posterior = mlp([2 * d, h // 2, 2 * cfg.z_dim])  # q(z | s_t, s_t+1): only used in training
         self._abstract = mlp([f, h // 2, cfg.level2_dim - p])
@@ -137,7 +140,7 @@ class WorldModel(nn.Module):
 
     def next(self, s: Tensor, a: Tensor, z: Tensor | None = None) -> Tensor:
         """State one control step after action a = (v m/s, w rad/s) in state s; z None = the prior mean (zeros)."""
-        return s + self._dynamics(torch.cat((s[..., POSITION_DIMS:], a / self.action_scale, self._z(s, z)), dim=-1))
+        return s + self._dynamics(torch.cat((s[..., self._hidden:], a / self.action_scale, self._z(s, z)), dim=-1))
 
     def rollout(self, s0: Tensor, actions: Tensor, z: Tensor | None = None) -> Tensor:
         """Predicted states [N, T, D] after each of the actions [N, T, 2] from s0 [N, D]; z [N, T, z_dim] or None."""

@@ -176,9 +176,12 @@ def plot(reports: dict[str, dict], png: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ojepa eval-wm", description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", metavar="LABEL=PATH",
-                        default=["ours=models/world_model.pt", "no-regulariser=models/baselines/no_regulariser.pt",
+                        default=["ours=models/world_model.pt",
+                                 "ours-position-blind=models/baselines/jepa_position_blind.pt",
+                                 "no-regulariser=models/baselines/no_regulariser.pt",
                                  "pixel-autoencoder=models/baselines/pixel_autoencoder.pt"],
-                        help="models to compare (default: the shipped model and its two baselines)")
+                        help="models to compare (default: the shipped model, its position-blind twin and the two "
+                             "baselines, which share the twin's architecture)")
     parser.add_argument("--data", type=Path, default=Path("data/rooms"), help="the episodes the models were trained on")
     parser.add_argument("--plan-pairs", type=int, default=0, help="also run N same-room closed-loop episodes per model")
     parser.add_argument("--config", type=Path, default=config_file("agent.yaml"), help="actor settings for --plan-pairs")

@@ -233,7 +233,7 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
         image_size=train_set.image_size, embed_dim=config["embed_dim"],
         hidden_dim=config["hidden_dim"], probe_dim=config["probe_dim"], channels=tuple(config["channels"]),
         z_dim=config["z_dim"], level2_k=config["level2_k"], level2_dim=config["level2_dim"], kind=config["kind"],
-        expander_dim=config["expander_dim"],
+        expander_dim=config["expander_dim"], predictor_sees_position=config["predictor_sees_position"],
         **train_set.normalisation())
     model = WorldModel(model_config)
     target_model = copy.deepcopy(model).requires_grad_(False) if config["ema"] else model
@@ -339,9 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=KINDS, help="model kind: jepa, or the pixel-reconstruction baseline")
     parser.add_argument("--weight", action="append", default=[], metavar="TERM=VALUE",
                         help="override one loss weight, e.g. --weight variance=0 --weight covariance=0 (no regulariser)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any other train setting, e.g. --set predictor_sees_position=false")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.config.read_text())["train"]
     config.update({k: v for k, v in vars(args).items() if k in config and v is not None})
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in config or key == "weights":
+            parser.error(f"--set {item}: unknown setting {key!r} (loss weights: --weight)")
+        config[key] = yaml.safe_load(value)
     for item in args.weight:
         term, _, value = item.partition("=")
         if term not in config["weights"]:
