@@ -205,9 +205,10 @@ def test_actor_draws_candidates_only_while_someone_subscribes(graph, tiny_model_
     assert actor.candidate_arrays == 0  # planned three times, built no marker
 
     drawn = graph.collect(MarkerArray, CANDIDATES_TOPIC)
-    pump(graph, inputs, lambda: len(drawn) >= 2, timeout=10, what="candidate markers once subscribed")
-    assert actor.candidate_arrays >= len(drawn)
-    msg = drawn[-1]
+    pump(graph, inputs, lambda: sum(len(m.markers) > 1 for m in drawn) >= 2, timeout=10,
+         what="candidate markers once subscribed")
+    assert actor.candidate_arrays >= sum(len(m.markers) > 1 for m in drawn)
+    msg = next(m for m in reversed(drawn) if len(m.markers) > 1)  # a lone DELETEALL may follow a late input
     assert msg.markers[0].action == Marker.DELETEALL
     lines = msg.markers[1:]
     assert 0 < len(lines) <= 10  # 64 candidates sampled, at most max_candidate_markers drawn
@@ -323,7 +324,7 @@ def test_sim_node_moves_on_cmd_vel_and_resets(graph):
     cmd = Twist()
     cmd.linear.x = 0.4
     pump(graph, lambda: pub.publish(cmd), lambda: odoms and odoms[-1].pose.pose.position.x > 2.3,
-         timeout=5, what="the robot to move forward")
+         timeout=15, what="the robot to move forward")
     assert images[-1].encoding == "rgb8" and (images[-1].width, images[-1].height) == (64, 64)
     assert odoms[-1].child_frame_id == "base_link" and collisions and not collisions[-1].data
     bad = Twist()
