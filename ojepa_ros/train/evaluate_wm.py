@@ -23,7 +23,7 @@ from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
 from ojepa_ros.train.evaluate import actor_params, evaluate
-from ojepa_ros.train.probes import effective_rank, fit_linear, r_squared
+from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 from ojepa_ros.train.trainer import encode_episodes
 
 STEPS = (1, 4, 16)
@@ -58,16 +58,6 @@ def prediction_ratios(model: WorldModel, encoded: list[torch.Tensor], dataset: E
     return out
 
 
-def _pose_targets(states: torch.Tensor) -> torch.Tensor:
-    """Normalised (x, y, cos yaw, sin yaw) of states: the odometry part, which the probes must recover from images."""
-    return states[:, :4]
-
-
-def _r2_by_target(predicted: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    r2 = r_squared(predicted, target)
-    return {"x": r2[0].item(), "y": r2[1].item(), "yaw": r2[2:].mean().item()}
-
-
 def mlp_probe_r2(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
                  steps: int = 2000, seed: int = 0) -> dict[str, float]:
     """R^2 of a 2-layer MLP probe (128 units) trained on frozen features: what is there, if not linearly."""
@@ -86,7 +76,7 @@ def mlp_probe_r2(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tens
             loss.backward()
             optimizer.step()
             scheduler.step()
-    return _r2_by_target(probe((val_x - mean) / std), val_y)
+    return pose_r_squared(probe((val_x - mean) / std), val_y)
 
 
 @torch.no_grad()
@@ -99,16 +89,16 @@ def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: di
     train_states, val_states = encode_episodes(model, train_set), encode_episodes(model, val_set)
     train_all, val_all = torch.cat(train_states), torch.cat(val_states)
     train_f, val_f = model.features(train_all), model.features(val_all)
-    w, b = fit_linear(train_f, _pose_targets(train_all))
+    w, b = fit_linear(train_f, pose_targets(train_all))
     report = {
         "model": str(path), "kind": model.cfg.kind,
         "weights": train_config.get("weights", {}),
         "planning_parameters": model.planning_parameters(),
         "parameters": sum(p.numel() for p in model.parameters()),
         **prediction_ratios(model, val_states, val_set),
-        **{f"linear_r2_{k}": v for k, v in _r2_by_target(val_f @ w + b, _pose_targets(val_all)).items()},
-        **{f"mlp_r2_{k}": v for k, v in mlp_probe_r2(train_f, _pose_targets(train_all), val_f,
-                                                     _pose_targets(val_all)).items()},
+        **{f"linear_r2_{k}": v for k, v in pose_r_squared(val_f @ w + b, pose_targets(val_all)).items()},
+        **{f"mlp_r2_{k}": v for k, v in mlp_probe_r2(train_f, pose_targets(train_all), val_f,
+                                                     pose_targets(val_all)).items()},
         "feature_std": val_f.std(0).mean().item(),
         "feature_std_min": val_f.std(0).min().item(),
         "effective_rank": effective_rank(val_f),

@@ -29,6 +29,18 @@ def r_squared(predicted: Tensor, target: Tensor) -> Tensor:
     return 1.0 - sse / sst
 
 
+def pose_targets(states: Tensor) -> Tensor:
+    """Normalised (x, y, cos yaw, sin yaw) of states [N, D]: their odometry part, which pose probes must recover
+    from the image features alone."""
+    return states[:, :4]
+
+
+def pose_r_squared(predicted: Tensor, target: Tensor) -> dict[str, float]:
+    """R^2 of predicted (x, y, cos, sin) [N, 4]: x, y, and yaw as the mean over cos and sin."""
+    r2 = r_squared(predicted, target)
+    return {"x": r2[0].item(), "y": r2[1].item(), "yaw": r2[2:].mean().item()}
+
+
 def effective_rank(features: Tensor) -> float:
     """exp(entropy of the normalised singular values) of centred features [N, F] (RankMe): 1 when collapsed to a
     line, F when every direction carries equal variance."""

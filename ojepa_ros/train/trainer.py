@@ -32,7 +32,7 @@ from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
 from ojepa_ros.train.distributed import DistContext
 from ojepa_ros.train.plots import plot_training_log
-from ojepa_ros.train.probes import effective_rank, fit_linear, r_squared
+from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 
 NEAR_WALL = 0.2  # m: clearance below which a state counts as near a wall in the validation metrics
 
@@ -79,10 +79,10 @@ def validate(model: WorldModel, dataset: EpisodeDataset, windows: int, batch: in
         sums["copy"] += (s[:, :1] - s[:, 1:]).square().sum().item()
         jumps = (n - 1) // k
         if jumps:
-            h = model.abstract(s[:, k::k][:, :jumps])
-            h_predicted = model.rollout2(model.abstract(s[:, 0]), actions[:, :jumps * k].reshape(b, jumps, k, -1))
+            h0, h = model.abstract(s[:, 0]), model.abstract(s[:, k::k][:, :jumps])
+            h_predicted = model.rollout2(h0, actions[:, :jumps * k].reshape(b, jumps, k, -1))
             sums["err2"] += (h_predicted - h).square().sum().item()
-            sums["copy2"] += (model.abstract(s[:, :1]) - h).square().sum().item()
+            sums["copy2"] += (h0.unsqueeze(1) - h).square().sum().item()
         pose, true_pose = model.pose(predicted), model.pose(s[:, 1:])
         xy_sq = (pose[..., :2] - true_pose[..., :2]).square().sum(-1)
         sums["xy"] += xy_sq.mean(1).sum().item()
@@ -134,12 +134,12 @@ def encode_episodes(model: WorldModel, dataset: EpisodeDataset, batch: int = 512
 def fit_pose_probe(model: WorldModel, train_states: torch.Tensor, val_states: torch.Tensor) -> dict[str, float]:
     """Fit the linear image-only pose probe (features -> normalised x, y, cos, sin) in closed form on the training
     frames; returns its held-out R^2 for x, y and yaw (the mean over cos and sin)."""
-    w, b = fit_linear(model.features(train_states), train_states[:, :4])
+    w, b = fit_linear(model.features(train_states), pose_targets(train_states))
     with torch.no_grad():
         model.pose_head.weight.copy_(w.T)
         model.pose_head.bias.copy_(b)
-        r2 = r_squared(model.pose_head(model.features(val_states)), val_states[:, :4])
-    return {"val_probe_r2_x": r2[0].item(), "val_probe_r2_y": r2[1].item(), "val_probe_r2_yaw": r2[2:].mean().item()}
+        r2 = pose_r_squared(model.pose_head(model.features(val_states)), pose_targets(val_states))
+    return {f"val_probe_r2_{k}": v for k, v in r2.items()}
 
 
 @torch.no_grad()
