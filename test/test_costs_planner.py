@@ -9,8 +9,9 @@ import pytest
 import torch
 import yaml
 
-from ojepa_ros.core.costs import (Acceleration, Collision, CostContext, Energy, GoalDistance, Objective, Speed,
-                                  default_terms)
+from conftest import LOW_LEVEL_ONLY
+from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, Energy, GoalDistance, Heading,
+                                  Objective, Speed, default_terms)
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
 from ojepa_ros.core.planners import MPPI
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
@@ -67,6 +68,21 @@ def test_terms_measure_what_they_say():
     assert Acceleration()(s, a, ctx).item() == pytest.approx((0.25 + 4.0) / 2)
     assert Acceleration()(s, a, context(prev=(0.5, 0.0))).item() == pytest.approx(4.0 / 2)
     assert Energy()(s, a, ctx).item() == pytest.approx((0.25 + 0.25 + 4.0) / 2)
+    assert Backward()(s, a, ctx).item() == 0.0
+    assert Backward()(s, -a, ctx).item() == pytest.approx(0.25)
+
+
+def test_heading_charges_facing_away_from_the_goal_but_not_at_it():
+    goal = context(goal=(2.0, 0.0))
+    facing = torch.tensor([[[0.0, 0.0, 0.0]]])
+    away = torch.tensor([[[0.0, 0.0, math.pi]]])
+    sideways = torch.tensor([[[0.0, 0.0, math.pi / 2]]])
+    at_goal = torch.tensor([[[1.8, 0.0, math.pi]]])
+    a = torch.zeros(1, 1, 2)
+    assert Heading()(facing, a, goal).item() == pytest.approx(0.0, abs=1e-6)
+    assert Heading()(away, a, goal).item() == pytest.approx(1.0)
+    assert Heading()(sideways, a, goal).item() == pytest.approx(0.5)
+    assert Heading()(at_goal, a, goal).item() == 0.0  # within `near` the final turn is free
 
 
 def test_breakdown_sums_to_total_with_weights_and_powers():
@@ -163,7 +179,8 @@ def model() -> WorldModel:
 
 
 def tiny_policy(model: WorldModel, **params) -> MpcPolicy:
-    return MpcPolicy.from_config(model, {"num_samples": 64, "horizon": 5, "model_path": "ignored"} | params, seed=0)
+    flat = LOW_LEVEL_ONLY | {"num_samples": 64, "horizon": 5, "model_path": "ignored"}
+    return MpcPolicy.from_config(model, flat | params, seed=0)
 
 
 def test_policy_commands_are_finite_and_limited(model):
@@ -179,7 +196,8 @@ def test_policy_commands_are_finite_and_limited(model):
         assert step.plan_poses.shape == (5, 3) and np.isfinite(step.plan_poses).all() and step.plan_ms > 0
         previous = step.command
     plan, states = policy.planner.plan, policy.planner.last_states
-    assert set(step.cost_terms) == {"goal_distance", "collision", "speed", "acceleration", "energy"}
+    assert set(step.cost_terms) == {"goal_distance", "heading", "collision", "speed", "backward", "acceleration",
+                                    "energy", "critic"}
     total = policy.objective.total(states[None], plan[None], policy._ctx).item()
     assert sum(step.cost_terms.values()) == pytest.approx(total, rel=1e-5)
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ojepa_ros.core.costs import Acceleration, Collision, CostContext, Energy, GoalDistance, Objective
+from conftest import LOW_LEVEL_ONLY
 from ojepa_ros.core.mpc import DEFAULTS, PLANNERS, MpcPolicy, make_planner
 from ojepa_ros.core.planners import CEM, MPPI, Cost, Gradient, Planner
 from ojepa_ros.core.planners.descent import squash, unsquash
@@ -209,7 +210,7 @@ def tiny_model(**cfg) -> WorldModel:
 def test_policy_builds_each_planner_and_still_stops_on_a_non_finite_plan(name):
     model = tiny_model()
     params = {"planner": name, "num_samples": 16, "horizon": 4, "gradient_steps": 2, "latent_draws": 3,
-              "risk": "worst"}
+              "risk": "worst"} | LOW_LEVEL_ONLY
     policy = MpcPolicy.from_config(model, params, seed=0)
     expected = MPPI if name.startswith("mppi") else CEM if name.startswith("cem") else Gradient
     assert type(policy.planner) is expected

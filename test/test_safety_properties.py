@@ -12,6 +12,8 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from conftest import LOW_LEVEL_ONLY
+from ojepa_ros.core.mode1 import Mode1Config, Mode1Policy
 from ojepa_ros.core.mpc import PLANNERS, MpcPolicy
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
@@ -87,8 +89,14 @@ def model() -> WorldModel:
 
 
 def tiny_policy(model: WorldModel, planner: str) -> MpcPolicy:
-    params = {"planner": planner, "num_samples": 12, "horizon": 4, "gradient_steps": 2, "latent_draws": 2}
-    return MpcPolicy.from_config(model, params, seed=0)
+    """A real policy with one of PLANNERS, or "mode1": an (untrained) Mode-1 network alone commands."""
+    params = LOW_LEVEL_ONLY | {"planner": planner, "num_samples": 12, "horizon": 4, "gradient_steps": 2,
+                               "latent_draws": 2}
+    mode1 = None
+    if planner == "mode1":
+        params |= {"planner": "mppi", "mode1": "alone"}
+        mode1 = Mode1Policy(Mode1Config(state_dim=STATE_DIM, horizon=4, action_high=(MAX_V, MAX_W))).eval()
+    return MpcPolicy.from_config(model, params, seed=0, mode1=mode1)
 
 
 finite = st.floats(-1e3, 1e3)
@@ -106,7 +114,7 @@ dts = st.floats(0.01, 0.5)
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
-@pytest.mark.parametrize("planner", PLANNERS)
+@pytest.mark.parametrize("planner", (*PLANNERS, "mode1"))
 @PROPERTY
 @given(steps=st.lists(st.tuples(st.one_of(calm_states, states), velocities, dts), min_size=1, max_size=4),
        goal=goals)
@@ -119,7 +127,8 @@ def test_policy_commands_stay_within_limits_for_any_state_goal_and_velocity(mode
         event(step.status)
         assert_safe_step(previous, step.command, policy.limiter.max_velocity, policy.limiter.max_accel, dt)
         if step.status == "ok":
-            assert torch.isfinite(policy.planner.plan).all() and np.isfinite(step.plan_poses).all()
+            assert np.isfinite(step.plan_poses).all()
+            assert planner == "mode1" or torch.isfinite(policy.planner.plan).all()
         else:
             assert step.status in ("invalid_state", "invalid_plan")
             assert_ramps_to_stop(previous, step.command)
@@ -140,12 +149,12 @@ def poison(policy: MpcPolicy, how: str, threshold: float) -> None:
         planner.dynamics = dynamics
     elif how == "command":
         clean_command = planner.command
-        planner.command = lambda state: clean_command(state) * torch.tensor([math.nan, 1.0])
+        planner.command = lambda state, proposal=None: clean_command(state, proposal) * torch.tensor([math.nan, 1.0])
     else:  # "rollout": a finite first action, but the plan's predicted states go NaN
         clean_command = planner.command
 
-        def command(state):
-            first = clean_command(state)
+        def command(state, proposal=None):
+            first = clean_command(state, proposal)
             planner.last_states[-1, 0] = math.nan
             return first
 

@@ -27,6 +27,7 @@ class CostContext:
     clearance_fn: Callable[[Tensor], Tensor] | None = None  # states [...,D] -> [...] metres
     goal_xy: Tensor | None = None  # [2]
     prev_action: Tensor | None = None  # [A], the command being executed now
+    critic_fn: Callable[[Tensor], Tensor] | None = None  # states [...,D] -> predicted future intrinsic cost [...]
 
 
 class CostTerm:
@@ -65,6 +66,40 @@ class GoalDistance(CostTerm):
         return dist.mean(dim=1) + self.terminal_weight * dist[:, -1]
 
 
+class Heading(CostTerm):
+    """Task objective: facing away from the goal, (1 - cos angle) / 2 averaged over the horizon's states that
+    are more than `near` from it. The camera looks forward, so a robot facing its goal sees the way there; a
+    1.6 s horizon cannot see that turning around (2 s at 1.5 rad/s) pays, this term says so (Nav2's PathAngle)."""
+
+    name = "heading"
+    default_weight = 0.5
+
+    def __init__(self, weight: float | None = None, power: float = 1.0, near: float = 0.5) -> None:
+        super().__init__(weight, power)
+        self.near = near
+
+    def __call__(self, states: Tensor, actions: Tensor, ctx: CostContext) -> Tensor:
+        if ctx.goal_xy is None:
+            return states.new_zeros(states.shape[0])
+        pose = ctx.pose_fn(states)  # [N,T,3]
+        to_goal = ctx.goal_xy - pose[..., :2]
+        far = (torch.linalg.vector_norm(to_goal, dim=-1) > self.near).to(states.dtype)
+        cos = torch.cos(torch.atan2(to_goal[..., 1], to_goal[..., 0]) - pose[..., 2])
+        return ((1.0 - cos) / 2 * far).mean(dim=1)
+
+
+class Backward(CostTerm):
+    """Guardrail: squared reverse speed, averaged over the horizon. The camera faces forward, so backing up is
+    driving blind (Nav2's PreferForward); measured here, MPPI backed into door jambs it could not see."""
+
+    name = "backward"
+    default_weight = 20.0
+    guardrail = True
+
+    def __call__(self, states: Tensor, actions: Tensor, ctx: CostContext) -> Tensor:
+        return torch.relu(-actions[..., 0]).square().mean(dim=1)
+
+
 class Collision(CostTerm):
     """Guardrail: predicted clearance below `margin`, as (intrusion / margin)^2 summed over the horizon.
 
@@ -75,7 +110,7 @@ class Collision(CostTerm):
     default_weight = 50.0
     guardrail = True
 
-    def __init__(self, weight: float | None = None, power: float = 1.0, margin: float = 0.2) -> None:
+    def __init__(self, weight: float | None = None, power: float = 1.0, margin: float = 0.15) -> None:
         super().__init__(weight, power)
         self.margin = margin
 
@@ -126,8 +161,20 @@ class Energy(CostTerm):
         return actions.square().sum(dim=-1).mean(dim=1)
 
 
+class CriticCost(CostTerm):
+    """Trainable intrinsic cost (core/critic.py) as the terminal cost: what the critic expects to follow the
+    plan's last state, beyond the horizon. Not a guardrail: it is learned, so a task may turn it down or off."""
+
+    name = "critic"
+
+    def __call__(self, states: Tensor, actions: Tensor, ctx: CostContext) -> Tensor:
+        if ctx.critic_fn is None:
+            return states.new_zeros(states.shape[0])
+        return ctx.critic_fn(states[:, -1])
+
+
 def default_terms() -> list[CostTerm]:
-    return [GoalDistance(), Collision(), Speed(), Acceleration(), Energy()]
+    return [GoalDistance(), Heading(), Collision(), Speed(), Backward(), Acceleration(), Energy(), CriticCost()]
 
 
 class Objective:

@@ -29,11 +29,17 @@ def save_world_model(model: WorldModel, path: str | Path, metadata: dict) -> Non
 
     metadata holds plain values only (str, numbers, bools, lists, dicts): it is read with weights_only.
     """
+    write_checkpoint(path, FORMAT, VERSION, asdict(model.cfg), model, metadata)
+
+
+def write_checkpoint(path: str | Path, fmt: str, version: int, config: dict, module: torch.nn.Module,
+                     metadata: dict) -> None:
+    """{"format", "version", "config", "state_dict", "metadata"} via temp file + rename (any of our models)."""
     _check_plain(metadata, "metadata")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = {"format": FORMAT, "version": VERSION, "config": asdict(model.cfg),
-                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    checkpoint = {"format": fmt, "version": version, "config": config,
+                  "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
                   "metadata": metadata}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(checkpoint, tmp)
@@ -53,20 +59,48 @@ def _check_plain(value: object, where: str) -> None:
         raise TypeError(f"{where} is a {type(value).__name__}; world-model metadata holds plain values only")
 
 
-def _read(path: Path, map_location: str | torch.device) -> dict:
+def read_checkpoint(path: Path, map_location: str | torch.device, fmt: str = FORMAT, version: int = VERSION,
+                    what: str = "world model") -> dict:
+    """The checkpoint dict at path; ModelFileError (naming the file) if missing, corrupt or of another kind."""
     if not path.is_file():
-        raise ModelFileError(f"world model file {path} does not exist")
+        raise ModelFileError(f"{what} file {path} does not exist")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated, corrupt or foreign files
         lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
         reason = next((line for line in lines if "Unsupported global" in line), lines[0])
-        raise ModelFileError(f"world model file {path} is not a readable torch checkpoint "
+        raise ModelFileError(f"{what} file {path} is not a readable torch checkpoint "
                              f"(corrupt or truncated?): {reason}") from err
-    problem = header_problem(checkpoint, f"world model file {path}", FORMAT, VERSION)
+    problem = header_problem(checkpoint, f"{what} file {path}", fmt, version)
     if problem:
         raise ModelFileError(problem)
     return checkpoint
+
+
+def load_weights(module: torch.nn.Module, checkpoint: dict, path: Path, what: str = "world model") -> None:
+    """Load the checkpoint's state_dict into module, refusing one whose tensors do not match it."""
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    state = checkpoint.get("state_dict")
+    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+    wrong = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
+    if wrong:
+        raise ModelFileError(f"{what} file {path} has weights that do not match its config: "
+                             f"{len(wrong)} tensors missing, extra or misshapen, e.g. {wrong[0]!r}")
+    module.load_state_dict(state)
+
+
+def read_module(path: str | Path, fmt: str, version: int, what: str, config_cls: type,
+                module_cls: type[torch.nn.Module]) -> torch.nn.Module:
+    """A small model stored by write_checkpoint (config dataclass + weights), in eval mode with gradients off."""
+    path = Path(path)
+    checkpoint = read_checkpoint(path, "cpu", fmt, version, what)
+    try:
+        cfg = config_cls(**checkpoint.get("config", {}))
+    except TypeError as err:
+        raise ModelFileError(f"{what} file {path} has a config this ojepa_ros does not know: {err}") from err
+    module = module_cls(cfg)
+    load_weights(module, checkpoint, path, what)
+    return module.eval().requires_grad_(False)
 
 
 def _build(path: Path, checkpoint: dict) -> WorldModel:
@@ -76,21 +110,14 @@ def _build(path: Path, checkpoint: dict) -> WorldModel:
         extra = sorted(set(config) - known) if isinstance(config, dict) else config
         raise ModelFileError(f"world model file {path} has a config this ojepa_ros does not know: {extra}")
     model = WorldModel(WorldModelConfig(**config))
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    state = checkpoint.get("state_dict")
-    got = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
-    wrong = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
-    if wrong:
-        raise ModelFileError(f"world model file {path} has weights that do not match its config: "
-                             f"{len(wrong)} tensors missing, extra or misshapen, e.g. {wrong[0]!r}")
-    model.load_state_dict(state)
+    load_weights(model, checkpoint, path)
     return model
 
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> WorldModel:
     """The model stored at path, in eval mode with gradients off; ModelFileError if the file is unusable."""
     path = Path(path)
-    model = _build(path, _read(path, map_location)).to(map_location)
+    model = _build(path, read_checkpoint(path, map_location)).to(map_location)
     model.eval().requires_grad_(False)
     return model
 
@@ -98,7 +125,7 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
 def read_metadata(path: str | Path) -> dict:
     """The metadata dict stored with the model (training data, metrics, date), for model cards and logs."""
     path = Path(path)
-    return _read(path, "cpu").get("metadata", {})
+    return read_checkpoint(path, "cpu").get("metadata", {})
 
 
 @functools.lru_cache(maxsize=8)

@@ -11,16 +11,23 @@ import ctypes
 import functools
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ojepa_ros.core.costs import (Acceleration, Collision, CostContext, Energy, GoalDistance, Objective, Speed,
-                                  default_terms)
+from ojepa_ros.core.hierarchy import SubgoalPlanner
+from ojepa_ros.core.mode1 import Mode1Policy, load_mode1, mode1_beside, relative_target
+from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, CriticCost, Energy, GoalDistance,
+                                  Heading, Objective, Speed, default_terms)
+from ojepa_ros.core.critic import Critic, critic_beside, load_critic
 from ojepa_ros.core.planners import CEM, MPPI, RISKS, Gradient, Planner
+from ojepa_ros.core.roadmap import Roadmap, load_roadmap, roadmap_beside
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel
 
@@ -45,17 +52,27 @@ DEFAULTS: dict[str, float | int | str] = {
     "max_linear_acceleration": 1.0,   # m/s^2; limiter
     "max_angular_acceleration": 3.0,  # rad/s^2
     "goal_tolerance": 0.3,            # m, on odometry
-    # weight_<term> of every cost term, from the terms themselves (goal_distance 1, collision 50, speed 1,
-    # acceleration 0.1, energy 0.05); guardrail weights cannot go below 0.1 x these defaults.
+    "hierarchical": True,             # route subgoals over the roadmap (core/hierarchy.py); False: flat MPC
+    "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
+    "subgoal_period": 8,              # control steps between high-level replans (the level-2 step)
+    "mode1": "warm_start",            # none | warm_start: Mode-1's plan competes as Mode-2's warm start | alone
+    "plan_deadline": 0.09,            # s; a Mode-2 step not done by then is not waited for: Mode-1's command goes
+                                      # out (needs mode1 != none; 0: always wait)
+    # weight_<term> of every cost term, from the terms themselves (goal_distance 1, heading 0.5, collision 50,
+    # speed 1, backward 20, acceleration 0.1, energy 0.05); guardrail weights cannot go below 0.1 x these defaults.
     **{f"weight_{term.name}": term.default_weight for term in default_terms()},
 }
 SOFT_SPEED_FRACTION = 0.8  # the Speed guardrail starts charging at this fraction of the hard limits
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient", "cem_gradient")
+MODE1_USES = ("none", "warm_start", "alone")  # not off/on: YAML would read those as booleans
 # Settings whose valid range is not "integer >= 1" / "number > 0": (check, requirement), for from_config
 # and actor_node's parameter validation alike.
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "planner": (lambda v: v in PLANNERS, f"must be one of {PLANNERS}"),
     "risk": (lambda v: v in RISKS, f"must be one of {RISKS}"),
+    "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
+    "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
+    "plan_deadline": (lambda v: 0 <= v <= 10, "must be a number of seconds in 0..10"),
     "latent_draws": (lambda v: 0 <= v <= 1024, "must be an integer in 0..1024"),
     "cem_elite_fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "cem_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -112,28 +129,43 @@ class PolicyStep:
     plan_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # [T,3] probe poses of the plan
     cost_terms: dict[str, float] = field(default_factory=dict)  # weighted cost of the chosen plan per term
     plan_ms: float = 0.0
+    source: str = "mode2"  # who chose the command: mode2 | mode1 (alone, or Mode-2 missed its deadline)
+    subgoal: np.ndarray | None = None  # [2] the low level's target when the high level runs
+    route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [S,2] the remaining subgoal route
 
 
 class MpcPolicy:
-    """act(state) -> a limited (v, w) toward the goal set with set_goal."""
+    """act(state) -> a limited (v, w) toward the goal set with set_goal; with a high level, via its subgoals."""
 
     def __init__(self, model: WorldModel, objective: Objective, limiter: CommandLimiter, *,
-                 planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None) -> None:
-        """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities."""
+                 planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
+                 high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
+                 mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None) -> None:
+        """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
+        mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1)."""
         keep_freed_memory()
         self.model, self.objective, self.limiter = model, objective, limiter
         self.goal_tolerance = goal_tolerance
+        self.high_level = high_level
+        self.critic = critic
+        self.mode1, self.mode1_use, self.plan_deadline = mode1, mode1_use, plan_deadline
+        self.fallbacks = 0  # Mode-2 steps that missed the deadline (Mode-1 commanded instead)
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mode2") if mode1 and plan_deadline > 0 else None
+        self._pending: Future | None = None
         self.goal: Tensor | None = None
-        self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance)
+        self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
                                     model.cfg.z_dim, seed)
 
     @classmethod
-    def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None) -> MpcPolicy:
+    def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
+                    roadmap: Roadmap | None = None, mode1: Mode1Policy | None = None,
+                    critic: Critic | None = None) -> MpcPolicy:
         """Build from a flat dict named as DEFAULTS (e.g. actor_node's ROS parameters; other keys are ignored).
 
-        Raises ValueError for a guardrail weight below its floor, a limit that is not > 0, or a setting
-        outside its CHECKS range.
+        `roadmap` is needed when p["hierarchical"], `mode1` when p["mode1"] != "none", `critic` when
+        p["weight_critic"] > 0 (the caller loads them: where they live is the caller's concern). Raises ValueError for a guardrail weight below its floor, a
+        limit that is not > 0, a setting outside its CHECKS range, or a needed roadmap or Mode-1 missing.
         """
         p = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
         for name, (check, requirement) in CHECKS.items():
@@ -141,23 +173,58 @@ class MpcPolicy:
                 raise ValueError(f"{name}={p[name]!r} {requirement}")
         max_v, max_w = float(p["max_linear_velocity"]), float(p["max_angular_velocity"])
         soft = (SOFT_SPEED_FRACTION * max_v, SOFT_SPEED_FRACTION * max_w)
-        objective = Objective([GoalDistance(), Collision(), Speed(soft_limits=soft), Acceleration(), Energy()])
+        objective = Objective([GoalDistance(), Heading(), Collision(), Speed(soft_limits=soft), Backward(),
+                               Acceleration(), Energy(), CriticCost()])
         objective.set_weights({k.removeprefix("weight_"): float(v) for k, v in p.items() if k.startswith("weight_")})
         limiter = CommandLimiter(max_v, max_w, float(p["max_linear_acceleration"]),
                                  float(p["max_angular_acceleration"]))
-        return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]), seed=seed)
+        high_level = None
+        if p["hierarchical"]:
+            if roadmap is None:
+                raise ValueError("hierarchical=true needs a roadmap (`ojepa roadmap`), or set hierarchical=false")
+            high_level = SubgoalPlanner(roadmap, float(p["subgoal_lookahead"]), int(p["subgoal_period"]))
+        if p["mode1"] != "none" and mode1 is None:
+            raise ValueError(f"mode1={p['mode1']} needs a Mode-1 policy (`ojepa distill`), or set mode1=none")
+        if float(p["weight_critic"]) > 0 and critic is None:
+            raise ValueError("weight_critic > 0 needs a critic (`ojepa critic`), or set weight_critic=0")
+        return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
+                   seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
+                   mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic)
+
+    @classmethod
+    def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
+                   seed: int | None = None) -> MpcPolicy:
+        """from_config, loading the parts the settings ask for: the roadmap (hierarchical), the Mode-1 policy
+        (mode1 != none) and the critic (weight_critic > 0), each from its *_path or else beside the model file.
+        Raises RoadmapFileError / ModelFileError naming the file that is missing or unusable."""
+        p = {**DEFAULTS, **params}
+        roadmap = mode1 = critic = None
+        if p["hierarchical"]:
+            roadmap = load_roadmap(p.get("roadmap_path") or roadmap_beside(model_path), model.cfg.level2_dim)
+        if p["mode1"] != "none":
+            high = (float(p["max_linear_velocity"]), float(p["max_angular_velocity"]))
+            mode1 = load_mode1(p.get("mode1_path") or mode1_beside(model_path), model.cfg.embed_dim, high)
+        if float(p["weight_critic"]) > 0:
+            critic = load_critic(p.get("critic_path") or critic_beside(model_path), model.cfg.embed_dim)
+        return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic)
 
     def set_goal(self, goal_xy: Sequence[float]) -> None:
         goal = torch.as_tensor(goal_xy, dtype=torch.float32).reshape(2)
         if not torch.isfinite(goal).all():
             raise ValueError(f"goal must be finite, got {goal.tolist()}")
         if self.goal is None or not torch.equal(goal, self.goal):
+            self._settle()
             self.planner.reset()  # a plan toward the old goal is a poor warm start
+            if self.high_level is not None:
+                self.high_level.reset()
         self.goal = goal
 
     def clear_goal(self) -> None:
+        self._settle()
         self.goal = None
         self.planner.reset()
+        if self.high_level is not None:
+            self.high_level.reset()
 
     def reset(self) -> None:
         """A new episode: no goal, no warm start, the limiter starts from standstill."""
@@ -167,7 +234,14 @@ class MpcPolicy:
     def _cost(self, states: Tensor, actions: Tensor) -> Tensor:
         return self.objective.total(states, actions, self._ctx)
 
+    def _settle(self) -> None:
+        """Let a Mode-2 step still running from a missed deadline finish: it owns the planner until then."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
     def stop(self, status: str, dt: float) -> PolicyStep:
+        self._settle()
         self.planner.reset()
         return PolicyStep(command=self.limiter.limit(np.zeros(2), dt), raw_command=np.zeros(2), status=status)
 
@@ -185,15 +259,55 @@ class MpcPolicy:
             return self.stop("invalid_state", dt)
         prev = torch.as_tensor(np.asarray(current_velocity, dtype=np.float32)).reshape(2)
         prev = torch.nan_to_num(prev, nan=0.0, posinf=0.0, neginf=0.0)
-        self._ctx = CostContext(self.model.pose, self.model.clearance, self.goal.to(state.device),
-                                prev.to(state.device))
+        target, subgoal, route = self.goal, None, np.zeros((0, 2))
+        if self.high_level is not None:
+            here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else self.model.pose(state)[:2].cpu().numpy()
+            subgoal = self.high_level.subgoal(here, self.goal.numpy())
+            target, route = torch.as_tensor(subgoal, dtype=torch.float32), self.high_level.route.copy()
+        ctx = CostContext(self.model.pose, self.model.clearance, target.to(state.device), prev.to(state.device),
+                          self.critic)
+        proposal = None
+        if self.mode1 is not None:
+            proposal = self.mode1(state[None], relative_target(self.model.pose(state), target.to(state.device))[None])[0]
         start = time.perf_counter()
-        raw = self.planner.command(state).cpu()
-        plan_ms = (time.perf_counter() - start) * 1e3
-        if not torch.isfinite(raw).all() or not torch.isfinite(self.planner.last_states).all():
+        source, plan_ms = "mode2", 0.0
+        if self.mode1_use == "alone":
+            raw, source = proposal[0].cpu(), "mode1"
+        elif self._worker is not None:
+            raw = self._within_deadline(state, proposal, ctx)
+            source = "mode2" if raw is not None else "mode1"
+            raw = proposal[0].cpu() if raw is None else raw
+        else:
+            self._ctx = ctx
+            raw = self.planner.command(state, proposal).cpu()
+        if source == "mode2":
+            plan_ms = (time.perf_counter() - start) * 1e3
+            plan, states = self.planner.plan, self.planner.last_states
+        else:
+            plan, states = proposal, self.model.rollout(state[None], proposal[None])[0]
+        if not torch.isfinite(raw).all() or not torch.isfinite(states).all():
             return self.stop("invalid_plan", dt)
-        plan, states = self.planner.plan, self.planner.last_states
-        terms = self.objective.breakdown(states[None], plan[None], self._ctx)
+        terms = self.objective.breakdown(states[None], plan[None], ctx)
         return PolicyStep(command=self.limiter.limit(raw.numpy(), dt), raw_command=raw.numpy().astype(float),
                           status="ok", plan_poses=self.model.pose(states).cpu().numpy().astype(float),
-                          cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms)
+                          cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms, source=source,
+                          subgoal=subgoal, route=route)
+
+    def _within_deadline(self, state: Tensor, proposal: Tensor, ctx: CostContext) -> Tensor | None:
+        """Mode-2's first action if it is planned within plan_deadline, else None (Mode-1 is to be used).
+
+        Mode-2 runs on a worker thread; one that overruns keeps the planner until it finishes (its plan is
+        still the next warm start) and no new step starts before then, so a slow machine degrades to Mode-1
+        at the control rate instead of to a late Mode-2."""
+        if self._pending is not None and not self._pending.done():
+            self.fallbacks += 1
+            return None
+        self._ctx = ctx  # only now: a running step reads it through self._cost
+        self._pending = self._worker.submit(lambda: self.planner.command(state, proposal).cpu())
+        try:
+            raw = self._pending.result(timeout=self.plan_deadline)
+        except FutureTimeout:
+            self.fallbacks += 1
+            return None
+        self._pending = None
+        return raw

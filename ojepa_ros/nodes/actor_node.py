@@ -27,15 +27,19 @@ from std_msgs.msg import ColorRGBA, Float32MultiArray, Float64MultiArray, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
+from ojepa_ros.core.model_io import ModelFileError
 from ojepa_ros.core.mpc import CHECKS, DEFAULTS, MpcPolicy
+from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
 from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.paths import default_model
 
 FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
 CANDIDATES_TOPIC = "/ojepa/candidates"
+SUBGOALS_TOPIC = "/ojepa/subgoals"
 
 
 def _planner_param(name: str, default: float | int | str) -> P.Param:
@@ -61,6 +65,12 @@ PARAMS = {
     "goal_x": P.finite(0.0, "goal x in odom frame, m"),
     "goal_y": P.finite(0.0, "goal y in odom frame, m"),
     "odom_frame": P.Param("odom", "frame of the published plan"),
+    "roadmap_path": P.Param("", "the high level's roadmap (`ojepa roadmap`), used when hierarchical; empty: "
+                                "beside the model, <model_path without .pt>.roadmap.npz"),
+    "mode1_path": P.Param("", "the Mode-1 policy (`ojepa distill`), used unless mode1 is none; empty: beside the "
+                              "model, <model_path without .pt>.mode1.pt"),
+    "critic_path": P.Param("", "the trainable critic (`ojepa critic`), used when weight_critic > 0; empty: beside "
+                               "the model, <model_path without .pt>.critic.pt"),
     "max_candidate_markers": P.Param(32, f"most candidate rollouts drawn on {CANDIDATES_TOPIC} (only while "
                                      "subscribed): the cheapest half, then an even spread of the rest",
                                      lambda v: 1 <= v <= 1000, "must be an integer in 1..1000"),
@@ -85,6 +95,7 @@ class ActorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("actor_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
+        self._fault = ""
         self.model = load_model(self, self.p["model_path"])
         self.policy = self._build_policy()
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
@@ -99,6 +110,7 @@ class ActorNode(Node):
             self.cmd_pub = self.create_publisher(Float64MultiArray, "/commands", 10)
         self.plan_pub = self.create_publisher(Path, "/ojepa/plan", 5)
         self.candidates_pub = self.create_publisher(MarkerArray, CANDIDATES_TOPIC, 1)
+        self.subgoals_pub = self.create_publisher(MarkerArray, SUBGOALS_TOPIC, 1)
         self.candidate_arrays = 0  # MarkerArrays built: stays 0 while nobody subscribes
         self._candidates_shown = False
         self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
@@ -115,9 +127,19 @@ class ActorNode(Node):
 
     # -- configuration ----------------------------------------------------------------------
     def _build_policy(self) -> MpcPolicy | None:
+        """The policy, or None (the robot is then held stopped) after logging why: no model, or a roadmap,
+        Mode-1 policy or critic the settings ask for is unusable (planning without it would be a guess at what
+        the user wanted)."""
         if self.model is None:
+            self._fault = "no world model"
             return None
-        policy = MpcPolicy.from_config(self.model, self.p)
+        try:
+            policy = MpcPolicy.from_files(self.model, self.p["model_path"] or default_model(), self.p)
+        except (RoadmapFileError, ModelFileError) as err:
+            self.get_logger().error(f"{err}; holding the robot stopped (or turn that part off: hierarchical: "
+                                    "false, mode1: none, weight_critic: 0)")
+            self._fault = "a planning file is unusable (see the log)"
+            return None
         if self.p["goal_active"]:
             policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
         return policy
@@ -125,7 +147,7 @@ class ActorNode(Node):
     def _on_params(self, changed: set[str]) -> None:
         if "model_path" in changed:
             self.model = load_model(self, self.p["model_path"])
-        if changed & (set(DEFAULTS) | {"model_path"}):
+        if changed & (set(DEFAULTS) | {"model_path", "roadmap_path", "mode1_path", "critic_path"}):
             self.policy = self._build_policy()
         elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
             if self.p["goal_active"]:
@@ -160,9 +182,10 @@ class ActorNode(Node):
     # -- control loop -------------------------------------------------------------------------
     def _tick(self) -> None:
         self._ticks.append(time.monotonic())
+        started = self.get_clock().now().to_msg()  # the plan is for this instant: /ojepa/plan's stamp
         dt = 1.0 / self.p["control_rate"]
         if self.policy is None:
-            self._set_status("fault: no world model")
+            self._set_status(f"fault: {self._fault}")
             self._publish_command(np.zeros(2))
             return
         stale = self.watchdog.stale(self._now())
@@ -184,11 +207,13 @@ class ActorNode(Node):
             self.set_parameters([Parameter("goal_active", value=False)])
         elif step.status == "ok":
             self._set_status("active")
-            self._plan_ms.append(step.plan_ms)
-            self._publish_plan(step.plan_poses)
+            if step.source == "mode2":
+                self._plan_ms.append(step.plan_ms)
+            self._publish_plan(step.plan_poses, started)
+            self._publish_subgoals(step.route, step.subgoal)
         else:
             self._set_status(f"fault: {step.status}")
-        self._publish_candidates(show=step.status == "ok")
+        self._publish_candidates(show=step.status == "ok" and step.source == "mode2")
 
     def _publish_command(self, command: np.ndarray) -> None:
         v, w = float(command[0]), float(command[1])
@@ -199,9 +224,9 @@ class ActorNode(Node):
             msg = Float64MultiArray(data=[v, w])
         self.cmd_pub.publish(msg)
 
-    def _publish_plan(self, poses: np.ndarray) -> None:
+    def _publish_plan(self, poses: np.ndarray, stamp) -> None:
         path = Path()
-        path.header.stamp = self.get_clock().now().to_msg()
+        path.header.stamp = stamp
         path.header.frame_id = self.p["odom_frame"]
         for x, y, yaw in poses:
             pose = PoseStamped()
@@ -242,6 +267,22 @@ class ActorNode(Node):
         self.candidate_arrays += 1
         self._candidates_shown = show
 
+    def _publish_subgoals(self, route: np.ndarray, subgoal: np.ndarray | None) -> None:
+        """The high level's remaining route (small blue spheres) and the low level's current target (a large
+        orange one), only while subscribed and only when the high level runs."""
+        if subgoal is None or self.subgoals_pub.get_subscription_count() == 0:
+            return
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["odom_frame"])
+        markers = [Marker(header=header, action=Marker.DELETEALL)]
+        for i, (points, size, color) in enumerate(((route, 0.1, ColorRGBA(r=0.2, g=0.4, b=1.0, a=0.8)),
+                                                   (subgoal[None], 0.25, ColorRGBA(r=1.0, g=0.5, b=0.0, a=0.9)))):
+            sphere = Marker(header=header, ns="subgoals", id=i, type=Marker.SPHERE_LIST, action=Marker.ADD,
+                            color=color, points=[Point(x=float(x), y=float(y)) for x, y in points])
+            sphere.pose.orientation.w = 1.0
+            sphere.scale.x = sphere.scale.y = sphere.scale.z = size  # m
+            markers.append(sphere)
+        self.subgoals_pub.publish(MarkerArray(markers=markers))
+
     def _set_status(self, status: str) -> None:
         if status != self._status:
             self._status = status
@@ -257,6 +298,7 @@ class ActorNode(Node):
             "control_rate_hz": 1.0 / ticks.mean() if ticks.size else 0.0,
             "plan_ms_median": float(np.median(plan_ms)) if plan_ms.size else 0.0,
             "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms.size else 0.0,
+            "mode1_fallbacks": float(self.policy.fallbacks) if self.policy is not None else 0.0,
         }
         level = DiagnosticStatus.OK if self._status in ("idle", "active", "reached") else DiagnosticStatus.WARN
         status = DiagnosticStatus(level=level, name="actor_node: control", message=self._status,

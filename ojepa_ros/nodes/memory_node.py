@@ -18,7 +18,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import Bool, Float32MultiArray, String
 
 from ojepa_ros.core.episodes import EpisodeWriter
 from ojepa_ros.nodes import params as P
@@ -35,6 +35,7 @@ RECORDED = {
     "/odom": Odometry,
     "/ojepa/cost_terms": DiagnosticArray,
     "/ojepa/goal": PoseStamped,
+    "/collision": Bool,  # the bumper: contacts are the critic's training signal
 }
 ENDING_STATUS = ("reached", "idle", "fault")
 

@@ -1,8 +1,8 @@
 """Episode files of both kinds as one array format: `ojepa collect` .npz files and memory_node MCAP episodes.
 
 Every episode becomes {"images" uint8 [T+1, S, S, 3] RGB, "odom" float32 [T+1, 5] (x, y, yaw, v, w),
-"actions" float32 [T, 2] (v, w), "clearance" float32 [T+1] (NaN where unknown)}, sampled at the control
-period, so training never has to know where its data came from.
+"actions" float32 [T, 2] (v, w), "clearance" float32 [T+1] (NaN where unknown; MCAP: 0 at bumper contacts)},
+sampled at the control period, so training never has to know where its data came from.
 
 MCAP episodes are logged streams (camera ~20 Hz, /odom ~50 Hz, /cmd_vel whenever the actor publishes); they
 are resampled onto a DT grid of camera frames, all on the log clock (the receive time at memory_node, the
@@ -24,7 +24,7 @@ from ojepa_ros.core.formats import rgb_from_image
 
 DT = 0.1  # s: the control period; one kept frame per DT
 CMD_TIMEOUT = 0.5  # s: sim_node's default cmd_timeout; an older /cmd_vel no longer moves the base
-IMAGE_TOPIC, ODOM_TOPIC, CMD_TOPIC = "/camera/image_raw", "/odom", "/cmd_vel"
+IMAGE_TOPIC, ODOM_TOPIC, CMD_TOPIC, BUMPER_TOPIC = "/camera/image_raw", "/odom", "/cmd_vel", "/collision"
 _ACTION_SUBSAMPLES = 20  # points per interval at which the piecewise-constant /cmd_vel is averaged
 
 
@@ -96,6 +96,7 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
     frames: list[tuple[float, np.ndarray]] = []
     odom: list[tuple[float, np.ndarray]] = []
     cmds: list[tuple[float, np.ndarray]] = []
+    bumper: list[tuple[float, bool]] = []
     for topic, stamp_ns, msg in read_episode(path):
         t = stamp_ns * 1e-9
         if topic == IMAGE_TOPIC:
@@ -105,6 +106,8 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
             odom.append((t, _odometry(msg)))
         elif topic == CMD_TOPIC:
             cmds.append((t, np.array([msg.linear.x, msg.angular.z])))
+        elif topic == BUMPER_TOPIC:
+            bumper.append((t, bool(msg.data)))
     if not frames:
         raise ValueError(f"{path} has no {IMAGE_TOPIC} messages; record episodes with memory_node "
                          "`record_images:=true` to train on them")
@@ -121,7 +124,19 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
     return {"images": np.stack([frames[i][1] for i in picks]),
             "odom": np.stack([odom[i][1] for i in odom_i]).astype(np.float32),
             "actions": _mean_command(cmds, times),
-            "clearance": np.full(len(picks), np.nan, dtype=np.float32)}
+            "clearance": _contact_clearance(bumper, times)}
+
+
+def _contact_clearance(bumper: list[tuple[float, bool]], times: np.ndarray) -> np.ndarray:
+    """Clearance where a log can tell it: 0 at frames whose latest /collision reported contact, NaN (unknown
+    distance) elsewhere; a bumper knows touching, not how far the wall is."""
+    clearance = np.full(len(times), np.nan, dtype=np.float32)
+    if bumper:
+        bump_t = np.array([t for t, _ in bumper])
+        latest = np.searchsorted(bump_t, times, side="right") - 1
+        touching = np.array([c for _, c in bumper])[np.clip(latest, 0, None)] & (latest >= 0)
+        clearance[touching] = 0.0
+    return clearance
 
 
 def _grid_frames(frame_t: np.ndarray) -> np.ndarray:

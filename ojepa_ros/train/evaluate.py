@@ -19,6 +19,7 @@ import yaml
 
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.paths import config_file, default_model
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
@@ -52,15 +53,15 @@ def actor_params(path: Path) -> dict[str, Any]:
 
 @torch.no_grad()
 def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", seed: int = 0,
-             max_steps: int = 300, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             max_steps: int = 600, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Success rate, time to goal, collisions and planning time over `pairs` closed-loop episodes."""
     model = load_world_model(model_path)
     size = model.cfg.image_size
     env = RoomsNavEnv(NavEnvConfig(image_width=size, image_height=size, control_dt=model.cfg.dt,
                                    max_steps=max_steps))
-    policy = MpcPolicy.from_config(model, params or {}, seed=seed)
+    policy = MpcPolicy.from_files(model, model_path, params or {}, seed=seed)
     dt = env.config.control_dt
-    episodes, plan_ms = [], []
+    episodes, plan_ms, mode1_steps = [], [], 0
     try:
         for start, goal in sample_pairs(env.layout, np.random.default_rng(seed), pairs, mode):
             obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
@@ -71,7 +72,9 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
                 proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
                 state = model.encode(torch.from_numpy(obs["image"])[None], proprio)[0]
                 out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=dt)
-                if out.status == "ok":
+                if out.source == "mode1":
+                    mode1_steps += 1
+                elif out.status == "ok":
                     plan_ms.append(out.plan_ms)
                 obs, _, success, _, info = env.step(out.command)
                 steps += 1
@@ -88,6 +91,7 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
         "collisions": int(sum(e["collision_steps"] for e in episodes)),
         "episodes_with_collision": int(sum(e["collision_steps"] > 0 for e in episodes)),
         "mean_final_distance_m": float(np.mean([e["final_distance_m"] for e in episodes])),
+        "mode1_commands": mode1_steps,  # Mode-1 alone, or Mode-2 past its deadline
         "plan_ms_median": float(np.median(plan_ms)) if plan_ms else float("nan"),
         "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms else float("nan"),
         "episodes": episodes,
@@ -102,22 +106,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-steps", type=int, default=300, help="control steps per episode")
+    parser.add_argument("--max-steps", type=int, default=600, help="control steps per episode (0.1 s each)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override an actor_node parameter, e.g. hierarchical=false or planner=cem (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the full report (incl. every episode) here")
     args = parser.parse_args(argv)
     params = actor_params(args.config)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in params:
+            parser.error(f"--set {item!r}: expected KEY=VALUE with KEY an actor_node parameter")
+        params[key] = yaml.safe_load(value)
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
         reports = [evaluate(args.model, args.pairs, m, args.seed, args.max_steps, params) for m in modes]
-    except ModelFileError as err:
+    except (ModelFileError, RoadmapFileError, ValueError) as err:
         print(f"ojepa eval: {err}", file=sys.stderr)
         return 2
     print(f"{'mode':<11} {'pairs':>5} {'success':>8} {'time s':>7} {'collisions':>10} {'final m':>8} "
-          f"{'plan ms p50':>11} {'p99':>6}")
+          f"{'plan ms p50':>11} {'p99':>6} {'mode1 cmds':>10}")
     for r in reports:
         print(f"{r['mode']:<11} {r['pairs']:>5} {r['success_rate']:>8.0%} {r['mean_time_to_goal_s']:>7.1f} "
               f"{r['collisions']:>10} {r['mean_final_distance_m']:>8.2f} {r['plan_ms_median']:>11.1f} "
-              f"{r['plan_ms_p99']:>6.1f}")
+              f"{r['plan_ms_p99']:>6.1f} {r['mode1_commands']:>10}")
     if args.json:
         args.json.write_text(json.dumps(reports, indent=2))
     return 0

@@ -31,6 +31,7 @@ from ojepa_ros.core.world_model import KINDS, WorldModel, WorldModelConfig
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
 from ojepa_ros.train.distributed import DistContext
+from ojepa_ros.train.encoded import encode_frames
 from ojepa_ros.train.plots import plot_training_log
 from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 
@@ -119,16 +120,9 @@ def validate(model: WorldModel, dataset: EpisodeDataset, windows: int, batch: in
     }
 
 
-@torch.no_grad()
-def encode_episodes(model: WorldModel, dataset: EpisodeDataset, batch: int = 512) -> list[torch.Tensor]:
+def encode_episodes(model: WorldModel, dataset: EpisodeDataset) -> list[torch.Tensor]:
     """Encoded states [T+1, D] of every frame of every episode (frozen model)."""
-    model.eval()
-    out = []
-    for ep in dataset.episodes:
-        out.append(torch.cat([model.encode(ep["images"][i:i + batch], ep["proprio"][i:i + batch])
-                              for i in range(0, len(ep["images"]), batch)]))
-    model.train()
-    return out
+    return [encode_frames(model, ep["images"], ep["proprio"]) for ep in dataset.episodes]
 
 
 def fit_pose_probe(model: WorldModel, train_states: torch.Tensor, val_states: torch.Tensor) -> dict[str, float]:

@@ -73,9 +73,10 @@ class Planner:
         self.last_costs: Tensor | None = None
 
     @torch.no_grad()
-    def command(self, state: Tensor) -> Tensor:
+    def command(self, state: Tensor, proposal: Tensor | None = None) -> Tensor:
         """Optimise the plan from `state` [D] and return its first action [A] (non-finite: no candidate had a
-        finite cost, so nothing may be executed)."""
+        finite cost, so nothing may be executed). `proposal` [T,A] (e.g. Mode-1's plan) competes with the warm
+        start: the cheaper of the two is where the optimiser starts."""
         if not self._fresh:  # warm start: the previous plan, one step on, last action repeated
             self.plan = torch.cat([self.plan[1:], self.plan[-1:]])
         self._fresh = False
@@ -85,6 +86,9 @@ class Planner:
                                                       (self.low, self.high, self.sigma, self.plan))
         if self.latent_draws:
             self._z = torch.randn(self.latent_draws, self.horizon, self.latent_dim, generator=self.generator).to(device)
+        if proposal is not None and proposal.shape == self.plan.shape and bool(torch.isfinite(proposal).all()):
+            starts = torch.stack((self.plan, torch.clamp(proposal.to(device), self.low, self.high)))
+            self.plan = starts[int(torch.argmin(self.evaluate(state, starts)[0]))]
         plan = self._optimise(state)
         feasible = bool(torch.isfinite(self.last_costs).any())
         if feasible and self.refine_steps:

@@ -1,0 +1,48 @@
+"""`ojepa roadmap`: encode recorded episodes with the world model and pool them into the high level's roadmap.
+
+Sources are those of `ojepa train` (collect .npz files, memory_node MCAP episodes), so the roadmap grows with
+the robot's own memory: rerun it on memory_node's output_dir to add what the robot has seen since.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ojepa_ros.core.model_io import ModelFileError, load_world_model
+from ojepa_ros.core.roadmap import build_roadmap
+from ojepa_ros.train.encoded import encoded_episodes
+from ojepa_ros.train.episode_files import find_episodes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ojepa roadmap", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", nargs="+", required=True, help="episode files or folders (.npz, .mcap)")
+    parser.add_argument("--out", type=Path, required=True, help="roadmap .npz to write")
+    parser.add_argument("--cell-size", type=float, default=0.25, help="m per subgoal cell")
+    parser.add_argument("--max-model-error", type=float, default=0.15,
+                        help="m: a recorded macro-step becomes an edge only if level 2 predicts it this well")
+    args = parser.parse_args(argv)
+    if not (args.cell_size > 0 and args.max_model_error > 0):
+        parser.error("--cell-size and --max-model-error must be > 0")
+    try:
+        model = load_world_model(args.model)
+        files = find_episodes(args.data)
+    except (ModelFileError, FileNotFoundError, ValueError) as err:
+        print(f"ojepa roadmap: {err}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    episodes = ((states, ep["actions"]) for states, ep in encoded_episodes(model, files))
+    roadmap = build_roadmap(model, episodes, args.cell_size, args.max_model_error)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    roadmap.save(args.out)
+    print(f"ojepa roadmap: {len(files)} episodes -> {len(roadmap.centres)} cells, {len(roadmap.edges)} edges "
+          f"in {time.perf_counter() - start:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

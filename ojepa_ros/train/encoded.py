@@ -1,0 +1,32 @@
+"""Recorded frames through a frozen world model: the one place episodes are turned into states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.core.world_model import WorldModel
+from ojepa_ros.train.episode_files import load_episode
+
+
+@torch.no_grad()
+def encode_frames(model: WorldModel, images: torch.Tensor, proprio: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """States [T, D] of uint8 images [T, S, S, 3] and proprio [T, 6], `batch` frames per call (bounded memory).
+    Leaves the model's train/eval mode as it found it."""
+    was_training = model.training
+    model.eval()
+    states = torch.cat([model.encode(images[i:i + batch], proprio[i:i + batch]) for i in range(0, len(images), batch)])
+    model.train(was_training)
+    return states
+
+
+def encoded_episodes(model: WorldModel, files: list[Path]) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """(states [T+1, D], the episode's odom, actions and clearance as tensors) per episode file, one file in
+    memory at a time."""
+    for path in files:
+        ep = load_episode(path, model.cfg.image_size)
+        states = encode_frames(model, torch.from_numpy(ep["images"]), torch.from_numpy(proprio_from_odom(ep["odom"])))
+        yield states, {k: torch.from_numpy(ep[k]) for k in ("odom", "actions", "clearance")}
