@@ -10,6 +10,8 @@ Table 2: the same world model, Objective and budget (samples, horizon, one itera
 bounds, zero initial plan) through our MPPI and pytorch_mppi.MPPI (our cost as its terminal cost), from the
 same start states, `--steps` warm-started commands each: ms per command, throughput ratio (their ms / our
 ms), and our Objective's cost of each one's final plan, mean over the start states (lower is better).
+Table 3: one cold-start MPPI iteration per budget with and without the Mode-1 plan (models/*.mode1.pt) as a
+candidate start: how many samples Mode-1 saves Mode-2.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from pytorch_mppi import MPPI as TheirMPPI
 
 from ojepa_ros.core.costs import CostContext
+from ojepa_ros.core.mode1 import load_mode1, mode1_beside
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy, keep_freed_memory, make_planner
 from ojepa_ros.core.planners import rollout
@@ -34,6 +37,7 @@ from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
 from ojepa_ros.train.evaluate import sample_pairs
 
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient")
+LOW_LEVEL_ONLY_BENCH = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}  # no roadmap/critic files
 BUDGET_S = 12.0  # per table cell: slow cells get fewer repeats (at least 3)
 
 
@@ -75,27 +79,29 @@ def timed(step: Callable[[], object], repeats: int) -> np.ndarray:
     return np.asarray(times)
 
 
-def table_policy(model: WorldModel, scene, grid, threads, repeats: int) -> None:
+def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners: list[str]) -> None:
     state, goal = scene
     print("\n## 1. MpcPolicy.act, ms per MPC step: median / p90 (n repeats)")
-    for name in PLANNERS:
+    for name in planners:
         head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
         print(f"\n{name}\n{'samples':>8} {'horizon':>8} {head}")
         for samples, horizon in grid:
             cells = []
             for t in threads:
                 torch.set_num_threads(t)
-                policy = MpcPolicy.from_config(model, {"planner": name, "num_samples": samples, "horizon": horizon},
-                                               seed=0)
+                policy = MpcPolicy.from_config(model, LOW_LEVEL_ONLY_BENCH | {"planner": name, "num_samples": samples,
+                                                                              "horizon": horizon}, seed=0)
                 policy.set_goal(goal)
                 ms = timed(lambda: policy.act(state, (0.0, 0.0)), repeats)
                 cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
             print(f"{samples:>8} {horizon:>8} {' '.join(f'{c:>24}' for c in cells)}", flush=True)
 
 
-def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int) -> tuple[list, list, list, list]:
-    """Per start state: ms of every command and the final plan's cost, ours and theirs."""
-    p = {**DEFAULTS, "planner": "mppi", "num_samples": samples, "horizon": horizon, "iterations": 1}
+def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int,
+                 precision: str) -> tuple[list, list, list, list]:
+    """Per start state: ms of every command and the final plan's cost (in float32), ours and theirs."""
+    p = {**DEFAULTS, **LOW_LEVEL_ONLY_BENCH, "planner": "mppi", "num_samples": samples, "horizon": horizon,
+         "iterations": 1, "precision": precision}
     high = [float(p["max_linear_velocity"]), float(p["max_angular_velocity"])]
     sigma = torch.tensor([float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])])
     objective = MpcPolicy.from_config(model, p).objective
@@ -125,41 +131,90 @@ def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: 
     return ours_ms, theirs_ms, ours_cost, theirs_cost
 
 
-def table_compare(model: WorldModel, scenes_, grid, threads, steps: int) -> None:
+def table_compare(model: WorldModel, scenes_, grid, threads, steps: int, precisions: list[str]) -> None:
     print(f"\n## 2. our MPPI vs pytorch-mppi 0.9.1, same model/cost/budget, {len(scenes_)} start states x {steps} "
-          "commands: ms per command median (p90), throughput ratio = their ms / our ms, final plan cost (mean)")
-    print(f"{'threads':>7} {'samples':>8} {'horizon':>8} {'ours ms':>16} {'theirs ms':>16} {'ratio':>6} "
-          f"{'ours cost':>10} {'theirs cost':>12}")
+          "commands: ms per command median (p90), throughput ratio = their ms / our ms, final plan cost (mean, "
+          "float32). Ours in the given precision; theirs always float32 (as pytorch-mppi runs a model)")
+    print(f"{'threads':>7} {'precision':>9} {'samples':>8} {'horizon':>8} {'ours ms':>16} {'theirs ms':>16} "
+          f"{'ratio':>6} {'ours cost':>10} {'theirs cost':>12}")
     for t in threads:
         torch.set_num_threads(t)
-        for samples, horizon in grid:
-            ours_ms, theirs_ms, ours_cost, theirs_cost = compare_mppi(model, scenes_, samples, horizon, steps)
-            o, th = np.median(ours_ms), np.median(theirs_ms)
-            print(f"{t:>7} {samples:>8} {horizon:>8} {o:>8.1f} ({np.percentile(ours_ms, 90):>5.1f}) "
-                  f"{th:>8.1f} ({np.percentile(theirs_ms, 90):>5.1f}) {th / o:>6.2f} {np.mean(ours_cost):>10.3f} "
-                  f"{np.mean(theirs_cost):>12.3f}", flush=True)
+        for precision in precisions:
+            for samples, horizon in grid:
+                compare_row(model, scenes_, t, precision, samples, horizon, steps)
+
+
+def compare_row(model: WorldModel, scenes_, t: int, precision: str, samples: int, horizon: int, steps: int) -> None:
+    ours_ms, theirs_ms, ours_cost, theirs_cost = compare_mppi(model, scenes_, samples, horizon, steps, precision)
+    o, th = np.median(ours_ms), np.median(theirs_ms)
+    print(f"{t:>7} {precision:>9} {samples:>8} {horizon:>8} {o:>8.1f} ({np.percentile(ours_ms, 90):>5.1f}) "
+          f"{th:>8.1f} ({np.percentile(theirs_ms, 90):>5.1f}) {th / o:>6.2f} {np.mean(ours_cost):>10.3f} "
+          f"{np.mean(theirs_cost):>12.3f}", flush=True)
+
+
+def table_mode1(model: WorldModel, model_path: str, scenes_, budgets: list[int]) -> None:
+    """Cold-start Mode-2 (one MPPI iteration, no warm start: a new goal or subgoal) with and without Mode-1's
+    plan as a candidate start: the Objective's cost of the plan each returns, mean over the scenes."""
+    mode1 = load_mode1(mode1_beside(model_path), model.cfg.embed_dim)
+    print(f"\n## 3. Mode-1 as Mode-2's start: plan cost after one cold-start MPPI iteration, mean over {len(scenes_)} "
+          "start states (lower is better); Mode-1 alone costs (samples 0)")
+    print(f"{'samples':>8} {'Mode-2 alone':>13} {'Mode-1 start':>13} {'ms alone':>9} {'ms with':>8}")
+    base = LOW_LEVEL_ONLY_BENCH | {"planner": "mppi", "iterations": 1}
+    for samples in budgets:
+        row = []
+        for use in ("none", "warm_start"):
+            policy = MpcPolicy.from_config(model, base | {"num_samples": samples, "mode1": use}, seed=0,
+                                           mode1=mode1 if use != "none" else None)
+            costs, ms = [], []
+            for state, goal in scenes_:
+                policy.reset()
+                policy.set_goal(goal)
+                start = time.perf_counter()
+                step = policy.act(state, (0.0, 0.0))
+                ms.append((time.perf_counter() - start) * 1e3)
+                costs.append(sum(step.cost_terms.values()))
+            row.append((np.mean(costs), np.median(ms)))
+        print(f"{samples:>8} {row[0][0]:>13.3f} {row[1][0]:>13.3f} {row[0][1]:>9.1f} {row[1][1]:>8.1f}", flush=True)
+    alone = MpcPolicy.from_config(model, base | {"mode1": "alone"}, seed=0, mode1=mode1)
+    costs = []
+    for state, goal in scenes_:
+        alone.reset()
+        alone.set_goal(goal)
+        costs.append(sum(alone.act(state, (0.0, 0.0)).cost_terms.values()))
+    print(f"{0:>8} {'':>13} {np.mean(costs):>13.3f}   (Mode-1 alone)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="samples {256, 1024} x horizon {16}, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="table 1 on samples {256, 1024} x horizon {16}, "
+                                                             "fewer repeats")
+    parser.add_argument("--planners", nargs="+", default=list(PLANNERS), choices=PLANNERS, help="table 1 rows")
     parser.add_argument("--repeats", type=int, default=15, help="timed MPC steps per table-1 cell")
     parser.add_argument("--scenes", type=int, default=4, help="start states for table 2")
     parser.add_argument("--steps", type=int, default=5, help="warm-started commands per start state in table 2")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--model", default=str(default_model()))
+    parser.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
+                        help="our planner's precision(s) in table 2")
+    parser.add_argument("--skip-table-1", action="store_true")
+    parser.add_argument("--mode1-scenes", type=int, default=24, help="start states for table 3 (0: skip it)")
     args = parser.parse_args()
     samples, horizons = ((256, 1024), (16,)) if args.quick else ((256, 1024, 4096), (8, 16, 32))
     repeats = min(args.repeats, 8) if args.quick else args.repeats
     grid = [(n, h) for h in horizons for n in samples]
+    compare_grid = [(256, 16), (1024, 16)]  # the target budget and a smaller one: pytorch-mppi is slow to repeat
     keep_freed_memory()  # what MpcPolicy does in the actor: both implementations run under it
     model, described = load(args.model)
     all_scenes = scenes(model, args.scenes)
     print(f"# plan_step: torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
     print(f"# model: {described}")
-    table_policy(model, all_scenes[0], grid, args.threads, repeats)
-    table_compare(model, all_scenes, grid, args.threads, args.steps)
+    if not args.skip_table_1:
+        table_policy(model, all_scenes[0], grid, args.threads, repeats, args.planners)
+    table_compare(model, all_scenes, compare_grid, args.threads, args.steps, args.precision)
+    if args.mode1_scenes:
+        torch.set_num_threads(1)
+        table_mode1(model, args.model, scenes(model, args.mode1_scenes, seed=1), [32, 64, 128, 256, 512, 1024])
 
 
 if __name__ == "__main__":

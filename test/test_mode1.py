@@ -80,7 +80,7 @@ def test_the_cheaper_of_warm_start_and_proposal_is_where_mppi_starts():
 def test_mode2_past_its_deadline_hands_over_to_mode1(tiny_model_path):
     model = load_world_model(tiny_model_path)
     mode1 = Mode1Policy(Mode1Config(state_dim=model.cfg.embed_dim, horizon=16, action_high=HIGH)).eval()
-    slow = LOW_LEVEL_ONLY | {"mode1": "warm_start", "plan_deadline": 1e-4, "num_samples": 8192}
+    slow = LOW_LEVEL_ONLY | {"mode1": "warm_start", "plan_deadline": 1e-4, "num_samples": 65536}
     policy = MpcPolicy.from_config(model, slow, seed=0, mode1=mode1)
     policy.set_goal((1.0, 0.0))
     state = torch.zeros(model.cfg.embed_dim)
@@ -89,6 +89,10 @@ def test_mode2_past_its_deadline_hands_over_to_mode1(tiny_model_path):
     for s in steps:
         assert s.status == "ok" and np.all(np.abs(s.command) <= np.array(HIGH) + 1e-9)
         assert s.plan_poses.shape == (16, 3)
+    began = time.perf_counter()
+    assert policy.stop("stale", 0.1).status == "stale"
+    assert time.perf_counter() - began < 0.05  # a stop does not wait for the Mode-2 step still running
+    policy.set_goal((1.0, 0.0))
     policy.plan_deadline = 60.0  # once the overrunning step is done, Mode-2 answers in time again
     give_up = time.monotonic() + 60.0
     while policy.act(state, (0.0, 0.0), dt=0.1).source == "mode1":

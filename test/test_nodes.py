@@ -17,7 +17,7 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray, St
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ojepa_ros.nodes.actor_node import CANDIDATES_TOPIC, ActorNode, candidate_rows
+from ojepa_ros.nodes.actor_node import CANDIDATES_TOPIC, SUBGOALS_TOPIC, ActorNode, candidate_rows
 from ojepa_ros.nodes.configurator_node import ConfiguratorNode
 from ojepa_ros.nodes.convert import rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.cost_node import CostNode
@@ -221,6 +221,38 @@ def test_actor_draws_candidates_only_while_someone_subscribes(graph, tiny_model_
     # Inputs go silent: the actor stops and wipes its candidates instead of leaving the last ones on screen.
     graph.wait_for(lambda: [m.action for m in drawn[-1].markers] == [Marker.DELETEALL], 3.0, "a lone DELETEALL")
     actor.stop()
+
+
+def test_actor_shows_its_subgoal_route(graph, tiny_model_path):
+    actor = _actor(graph, tiny_model_path, goal_active=True, goal_x=2.0, goal_y=6.0)  # R0 -> R3: round by R1, R2
+    routes = graph.collect(MarkerArray, SUBGOALS_TOPIC)
+    feed = Feeder(graph)
+
+    def inputs():
+        feed.send_odom(x=2.0, y=2.0)
+        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+
+    pump(graph, inputs, lambda: any(len(m.markers) == 3 for m in routes), timeout=10, what="a subgoal route")
+    msg = next(m for m in routes if len(m.markers) == 3)
+    route, current = ([(p.x, p.y) for p in marker.points] for marker in msg.markers[1:])
+    assert msg.markers[0].action == Marker.DELETEALL and len(route) > 5
+    assert route[-1] == pytest.approx((2.0, 6.0)) and max(x for x, _ in route) > 4.0  # through R1, R2
+    assert current[0][1] < 4.0  # the low level's subgoal is on this side of the wall
+    actor.stop()
+
+
+def test_actor_holds_the_robot_still_without_its_roadmap(graph, tiny_model_path, tmp_path):
+    _actor(graph, tiny_model_path, goal_active=True, goal_x=2.0, goal_y=6.0, roadmap_path=str(tmp_path / "no.npz"))
+    cmds = graph.collect(Twist, "/cmd_vel")
+    statuses = graph.collect(String, "/ojepa/actor_status")
+    feed = Feeder(graph)
+
+    def inputs():
+        feed.send_odom(x=2.0, y=2.0)
+        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+
+    pump(graph, inputs, lambda: len(cmds) >= 3 and statuses, timeout=5, what="stop commands")
+    assert np.all(_twist_speeds(cmds) == 0.0) and statuses[-1].data.startswith("fault")
 
 
 # -- configurator, cost, memory -----------------------------------------------------------------

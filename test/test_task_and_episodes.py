@@ -25,6 +25,9 @@ def test_shipped_tasks_load():
     ("goal: {x: 1}", "goal must be"),
     ("weights: {goal_distance: -1}", ">= 0"),
     ("planner: {warp_drive: 3}", "unknown planner setting"),
+    ("planner: {planner: astar}", "planner.planner must be one of"),
+    ("planner: {hierarchical: 1}", "planner.hierarchical must be true or false"),
+    ("planner: {mode1: off}", "planner.mode1 must be one of"),  # YAML reads off as false: refused, not guessed
     ("speed: 3", "unknown keys"),
     ("goal: [1, 2", "not valid YAML"),
 ])
@@ -34,6 +37,14 @@ def test_bad_task_files_are_refused_with_the_file_named(tmp_path: Path, text: st
     with pytest.raises(TaskError) as err:
         load_task(path)
     assert problem in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_task_may_choose_how_to_plan(tmp_path: Path):
+    path = tmp_path / "t.yaml"
+    path.write_text("planner: {planner: cem, hierarchical: false, mode1: none, num_samples: 256.0, risk: worst}")
+    assert load_task(path).planner == {"planner": "cem", "hierarchical": False, "mode1": "none",
+                                       "num_samples": 256, "risk": "worst"}
+    assert load_task(task_file("cross_room")).goal == (2.0, 6.0)
 
 
 def test_missing_task_file(tmp_path: Path):

@@ -1,4 +1,7 @@
-"""A task file (config/tasks/*.yaml): goal, task cost weights and planner settings, validated."""
+"""A task file (config/tasks/*.yaml): goal, task cost weights and planner settings, validated.
+
+A task may choose how to plan (planner, risk, hierarchy, Mode-1, budgets) and weigh its objective, but the
+guardrail floors and the velocity limits are the actor's: no key here reaches them."""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ from typing import Any
 
 import yaml
 
+from ojepa_ros.core.mpc import CHECKS
+
 PLANNER_KEYS = {"horizon": int, "num_samples": int, "iterations": int, "temperature": float,
-                "noise_sigma_linear": float, "noise_sigma_angular": float}
+                "noise_sigma_linear": float, "noise_sigma_angular": float, "latent_draws": int,
+                "subgoal_lookahead": float, "planner": str, "risk": str, "mode1": str, "hierarchical": bool}
 
 
 class TaskError(ValueError):
@@ -56,6 +62,12 @@ def load_task(path: Path) -> Task:
     for key, value in (raw.get("planner") or {}).items():
         if key not in PLANNER_KEYS:
             raise TaskError(f"{path}: unknown planner setting {key!r}; known: {sorted(PLANNER_KEYS)}")
-        number = _number(path, f"planner.{key}", value)
-        planner[key] = PLANNER_KEYS[key](number)
+        kind = PLANNER_KEYS[key]
+        if kind in (str, bool):
+            check, requirement = CHECKS[key]
+            if not isinstance(value, kind) or not check(value):
+                raise TaskError(f"{path}: planner.{key} {requirement}, got {value!r}")
+            planner[key] = value
+        else:
+            planner[key] = kind(_number(path, f"planner.{key}", value))
     return Task(goal=goal, weights=weights, planner=planner)
