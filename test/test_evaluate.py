@@ -43,3 +43,12 @@ def test_main_prints_a_table(tiny_model_path, capsys):
 def test_main_names_an_unusable_model_file(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "missing.pt"), "--pairs", "1"]) == 2
     assert "missing.pt does not exist" in capsys.readouterr().err
+
+
+def test_main_overrides_the_actor_and_names_a_missing_roadmap(tiny_model_path, tmp_path, capsys):
+    args = ["--model", str(tiny_model_path), "--pairs", "1", "--mode", "same_room", "--max-steps", "2"]
+    assert main(args + ["--set", "hierarchical=false", "--set", "mode1=alone"]) == 0
+    assert main(args + ["--set", f"roadmap_path={tmp_path / 'none.npz'}"]) == 2
+    assert "none.npz does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(args + ["--set", "warp_drive=1"])

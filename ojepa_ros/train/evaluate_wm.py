@@ -106,7 +106,9 @@ def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: di
         "val_episodes": len(split["val"]),
     }
     if plan_pairs:
-        closed_loop = evaluate(path, pairs=plan_pairs, mode="same_room", params=params)
+        # The world model alone drives: the roadmap, Mode-1 and critic are built per model; baselines have none.
+        low_level = {**(params or {}), "hierarchical": False, "mode1": "none", "weight_critic": 0.0}
+        closed_loop = evaluate(path, pairs=plan_pairs, mode="same_room", params=low_level)
         report |= {"plan_success": closed_loop["success_rate"], "plan_time_s": closed_loop["mean_time_to_goal_s"],
                    "plan_collisions": closed_loop["collisions"]}
     return report
