@@ -1,8 +1,9 @@
-"""Mode-2 actor: a planner (MPPI by default) through the world model, scored by the Objective, filtered by
-the CommandLimiter.
+"""The actor's policy: high level (subgoal route, core/hierarchy.py) -> Mode-1 proposal (core/mode1.py) ->
+Mode-2, a planner (MPPI by default) through the world model scored by the Objective -> the CommandLimiter.
 
 The policy never lets a command out that did not pass the limiter; a non-finite state or plan, no
-goal, or a reached goal all become a stop (ramped at the acceleration limit, see CommandLimiter).
+goal, or a reached goal all become a stop (ramped at the acceleration limit, see CommandLimiter). With a
+plan_deadline, Mode-2 runs on a worker thread and Mode-1 answers for a step it does not finish in time.
 """
 
 from __future__ import annotations

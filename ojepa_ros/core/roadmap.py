@@ -165,11 +165,10 @@ def build_roadmap(model: WorldModel, episodes: Iterable[tuple[torch.Tensor, torc
     clearance = np.array([np.median(clear_cat[cell_of == c]) for c in range(m)])
     shortfall = np.clip(clearance_margin - clearance, 0.0, None) / clearance_margin
     linked = {(int(cell_of[a]), int(cell_of[b])) for a, b in pairs}
-    grid = {key: cell for key, cell in keys.items()}
-    for (i, j), cell in grid.items():
+    for (i, j), cell in keys.items():
         for di in (-1, 0, 1):
             for dj in (-1, 0, 1):
-                other = grid.get((i + di, j + dj))
+                other = keys.get((i + di, j + dj))
                 if other is not None and np.hypot(*(centres[cell] - centres[other])) <= adjacent_gap:
                     linked.add((cell, other))
     links = sorted({(a, b) for a, b in linked if a != b} | {(b, a) for a, b in linked if a != b})  # drivable back
