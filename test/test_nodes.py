@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
@@ -149,6 +150,12 @@ def test_actor_drives_within_limits_and_stops_when_inputs_go_stale(graph, tiny_m
     assert np.all(np.abs(np.diff(speeds, axis=0)) <= np.array([1.0, 3.0]) * 0.1 + 1e-6)
     assert any(s.data == "active" for s in statuses)
     assert plans[-1].header.frame_id == "odom" and len(plans[-1].poses) == 8
+    diags = graph.collect(DiagnosticArray, "/diagnostics")
+    pump(graph, inputs, lambda: any(len(d.status) == 2 and d.status[1].values for d in diags), timeout=5,
+         what="the chosen plan's cost terms on /diagnostics")
+    chosen = next(d.status[1] for d in diags if len(d.status) == 2 and d.status[1].values)
+    assert chosen.name == "actor_node: chosen plan" and "mode" in chosen.message
+    assert {kv.key for kv in chosen.values} >= {"goal_distance", "collision", "backward", "critic"}
 
     graph.wait_for(lambda: statuses[-1].data.startswith("stale"), 2.0, "the watchdog to fire")
     graph.wait_for(lambda: np.allclose(_twist_speeds(cmds)[-1], 0.0), 3.0, "a zero command after stale inputs")

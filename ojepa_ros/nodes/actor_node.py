@@ -103,6 +103,7 @@ class ActorNode(Node):
         self._odom: np.ndarray | None = None
         self._status = ""
         self._plan_ms: deque[float] = deque(maxlen=200)
+        self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
         self._ticks: deque[float] = deque(maxlen=200)
         if self.p["effector"] == "twist":
             self.cmd_pub = self.create_publisher(Twist, "/cmd_vel", 10)
@@ -209,6 +210,7 @@ class ActorNode(Node):
             self._set_status("active")
             if step.source == "mode2":
                 self._plan_ms.append(step.plan_ms)
+            self._chosen = (step.source, step.cost_terms)
             self._publish_plan(step.plan_poses, started)
             self._publish_subgoals(step.route, step.subgoal)
         else:
@@ -303,7 +305,11 @@ class ActorNode(Node):
         level = DiagnosticStatus.OK if self._status in ("idle", "active", "reached") else DiagnosticStatus.WARN
         status = DiagnosticStatus(level=level, name="actor_node: control", message=self._status,
                                   values=[KeyValue(key=k, value=f"{v:.2f}") for k, v in values.items()])
-        msg = DiagnosticArray(status=[status])
+        source, terms = self._chosen  # one tuple swap by the control loop: read whole, never half-updated
+        plan = DiagnosticStatus(level=DiagnosticStatus.OK, name="actor_node: chosen plan",
+                                message=f"weighted cost per term of the last plan ({source or 'none yet'})",
+                                values=[KeyValue(key=k, value=f"{v:.4f}") for k, v in terms.items()])
+        msg = DiagnosticArray(status=[status, plan])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
 

@@ -61,7 +61,7 @@ class MonitorNode(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
-            if status.name.startswith("actor_node"):
+            if status.name == "actor_node: control":  # not "actor_node: chosen plan"
                 self.actor_stats = {kv.key: kv.value for kv in status.values}
 
     def distance_to_goal(self) -> float:
