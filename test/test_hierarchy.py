@@ -5,13 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import LOW_LEVEL_ONLY, grid_roadmap
 from ojepa_ros.core.hierarchy import SubgoalPlanner
 from ojepa_ros.core.model_io import load_world_model
 from ojepa_ros.core.mpc import MpcPolicy
 from ojepa_ros.core.roadmap import RoadmapFileError, build_roadmap, load_roadmap, roadmap_beside
-from ojepa_ros.sim.rooms_world import default_layout, room_of
+from ojepa_ros.sim.rooms_world import clearance, default_layout, room_of
 from ojepa_ros.train.build_roadmap import main as roadmap_main
 from ojepa_ros.train.encoded import encoded_episodes
 
@@ -95,3 +97,19 @@ def test_policy_steers_to_the_subgoal_not_the_goal(tiny_model_path):
     assert step.status == "ok" and step.subgoal is not None and step.subgoal[1] < 4.0
     assert len(step.route) > 5 and np.allclose(step.route[-1], (2.0, 6.0))
     assert policy.act(state, (0.0, 0.0), odom_xy=(2.1, 5.9)).status == "reached"  # the goal ends it, not a subgoal
+
+
+GRID = grid_roadmap(8)
+free_points = st.tuples(st.floats(0.3, 7.7), st.floats(0.3, 7.7)).filter(
+    lambda p: float(clearance(default_layout(), np.array(p))) > 0.25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(start=free_points, goal=free_points, steps=st.integers(1, 20))
+def test_the_subgoal_is_finite_near_the_robot_and_the_route_ends_at_the_goal(start, goal, steps):
+    planner = SubgoalPlanner(GRID, lookahead=1.0, period=4)
+    for _ in range(steps):
+        subgoal = planner.subgoal(start, goal)
+    assert np.isfinite(subgoal).all() and np.allclose(planner.route[-1], goal)
+    # The target is the goal, or a route point no farther than the lookahead along the route (plus a cell).
+    assert np.allclose(subgoal, goal) or np.hypot(*(subgoal - np.asarray(start))) <= 1.0 + GRID.cell_size * 1.5
