@@ -149,12 +149,12 @@ def poison(policy: MpcPolicy, how: str, threshold: float) -> None:
         planner.dynamics = dynamics
     elif how == "command":
         clean_command = planner.command
-        planner.command = lambda state, proposal=None: clean_command(state, proposal) * torch.tensor([math.nan, 1.0])
+        planner.command = lambda *args: clean_command(*args) * torch.tensor([math.nan, 1.0])
     else:  # "rollout": a finite first action, but the plan's predicted states go NaN
         clean_command = planner.command
 
-        def command(state, proposal=None):
-            first = clean_command(state, proposal)
+        def command(*args):
+            first = clean_command(*args)
             planner.last_states[-1, 0] = math.nan
             return first
 

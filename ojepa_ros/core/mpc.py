@@ -3,7 +3,7 @@ Mode-2, a planner (MPPI by default) through the world model scored by the Object
 
 The policy never lets a command out that did not pass the limiter; a non-finite state or plan, no
 goal, or a reached goal all become a stop (ramped at the acceleration limit, see CommandLimiter). With a
-plan_deadline, Mode-2 runs on a worker thread and Mode-1 answers for a step it does not finish in time.
+plan_deadline, a Mode-2 step still rolling out at the deadline stops there and Mode-1's command goes out.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import ctypes
 import functools
 import sys
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -27,7 +25,7 @@ from ojepa_ros.core.mode1 import Mode1Policy, load_mode1, mode1_beside, relative
 from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, CriticCost, Energy, GoalDistance,
                                   Heading, Objective, Speed, default_terms)
 from ojepa_ros.core.critic import Critic, critic_beside, load_critic
-from ojepa_ros.core.planners import CEM, MPPI, PRECISIONS, RISKS, Gradient, Planner
+from ojepa_ros.core.planners import CEM, MPPI, PRECISIONS, RISKS, DeadlineMissed, Gradient, Planner
 from ojepa_ros.core.roadmap import Roadmap, load_roadmap, roadmap_beside
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel
@@ -58,8 +56,8 @@ DEFAULTS: dict[str, float | int | str] = {
     "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
     "subgoal_period": 8,              # control steps between high-level replans (the level-2 step)
     "mode1": "warm_start",            # none | warm_start: Mode-1's plan competes as Mode-2's warm start | alone
-    "plan_deadline": 0.09,            # s; a Mode-2 step not done by then is not waited for: Mode-1's command goes
-                                      # out (needs mode1 != none; 0: always wait)
+    "plan_deadline": 0.06,            # s; a Mode-2 step still rolling out then stops and Mode-1's command goes out
+                                      # (needs mode1 != none; 0: always wait); leaves the 0.1 s tick room to publish
     # weight_<term> of every cost term, from the terms themselves (goal_distance 1, heading 0.5, collision 50,
     # speed 1, backward 20, acceleration 0.1, energy 0.05); guardrail weights cannot go below 0.1 x these defaults.
     **{f"weight_{term.name}": term.default_weight for term in default_terms()},
@@ -154,9 +152,6 @@ class MpcPolicy:
         self.critic = critic
         self.mode1, self.mode1_use, self.plan_deadline = mode1, mode1_use, plan_deadline
         self.fallbacks = 0  # Mode-2 steps that missed the deadline (Mode-1 commanded instead)
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mode2") if mode1 and plan_deadline > 0 else None
-        self._pending: Future | None = None
-        self._reset_before_next = False
         self.goal: Tensor | None = None
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
@@ -218,14 +213,14 @@ class MpcPolicy:
         if not torch.isfinite(goal).all():
             raise ValueError(f"goal must be finite, got {goal.tolist()}")
         if self.goal is None or not torch.equal(goal, self.goal):
-            self._reset_planner()  # a plan toward the old goal is a poor warm start
+            self.planner.reset()  # a plan toward the old goal is a poor warm start
             if self.high_level is not None:
                 self.high_level.reset()
         self.goal = goal
 
     def clear_goal(self) -> None:
         self.goal = None
-        self._reset_planner()
+        self.planner.reset()
         if self.high_level is not None:
             self.high_level.reset()
 
@@ -237,18 +232,8 @@ class MpcPolicy:
     def _cost(self, states: Tensor, actions: Tensor) -> Tensor:
         return self.objective.total(states, actions, self._ctx)
 
-    def _reset_planner(self) -> None:
-        """Forget the warm start, now or, while a Mode-2 step that missed its deadline still owns the planner,
-        just before the next one starts: a stop never waits for planning."""
-        if self._pending is not None and not self._pending.done():
-            self._reset_before_next = True
-            return
-        self._pending = None
-        self._reset_before_next = False
-        self.planner.reset()
-
     def stop(self, status: str, dt: float) -> PolicyStep:
-        self._reset_planner()
+        self.planner.reset()
         return PolicyStep(command=self.limiter.limit(np.zeros(2), dt), raw_command=np.zeros(2), status=status)
 
     @torch.no_grad()
@@ -281,13 +266,14 @@ class MpcPolicy:
         source, plan_ms = "mode2", 0.0
         if self.mode1_use == "alone":
             raw, source = proposal[0].cpu(), "mode1"
-        elif self._worker is not None:
-            raw = self._within_deadline(state, proposal, ctx)
-            source = "mode2" if raw is not None else "mode1"
-            raw = proposal[0].cpu() if raw is None else raw
         else:
             self._ctx = ctx
-            raw = self.planner.command(state, proposal).cpu()
+            deadline = start + self.plan_deadline if self.mode1 is not None and self.plan_deadline > 0 else None
+            try:
+                raw = self.planner.command(state, proposal, deadline).cpu()
+            except DeadlineMissed:
+                self.fallbacks += 1
+                raw, source = proposal[0].cpu(), "mode1"
         if source == "mode2":
             plan_ms = (time.perf_counter() - start) * 1e3
             plan, states = self.planner.plan, self.planner.last_states
@@ -300,25 +286,3 @@ class MpcPolicy:
                           status="ok", plan_poses=self.model.pose(states).cpu().numpy().astype(float),
                           cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms, source=source,
                           subgoal=subgoal, route=route)
-
-    def _within_deadline(self, state: Tensor, proposal: Tensor, ctx: CostContext) -> Tensor | None:
-        """Mode-2's first action if it is planned within plan_deadline, else None (Mode-1 is to be used).
-
-        Mode-2 runs on a worker thread; one that overruns keeps the planner until it finishes (its plan is
-        still the next warm start) and no new step starts before then, so a slow machine degrades to Mode-1
-        at the control rate instead of to a late Mode-2."""
-        if self._pending is not None and not self._pending.done():
-            self.fallbacks += 1
-            return None
-        self._ctx = ctx  # only now: a running step reads it through self._cost
-        if self._reset_before_next:
-            self.planner.reset()
-            self._reset_before_next = False
-        self._pending = self._worker.submit(lambda: self.planner.command(state, proposal).cpu())
-        try:
-            raw = self._pending.result(timeout=self.plan_deadline)
-        except FutureTimeout:
-            self.fallbacks += 1
-            return None
-        self._pending = None
-        return raw

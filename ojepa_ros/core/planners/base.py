@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Callable, Sequence
 
 import torch
@@ -13,15 +14,25 @@ from ojepa_ros.core.planners.descent import descend
 Dynamics = Callable[..., Tensor]  # (state [N,D], action [N,A]) -> [N,D]; with latent draws (state, action, z [N,Z])
 Cost = Callable[[Tensor, Tensor], Tensor]  # (states [N,T,D], actions [N,T,A]) -> [N]
 RISKS = ("mean", "worst")
+
+
+class DeadlineMissed(Exception):
+    """Planning passed the deadline given to Planner.command; the plan is left as the next warm start."""
+
+
 PRECISIONS = ("float32", "bfloat16")  # bfloat16: rollouts and costs under autocast; pays off with AMX / AVX512-BF16
 
 
-def rollout(dynamics: Dynamics, state: Tensor, actions: Tensor, z: Tensor | None = None) -> Tensor:
-    """States after each action: state [N,D] or [1,D] (shared), actions [N,T,A], z [N,T,Z] or None -> [N,T,D]."""
+def rollout(dynamics: Dynamics, state: Tensor, actions: Tensor, z: Tensor | None = None,
+            deadline: float | None = None) -> Tensor:
+    """States after each action: state [N,D] or [1,D] (shared), actions [N,T,A], z [N,T,Z] or None -> [N,T,D].
+    Raises DeadlineMissed at a step begun after `deadline` (a time.perf_counter() value)."""
     n, horizon = actions.shape[:2]
     state = state.expand(n, -1)
     states = state.new_empty(n, horizon, state.shape[-1])  # written in place: no per-step list and stack copy
     for t in range(horizon):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise DeadlineMissed
         state = dynamics(state, actions[:, t]) if z is None else dynamics(state, actions[:, t], z[:, t])
         states[:, t] = state
     return states
@@ -66,6 +77,7 @@ class Planner:
         self.refine_steps, self.refine_lr = refine_steps, refine_lr
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self._z: Tensor | None = None
+        self._deadline: float | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -77,13 +89,25 @@ class Planner:
         self.last_costs: Tensor | None = None
 
     @torch.no_grad()
-    def command(self, state: Tensor, proposal: Tensor | None = None) -> Tensor:
+    def command(self, state: Tensor, proposal: Tensor | None = None, deadline: float | None = None) -> Tensor:
         """Optimise the plan from `state` [D] and return its first action [A] (non-finite: no candidate had a
         finite cost, so nothing may be executed). `proposal` [T,A] (e.g. Mode-1's plan) competes with the warm
-        start: the cheaper of the two is where the optimiser starts."""
+        start: the cheaper of the two is where the optimiser starts. Past `deadline` (time.perf_counter())
+        every rollout stops and DeadlineMissed is raised: the caller then acts without this plan, and the
+        shifted warm start stays for the next call (cooperative, so nothing keeps running in the background)."""
         if not self._fresh:  # warm start: the previous plan, one step on, last action repeated
             self.plan = torch.cat([self.plan[1:], self.plan[-1:]])
         self._fresh = False
+        self._deadline = deadline
+        try:
+            return self._command(state, proposal)
+        except DeadlineMissed:
+            self.last_states = self.last_samples = self.last_costs = None
+            raise
+        finally:
+            self._deadline = None
+
+    def _command(self, state: Tensor, proposal: Tensor | None) -> Tensor:
         state = state.reshape(1, -1)
         device = state.device  # the model's: random draws come from the seeded CPU generator and move there
         self.low, self.high, self.sigma, self.plan = (x.to(device) for x in
@@ -117,7 +141,7 @@ class Planner:
             actions = actions.repeat_interleave(k, dim=0)  # row n*K + k: candidate n under draw k
             z = self._z.repeat(n, 1, 1)
         with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            states = rollout(self.dynamics, state, actions, z)  # stays float32: the models' updates are residual
+            states = rollout(self.dynamics, state, actions, z, self._deadline)  # float32: the updates are residual
             costs = self.cost(states, actions).float()
         costs = torch.where(torch.isfinite(costs), costs, torch.full_like(costs, math.inf))
         if k:
