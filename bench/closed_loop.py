@@ -23,6 +23,7 @@ VARIANTS: dict[str, list[str]] = {
     "flat": ["hierarchical=false"],
     "cem": ["planner=cem"],
     "gradient": ["planner=gradient", "num_samples=16"],
+    "no_critic": ["weight_critic=0"],
     "mode1_alone": ["mode1=alone"],
     "no_mode1": ["mode1=none"],
     "no_mode1_128": ["mode1=none", "num_samples=128"],
