@@ -28,7 +28,7 @@ from pytorch_mppi import MPPI as TheirMPPI
 from ojepa_ros.core.costs import CostContext
 from ojepa_ros.core.mode1 import load_mode1, mode1_beside
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy, keep_freed_memory, make_planner
+from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, MpcPolicy, keep_freed_memory, make_planner
 from ojepa_ros.core.planners import rollout
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
@@ -37,7 +37,6 @@ from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
 from ojepa_ros.train.evaluate import sample_pairs
 
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient")
-LOW_LEVEL_ONLY_BENCH = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}  # no roadmap/critic files
 BUDGET_S = 12.0  # per table cell: slow cells get fewer repeats (at least 3)
 
 
@@ -89,7 +88,7 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
             cells = []
             for t in threads:
                 torch.set_num_threads(t)
-                policy = MpcPolicy.from_config(model, LOW_LEVEL_ONLY_BENCH | {"planner": name, "num_samples": samples,
+                policy = MpcPolicy.from_config(model, LOW_LEVEL_ONLY | {"planner": name, "num_samples": samples,
                                                                               "horizon": horizon}, seed=0)
                 policy.set_goal(goal)
                 ms = timed(lambda: policy.act(state, (0.0, 0.0)), repeats)
@@ -100,7 +99,7 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
 def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int,
                  precision: str) -> tuple[list, list, list, list]:
     """Per start state: ms of every command and the final plan's cost (in float32), ours and theirs."""
-    p = {**DEFAULTS, **LOW_LEVEL_ONLY_BENCH, "planner": "mppi", "num_samples": samples, "horizon": horizon,
+    p = {**DEFAULTS, **LOW_LEVEL_ONLY, "planner": "mppi", "num_samples": samples, "horizon": horizon,
          "iterations": 1, "precision": precision}
     high = [float(p["max_linear_velocity"]), float(p["max_angular_velocity"])]
     sigma = torch.tensor([float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])])
@@ -159,7 +158,7 @@ def table_mode1(model: WorldModel, model_path: str, scenes_, budgets: list[int])
     print(f"\n## 3. Mode-1 as Mode-2's start: plan cost after one cold-start MPPI iteration, mean over {len(scenes_)} "
           "start states (lower is better); Mode-1 alone costs (samples 0)")
     print(f"{'samples':>8} {'Mode-2 alone':>13} {'Mode-1 start':>13} {'ms alone':>9} {'ms with':>8}")
-    base = LOW_LEVEL_ONLY_BENCH | {"planner": "mppi", "iterations": 1}
+    base = LOW_LEVEL_ONLY | {"planner": "mppi", "iterations": 1}
     for samples in budgets:
         row = []
         for use in ("none", "warm_start"):

@@ -77,10 +77,6 @@ def graph(ros):
     g.close()
 
 
-# MpcPolicy settings for the low level alone: no roadmap, Mode-1 policy or critic files needed.
-LOW_LEVEL_ONLY = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}
-
-
 @pytest.fixture(scope="session")
 def episodes_dir(tmp_path_factory) -> Path:
     """Two short real episodes from `ojepa collect` in the embedded world."""

@@ -9,10 +9,9 @@ import pytest
 import torch
 import yaml
 
-from conftest import LOW_LEVEL_ONLY
 from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, Energy, GoalDistance, Heading,
                                   Objective, Speed, default_terms)
-from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
+from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.planners import MPPI
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 from ojepa_ros.paths import config_file

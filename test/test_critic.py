@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import LOW_LEVEL_ONLY
 from ojepa_ros.core.costs import CostContext, CriticCost
-from ojepa_ros.core.critic import Critic, CriticConfig, critic_beside, load_critic, save_critic, step_costs, value_targets
+from ojepa_ros.core.critic import Critic, CriticConfig, critic_beside, load_critic, step_costs, value_targets
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.train.fit_critic import main as critic_main
 
 

@@ -8,10 +8,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import LOW_LEVEL_ONLY, grid_roadmap
+from conftest import grid_roadmap
 from ojepa_ros.core.hierarchy import SubgoalPlanner
 from ojepa_ros.core.model_io import load_world_model
-from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.roadmap import RoadmapFileError, build_roadmap, load_roadmap, roadmap_beside
 from ojepa_ros.sim.rooms_world import clearance, default_layout, room_of
 from ojepa_ros.train.build_roadmap import main as roadmap_main

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import LOW_LEVEL_ONLY
 from ojepa_ros.core.mode1 import Mode1Config, Mode1Policy, load_mode1, mode1_beside, relative_target, save_mode1
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.planners import MPPI, DeadlineMissed
 from ojepa_ros.train.distill import main as distill_main
 

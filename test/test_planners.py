@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from ojepa_ros.core.costs import Acceleration, Collision, CostContext, Energy, GoalDistance, Objective
-from conftest import LOW_LEVEL_ONLY
-from ojepa_ros.core.mpc import DEFAULTS, PLANNERS, MpcPolicy, make_planner
+from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, PLANNERS, MpcPolicy, make_planner
 from ojepa_ros.core.planners import CEM, MPPI, Cost, Gradient, Planner
 from ojepa_ros.core.planners.descent import squash, unsquash
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig

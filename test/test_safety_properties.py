@@ -12,9 +12,8 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import LOW_LEVEL_ONLY
 from ojepa_ros.core.mode1 import Mode1Config, Mode1Policy
-from ojepa_ros.core.mpc import PLANNERS, MpcPolicy
+from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, PLANNERS, MpcPolicy
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 

@@ -9,19 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.roadmap import build_roadmap
-from ojepa_ros.train.encoded import encoded_episodes
-from ojepa_ros.train.episode_files import find_episodes
+from ojepa_ros.train.encoded import INPUT_ERRORS, add_input_args, encoded_episodes, open_inputs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ojepa roadmap", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--data", nargs="+", required=True, help="episode files or folders (.npz, .mcap)")
-    parser.add_argument("--out", type=Path, required=True, help="roadmap .npz to write")
+    add_input_args(parser, "roadmap .npz to write")
     parser.add_argument("--cell-size", type=float, default=0.25, help="m per subgoal cell")
     parser.add_argument("--max-model-error", type=float, default=0.15,
                         help="m: a recorded macro-step becomes an edge only if level 2 predicts it this well")
@@ -29,9 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.cell_size > 0 and args.max_model_error > 0):
         parser.error("--cell-size and --max-model-error must be > 0")
     try:
-        model = load_world_model(args.model)
-        files = find_episodes(args.data)
-    except (ModelFileError, FileNotFoundError, ValueError) as err:
+        model, files = open_inputs(args)
+    except INPUT_ERRORS as err:
         print(f"ojepa roadmap: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()

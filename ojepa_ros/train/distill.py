@@ -21,12 +21,10 @@ import torch
 from tqdm import tqdm
 
 from ojepa_ros.core.mode1 import Mode1Config, Mode1Policy, relative_target, save_mode1
-from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy
+from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file
-from ojepa_ros.train.encoded import encoded_episodes
-from ojepa_ros.train.episode_files import find_episodes
+from ojepa_ros.train.encoded import INPUT_ERRORS, add_input_args, encoded_episodes, open_inputs
 from ojepa_ros.train.evaluate import actor_params
 
 HINDSIGHT_STEPS = (10, 30)  # control steps ahead of a frame where its hindsight target is taken
@@ -53,8 +51,7 @@ def teacher_data(model: WorldModel, files: list[Path], samples: int, params: dic
             targets.append(target.float())
     order = rng.permutation(len(frames))[:samples]
     states, targets = torch.stack(frames)[order], torch.stack(targets)[order]
-    teacher = MpcPolicy.from_config(model, {**params, "hierarchical": False, "mode1": "none", "weight_critic": 0.0},
-                                    seed=0)
+    teacher = MpcPolicy.from_config(model, {**params, **LOW_LEVEL_ONLY}, seed=0)
     plans = []
     for state, target in tqdm(zip(states, targets), total=len(states), desc="Mode-2 teacher", unit="plan",
                               mininterval=5.0):
@@ -103,9 +100,7 @@ def fit(model: WorldModel, data: dict[str, torch.Tensor], high: tuple[float, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ojepa distill", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--data", nargs="+", required=True, help="episode files or folders (.npz, .mcap)")
-    parser.add_argument("--out", type=Path, required=True, help="Mode-1 policy file to write (.pt)")
+    add_input_args(parser, "Mode-1 policy file to write (.pt)")
     parser.add_argument("--config", type=Path, default=config_file("agent.yaml"), help="the teacher's settings")
     parser.add_argument("--samples", type=int, default=4000, help="teacher plans")
     parser.add_argument("--teacher-iterations", type=int, default=3, help="MPPI iterations per teacher plan")
@@ -115,9 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.samples, args.teacher_iterations, args.steps) < 1:
         parser.error("--samples, --teacher-iterations and --steps must be >= 1")
     try:
-        model = load_world_model(args.model)
-        files = find_episodes(args.data)
-    except (ModelFileError, FileNotFoundError, ValueError) as err:
+        model, files = open_inputs(args)
+    except INPUT_ERRORS as err:
         print(f"ojepa distill: {err}", file=sys.stderr)
         return 2
     params = {**DEFAULTS, **actor_params(args.config), "iterations": args.teacher_iterations}

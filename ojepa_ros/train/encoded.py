@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
+from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel
-from ojepa_ros.train.episode_files import load_episode
+from ojepa_ros.train.episode_files import find_episodes, load_episode
+
+INPUT_ERRORS = (ModelFileError, FileNotFoundError, ValueError)  # what open_inputs raises, each naming the file
+
+
+def add_input_args(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """--model, --data and --out of the commands that fit something on a frozen world model's states."""
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--data", nargs="+", required=True, help="episode files or folders (.npz, .mcap)")
+    parser.add_argument("--out", type=Path, required=True, help=out_help)
+
+
+def open_inputs(args: argparse.Namespace) -> tuple[WorldModel, list[Path]]:
+    """The world model and episode files named by add_input_args' arguments; raises one of INPUT_ERRORS."""
+    return load_world_model(args.model), find_episodes(args.data)
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ojepa_ros.core.model_io import ModelFileError, load_world_model, read_metadata
+from ojepa_ros.core.mpc import LOW_LEVEL_ONLY
 from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
@@ -107,7 +108,7 @@ def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: di
     }
     if plan_pairs:
         # The world model alone drives: the roadmap, Mode-1 and critic are built per model; baselines have none.
-        low_level = {**(params or {}), "hierarchical": False, "mode1": "none", "weight_critic": 0.0}
+        low_level = {**(params or {}), **LOW_LEVEL_ONLY}
         closed_loop = evaluate(path, pairs=plan_pairs, mode="same_room", params=low_level)
         report |= {"plan_success": closed_loop["success_rate"], "plan_time_s": closed_loop["mean_time_to_goal_s"],
                    "plan_collisions": closed_loop["collisions"]}

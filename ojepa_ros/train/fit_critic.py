@@ -12,10 +12,8 @@ import numpy as np
 import torch
 
 from ojepa_ros.core.critic import Critic, CriticConfig, save_critic, value_targets
-from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.world_model import WorldModel
-from ojepa_ros.train.encoded import encoded_episodes
-from ojepa_ros.train.episode_files import find_episodes
+from ojepa_ros.train.encoded import INPUT_ERRORS, add_input_args, encoded_episodes, open_inputs
 from ojepa_ros.train.probes import r_squared
 
 
@@ -63,9 +61,7 @@ def fit_critic(model: WorldModel, files: list[Path], steps: int, seed: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ojepa critic", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--data", nargs="+", required=True, help="episode files or folders (.npz, .mcap)")
-    parser.add_argument("--out", type=Path, required=True, help="critic file to write (.pt)")
+    add_input_args(parser, "critic file to write (.pt)")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -73,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--steps must be >= 1")
     start = time.perf_counter()
     try:
-        model = load_world_model(args.model)
-        critic, metrics = fit_critic(model, find_episodes(args.data), args.steps, args.seed)
-    except (ModelFileError, FileNotFoundError, ValueError) as err:
+        model, files = open_inputs(args)
+        critic, metrics = fit_critic(model, files, args.steps, args.seed)
+    except INPUT_ERRORS as err:
         print(f"ojepa critic: {err}", file=sys.stderr)
         return 2
     save_critic(critic, args.out, {"model": str(args.model), "steps": args.steps, "seed": args.seed,
