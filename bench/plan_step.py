@@ -28,7 +28,7 @@ from pytorch_mppi import MPPI as TheirMPPI
 from ojepa_ros.core.costs import CostContext
 from ojepa_ros.core.mode1 import load_mode1, mode1_beside
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, MpcPolicy, keep_freed_memory, make_planner
+from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, PRECISIONS, MpcPolicy, keep_freed_memory, make_planner
 from ojepa_ros.core.planners import rollout
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
@@ -98,21 +98,26 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
 
 def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int,
                  precision: str) -> tuple[list, list, list, list]:
-    """Per start state: ms of every command and the final plan's cost (in float32), ours and theirs."""
+    """Per start state: ms of every command and the final plan's cost (float32 model), ours and theirs. Both
+    plan with the model in `precision` (the peer gets the same bf16 copy: the fair comparison of planners)."""
     p = {**DEFAULTS, **LOW_LEVEL_ONLY, "planner": "mppi", "num_samples": samples, "horizon": horizon,
-         "iterations": 1, "precision": precision}
+         "iterations": 1}
     high = [float(p["max_linear_velocity"]), float(p["max_angular_velocity"])]
     sigma = torch.tensor([float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])])
     objective = MpcPolicy.from_config(model, p).objective
+    planning = model.with_rollout_dtype(PRECISIONS[precision])
     ours_ms, theirs_ms, ours_cost, theirs_cost = [], [], [], []
     for state, goal in scenes_:
-        ctx = CostContext(model.pose, model.clearance, torch.tensor(goal, dtype=torch.float32), torch.zeros(2))
-        cost = lambda s, a, ctx=ctx: objective.total(s, a, ctx)  # noqa: E731
-        ours = make_planner(p, model.next, cost, high, 0, seed=0)
-        theirs = TheirMPPI(lambda s, a: model.next(s, a), lambda s, a: s.new_zeros(s.shape[0]), nx=state.shape[0],
-                           noise_sigma=torch.diag(sigma ** 2), num_samples=samples, horizon=horizon,
-                           lambda_=float(p["temperature"]), u_min=-torch.tensor(high), u_max=torch.tensor(high),
-                           U_init=torch.zeros(horizon, 2), terminal_state_cost=lambda s, a: cost(s[0], a[0]))
+        def cost(s: torch.Tensor, a: torch.Tensor, m: WorldModel = planning, goal=goal) -> torch.Tensor:
+            ctx = CostContext(m.pose, m.clearance, torch.tensor(goal, dtype=torch.float32), torch.zeros(2))
+            return objective.total(s, a, ctx)
+
+        ours = make_planner(p, planning.next, cost, high, 0, seed=0)
+        theirs = TheirMPPI(lambda s, a: planning.next(s, a), lambda s, a: s.new_zeros(s.shape[0]),
+                           nx=state.shape[0], noise_sigma=torch.diag(sigma ** 2), num_samples=samples,
+                           horizon=horizon, lambda_=float(p["temperature"]), u_min=-torch.tensor(high),
+                           u_max=torch.tensor(high), U_init=torch.zeros(horizon, 2),
+                           terminal_state_cost=lambda s, a: cost(s[0], a[0]))
         torch.manual_seed(0)  # pytorch-mppi draws from the global generator
         for i in range(steps + 1):  # the first command of each is warm-up
             start = time.perf_counter()
@@ -126,14 +131,14 @@ def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: 
                 theirs_ms.append((end - mid) * 1e3)
         with torch.no_grad():
             for plan, out in ((ours.plan, ours_cost), (theirs.U, theirs_cost)):
-                out.append(float(cost(rollout(model.next, state[None], plan[None]), plan[None])[0]))
+                out.append(float(cost(rollout(model.next, state[None], plan[None]), plan[None], model)[0]))
     return ours_ms, theirs_ms, ours_cost, theirs_cost
 
 
 def table_compare(model: WorldModel, scenes_, grid, threads, steps: int, precisions: list[str]) -> None:
     print(f"\n## 2. our MPPI vs pytorch-mppi 0.9.1, same model/cost/budget, {len(scenes_)} start states x {steps} "
           "commands: ms per command median (p90), throughput ratio = their ms / our ms, final plan cost (mean, "
-          "float32). Ours in the given precision; theirs always float32 (as pytorch-mppi runs a model)")
+          "float32 model). Both plan with the model copy in the given precision (WorldModel.with_rollout_dtype)")
     print(f"{'threads':>7} {'precision':>9} {'samples':>8} {'horizon':>8} {'ours ms':>16} {'theirs ms':>16} "
           f"{'ratio':>6} {'ours cost':>10} {'theirs cost':>12}")
     for t in threads:
@@ -193,8 +198,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="warm-started commands per start state in table 2")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--model", default=str(default_model()))
-    parser.add_argument("--precision", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"],
-                        help="our planner's precision(s) in table 2")
+    parser.add_argument("--precision", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS),
+                        help="the planning model's precision(s) in table 2 (both planners)")
     parser.add_argument("--skip-table-1", action="store_true")
     parser.add_argument("--mode1-scenes", type=int, default=24, help="start states for table 3 (0: skip it)")
     args = parser.parse_args()

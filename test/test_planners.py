@@ -3,6 +3,7 @@ dynamics: reaching a goal, bounds, warm start, determinism, latent-draw risk; an
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -223,6 +224,18 @@ def test_policy_builds_each_planner_and_still_stops_on_a_non_finite_plan(name):
         model._dynamics[-1].bias.fill_(float("nan"))  # a corrupted predictor: every rollout is NaN
     step = policy.act(torch.zeros(16), (0.0, 0.0))
     assert step.status == "invalid_plan" and torch.isfinite(policy.planner.plan).all()
+
+
+def test_bfloat16_policy_plans_with_a_bf16_copy_of_the_model():
+    model = tiny_model()
+    policy = MpcPolicy.from_config(model, {"precision": "bfloat16", "num_samples": 16, "horizon": 4} | LOW_LEVEL_ONLY,
+                                   seed=0)
+    assert policy.model._dynamics[0].weight.dtype == torch.bfloat16
+    assert model._dynamics[0].weight.dtype == torch.float32
+    policy.set_goal((1.0, 1.0))
+    step = policy.act(torch.zeros(16), (0.0, 0.0))
+    assert step.status == "ok" and abs(step.command[0]) <= 0.5 and abs(step.command[1]) <= 1.5
+    assert np.isfinite(step.plan_poses).all() and len(step.plan_poses) == 4
 
 
 def test_policy_refuses_unknown_planner_and_out_of_range_settings():

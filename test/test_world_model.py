@@ -61,6 +61,20 @@ def test_rollout_equals_repeated_next(model: WorldModel) -> None:
     assert torch.allclose(model.rollout(s, actions), torch.stack(states, 1), atol=1e-6)
 
 
+def test_a_bfloat16_rollout_copy_keeps_float32_states_and_tracks_the_model(model: WorldModel) -> None:
+    s = model.encode(*batch(4)).detach()
+    actions = torch.randn(4, 16, 2) * 0.3
+    fast = model.with_rollout_dtype(torch.bfloat16)
+    assert fast._dynamics[0].weight.dtype == fast.clearance_head[0].weight.dtype == torch.bfloat16
+    assert model._dynamics[0].weight.dtype == torch.float32  # the original is untouched
+    with torch.no_grad():
+        exact, approx = model.rollout(s, actions), fast.rollout(s, actions)
+        assert approx.dtype == fast.clearance(approx).dtype == torch.float32
+        motion = (exact - s[:, None]).abs().max()
+        assert 0 < (approx - exact).abs().max() < 0.05 * motion
+        assert torch.equal(fast.pose(approx), model.pose(approx))  # read-out and normalisation stay float32
+
+
 def test_actions_change_the_prediction(model: WorldModel) -> None:
     s = model.encode(*batch(3))
     assert not torch.allclose(model.next(s, torch.zeros(3, 2)), model.next(s, torch.full((3, 2), 0.5)))

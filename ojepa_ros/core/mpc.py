@@ -25,7 +25,7 @@ from ojepa_ros.core.mode1 import Mode1Policy, load_mode1, mode1_beside, relative
 from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, CriticCost, Energy, GoalDistance,
                                   Heading, Objective, Speed, default_terms)
 from ojepa_ros.core.critic import Critic, critic_beside, load_critic
-from ojepa_ros.core.planners import CEM, MPPI, PRECISIONS, RISKS, DeadlineMissed, Gradient, Planner
+from ojepa_ros.core.planners import CEM, MPPI, RISKS, DeadlineMissed, Gradient, Planner
 from ojepa_ros.core.roadmap import Roadmap, load_roadmap, roadmap_beside
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel
@@ -46,7 +46,7 @@ DEFAULTS: dict[str, float | int | str] = {
     "gradient_lr": 0.1,               # Adam step size on the tanh-squashed action parameters
     "latent_draws": 0,                # K prior draws of the model's latent z per candidate (0: z = prior mean)
     "risk": "mean",                   # how a candidate's K draw costs combine: mean | worst
-    "precision": "float32",           # float32 | bfloat16: rollouts under autocast (~1.8x on CPUs with AMX)
+    "precision": "float32",           # float32 | bfloat16: the planner's model copy has bf16 step + clearance MLPs
     "max_linear_velocity": 0.5,       # m/s; planner bounds and limiter
     "max_angular_velocity": 1.5,      # rad/s
     "max_linear_acceleration": 1.0,   # m/s^2; limiter
@@ -64,6 +64,7 @@ DEFAULTS: dict[str, float | int | str] = {
 }
 SOFT_SPEED_FRACTION = 0.8  # the Speed guardrail starts charging at this fraction of the hard limits
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient", "cem_gradient")
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # pays off with AMX / AVX512-BF16 / tensor cores
 MODE1_USES = ("none", "warm_start", "alone")
 # Settings for the low level alone (flat Mode-2, no critic): needs no roadmap, Mode-1 or critic file. For
 # teachers, baselines without those files, benches and tests.
@@ -73,7 +74,7 @@ LOW_LEVEL_ONLY: dict[str, Any] = {"hierarchical": False, "mode1": "none", "weigh
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "planner": (lambda v: v in PLANNERS, f"must be one of {PLANNERS}"),
     "risk": (lambda v: v in RISKS, f"must be one of {RISKS}"),
-    "precision": (lambda v: v in PRECISIONS, f"must be one of {PRECISIONS}"),
+    "precision": (lambda v: v in PRECISIONS, f"must be one of {tuple(PRECISIONS)}"),
     "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
     "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
     "plan_deadline": (lambda v: 0 <= v <= 10, "must be a number of seconds in 0..10"),
@@ -112,7 +113,7 @@ def make_planner(p: Mapping[str, Any], dynamics: Callable, cost: Callable, high:
     name = p["planner"]
     common = dict(num_samples=int(p["num_samples"]), horizon=int(p["horizon"]),
                   latent_draws=int(p["latent_draws"]) if z_dim else 0, latent_dim=z_dim, risk=p["risk"],
-                  precision=p["precision"], seed=seed)
+                  seed=seed)
     steps, lr = int(p["gradient_steps"]), float(p["gradient_lr"])
     if name.endswith("_gradient"):
         common.update(refine_steps=steps, refine_lr=lr)
@@ -190,6 +191,8 @@ class MpcPolicy:
             raise ValueError(f"mode1={p['mode1']} needs a Mode-1 policy (`ojepa distill`), or set mode1=none")
         if float(p["weight_critic"]) > 0 and critic is None:
             raise ValueError("weight_critic > 0 needs a critic (`ojepa critic`), or set weight_critic=0")
+        if p["precision"] != "float32":  # the policy plans, reads poses and checks plans with this copy
+            model = model.with_rollout_dtype(PRECISIONS[p["precision"]])
         return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic)

@@ -139,8 +139,10 @@ class WorldModel(nn.Module):
         return s.new_zeros(*s.shape[:-1], self.cfg.z_dim) if z is None else z
 
     def next(self, s: Tensor, a: Tensor, z: Tensor | None = None) -> Tensor:
-        """State one control step after action a = (v m/s, w rad/s) in state s; z None = the prior mean (zeros)."""
-        return s + self._dynamics(torch.cat((s[..., self._hidden:], a / self.action_scale, self._z(s, z)), dim=-1))
+        """State one control step after action a = (v m/s, w rad/s) in state s; z None = the prior mean (zeros).
+        The step MLP runs in its weights' dtype (see with_rollout_dtype); the residual sum stays in s's."""
+        x = torch.cat((s[..., self._hidden:], a / self.action_scale, self._z(s, z)), dim=-1)
+        return s + self._dynamics(x.to(self._dynamics[0].weight.dtype)).to(s.dtype)
 
     def rollout(self, s0: Tensor, actions: Tensor, z: Tensor | None = None) -> Tensor:
         """Predicted states [N, T, D] after each of the actions [N, T, 2] from s0 [N, D]; z [N, T, z_dim] or None."""
@@ -211,7 +213,20 @@ class WorldModel(nn.Module):
 
     def clearance(self, s: Tensor) -> Tensor:
         """Distance [...] in metres from the robot's body to the nearest obstacle, >= 0."""
-        return nn.functional.softplus(self.clearance_head(s).squeeze(-1))
+        head_dtype = self.clearance_head[0].weight.dtype
+        return nn.functional.softplus(self.clearance_head(s.to(head_dtype)).squeeze(-1).to(s.dtype))
+
+    def with_rollout_dtype(self, dtype: torch.dtype) -> WorldModel:
+        """A copy whose step and clearance MLPs hold `dtype` weights: what a planner calls thousands of times
+        per control step. States, their residual updates, the pose read-out and the normalisation stay
+        float32, so a bfloat16 copy loses no position precision; the MLPs themselves run on the bf16 units
+        (AMX, tensor cores) with no per-call casting of weights (autocast would also keep LayerNorm in
+        float32, which is where most of a rollout's time goes here)."""
+        copy = WorldModel(self.cfg)
+        copy.load_state_dict(self.state_dict())
+        copy._dynamics.to(dtype)
+        copy.clearance_head.to(dtype)
+        return copy.eval().to(self.proprio_mean.device)
 
     def decode(self, s: Tensor) -> Tensor:
         """Pixel baseline only: states [B, D] -> images [B, 3, S, S] in [0, 1]."""

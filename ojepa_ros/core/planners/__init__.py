@@ -7,9 +7,9 @@ MPPI and CEM sample, Gradient descends through the dynamics, and any of them can
 few gradient steps (`refine_steps`): the hybrid. All share warm start, bounds and latent-draw risk.
 """
 
-from ojepa_ros.core.planners.base import PRECISIONS, RISKS, Cost, DeadlineMissed, Dynamics, Planner, rollout
+from ojepa_ros.core.planners.base import RISKS, Cost, DeadlineMissed, Dynamics, Planner, rollout
 from ojepa_ros.core.planners.cem import CEM
 from ojepa_ros.core.planners.gradient import Gradient
 from ojepa_ros.core.planners.mppi import MPPI
 
-__all__ = ["CEM", "MPPI", "PRECISIONS", "RISKS", "Cost", "DeadlineMissed", "Dynamics", "Gradient", "Planner", "rollout"]
+__all__ = ["CEM", "MPPI", "RISKS", "Cost", "DeadlineMissed", "Dynamics", "Gradient", "Planner", "rollout"]

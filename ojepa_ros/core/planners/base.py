@@ -20,8 +20,6 @@ class DeadlineMissed(Exception):
     """Planning passed the deadline given to Planner.command; the plan is left as the next warm start."""
 
 
-PRECISIONS = ("float32", "bfloat16")  # bfloat16: rollouts and costs under autocast; pays off with AMX / AVX512-BF16
-
 
 def rollout(dynamics: Dynamics, state: Tensor, actions: Tensor, z: Tensor | None = None,
             deadline: float | None = None) -> Tensor:
@@ -53,7 +51,7 @@ class Planner:
     def __init__(self, dynamics: Dynamics, cost: Cost, action_low: Sequence[float], action_high: Sequence[float],
                  noise_sigma: Sequence[float], *, num_samples: int = 512, horizon: int = 16, latent_draws: int = 0,
                  latent_dim: int = 0, risk: str = "mean", refine_steps: int = 0, refine_lr: float = 0.1,
-                 precision: str = "float32", seed: int | None = None) -> None:
+                 seed: int | None = None) -> None:
         self.dynamics, self.cost = dynamics, cost
         self.low = torch.as_tensor(action_low, dtype=torch.float32)
         self.high = torch.as_tensor(action_high, dtype=torch.float32)
@@ -69,9 +67,6 @@ class Planner:
             raise ValueError(f"latent_draws {latent_draws} needs latent_dim >= 1, got {latent_dim}")
         if risk not in RISKS:
             raise ValueError(f"risk must be one of {RISKS}, got {risk!r}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self.precision = precision
         self.num_samples, self.horizon = num_samples, horizon
         self.latent_draws, self.latent_dim, self.risk = latent_draws, latent_dim, risk
         self.refine_steps, self.refine_lr = refine_steps, refine_lr
@@ -140,9 +135,8 @@ class Planner:
         if k:
             actions = actions.repeat_interleave(k, dim=0)  # row n*K + k: candidate n under draw k
             z = self._z.repeat(n, 1, 1)
-        with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-            states = rollout(self.dynamics, state, actions, z, self._deadline)  # float32: the updates are residual
-            costs = self.cost(states, actions).float()
+        states = rollout(self.dynamics, state, actions, z, self._deadline)
+        costs = self.cost(states, actions)
         costs = torch.where(torch.isfinite(costs), costs, torch.full_like(costs, math.inf))
         if k:
             costs = costs.view(n, k)
