@@ -17,7 +17,6 @@ import bisect
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray
 
+from ojepa_ros.nodes.runtime import NodeSpinner
 from ojepa_ros.paths import config_file
 
 
@@ -97,14 +97,15 @@ def main() -> int:
            "--duration", str(args.seconds + 8), "--topdown", str(Path(tempfile.gettempdir()) / "latency.png")]
     agent = subprocess.Popen(cmd + (["--processes"] if args.processes else []), stdout=subprocess.PIPE, text=True)
     rclpy.init()
-    obs = Observer()
-    spinner = threading.Thread(target=rclpy.spin, args=(obs,), daemon=True)
-    spinner.start()
+    spinner = NodeSpinner()  # the agent's own executor: the observer takes as little of the CPU as it can
+    obs = spinner.add(Observer())
     try:
         time.sleep(args.seconds)
     finally:
         summary = agent.communicate(timeout=120)[0]
         Path(handle.name).unlink()
+    spinner.stop()
+    spinner.shutdown()
     obs.destroy_node()
     rclpy.try_shutdown()
     lat, stages = latencies(obs)

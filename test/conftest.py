@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -27,20 +26,18 @@ def ros():
 
 
 class Graph:
-    """Nodes spinning in a background executor, with helpers to wait for what they publish."""
+    """Nodes spinning as the agent spins them (ojepa_ros.nodes.runtime.NodeSpinner), with helpers to wait for
+    what they publish."""
 
     def __init__(self) -> None:
-        from rclpy.executors import MultiThreadedExecutor
+        from ojepa_ros.nodes.runtime import NodeSpinner
 
-        self.executor = MultiThreadedExecutor(num_threads=4)
+        self.spinner = NodeSpinner()
         self.nodes = []
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
 
     def add(self, node):
         self.nodes.append(node)
-        self.executor.add_node(node)
-        return node
+        return self.spinner.add(node)
 
     def collect(self, msg_type, topic: str, qos=10) -> list:
         """Subscribe a probe node to `topic`; the returned list fills with messages as they arrive."""
@@ -61,11 +58,12 @@ class Graph:
         raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def close(self) -> None:
+        self.spinner.stop()
         for node in self.nodes:
             stop = getattr(node, "stop", None)
             if stop is not None:
                 stop()
-        self.executor.shutdown()
+        self.spinner.shutdown()
         for node in self.nodes:
             node.destroy_node()
 

