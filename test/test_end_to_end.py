@@ -54,6 +54,7 @@ def test_agent_drives_to_a_goal_sent_on_goal_pose(graph, tmp_path):
     finally:
         agent.send_signal(signal.SIGINT)
         out, _ = agent.communicate(timeout=30)
+        print(out)  # pytest shows it when anything above failed: the agent's own account of the run
     assert agent.returncode == 0, out
     assert "reached: True" in out
     assert (tmp_path / "run.png").is_file()
