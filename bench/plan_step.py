@@ -1,11 +1,12 @@
 """Milliseconds per MPC step on the shipped world model, per planner, and our MPPI against pytorch-mppi 0.9.1.
 
-    nice -n 5 python bench/plan_step.py [--quick] [--repeats 15] [--scenes 4] [--model PATH]
+    nice -n 5 python bench/plan_step.py [--quick] [--repeats 15] [--scenes 4] [--model PATH] [--onnx]
 
 Prints tables, asserts nothing. Start states are camera image + odometry encoded at random free poses of
 the rooms world, each with a goal in the same room.
 Table 1: MpcPolicy.act (plan + cost breakdown + limiter), warm-started, per planner x samples x horizon x
-torch threads: median and p90 ms after 2 warm-up steps (fewer repeats when a step takes seconds).
+torch threads: median and p90 ms after 2 warm-up steps (fewer repeats when a step takes seconds); with
+--onnx, MPPI and CEM again with their rollouts on onnxruntime (CPU provider, as many threads as torch).
 Table 2: the same world model, Objective and budget (samples, horizon, one iteration, lambda, noise sigma,
 bounds, zero initial plan) through our MPPI and pytorch_mppi.MPPI (our cost as its terminal cost), from the
 same start states, `--steps` warm-started commands each: ms per command, throughput ratio (their ms / our
@@ -28,7 +29,9 @@ from pytorch_mppi import MPPI as TheirMPPI
 from ojepa_ros.core.costs import CostContext
 from ojepa_ros.core.mode1 import load_mode1, mode1_beside
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import DEFAULTS, LOW_LEVEL_ONLY, PRECISIONS, MpcPolicy, keep_freed_memory, make_planner
+from ojepa_ros.core.mpc import (DEFAULTS, GRADIENT_FREE, LOW_LEVEL_ONLY, PRECISIONS, MpcPolicy, keep_freed_memory,
+                                make_planner)
+from ojepa_ros.core.onnx_runtime import OrtWorldModel, onnx_dir_for
 from ojepa_ros.core.planners import rollout
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
@@ -78,18 +81,26 @@ def timed(step: Callable[[], object], repeats: int) -> np.ndarray:
     return np.asarray(times)
 
 
-def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners: list[str]) -> None:
+def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners: list[str],
+                 onnx: OrtWorldModel | None) -> None:
+    """With `onnx`, MPPI and CEM are timed a second time with their rollouts on onnxruntime."""
     state, goal = scene
     print("\n## 1. MpcPolicy.act, ms per MPC step: median / p90 (n repeats)")
-    for name in planners:
+    runs = [(name, None) for name in planners] + [(name, onnx) for name in planners
+                                                   if onnx is not None and name in GRADIENT_FREE]
+    for name, engine in runs:
         head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
-        print(f"\n{name}\n{'samples':>8} {'horizon':>8} {head}")
+        where = "torch" if engine is None else f"onnxruntime {', '.join(engine.providers)}, threads as torch's"
+        print(f"\n{name} ({where})\n{'samples':>8} {'horizon':>8} {head}")
         for samples, horizon in grid:
             cells = []
             for t in threads:
                 torch.set_num_threads(t)
+                if engine is not None:
+                    engine = OrtWorldModel(engine.directory, "cpu", threads=t)
                 policy = MpcPolicy.from_config(model, LOW_LEVEL_ONLY | {"planner": name, "num_samples": samples,
-                                                                              "horizon": horizon}, seed=0)
+                                                                              "horizon": horizon}, seed=0,
+                                               onnx=engine)
                 policy.set_goal(goal)
                 ms = timed(lambda: policy.act(state, (0.0, 0.0)), repeats)
                 cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
@@ -201,6 +212,8 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS),
                         help="the planning model's precision(s) in table 2 (both planners)")
     parser.add_argument("--skip-table-1", action="store_true")
+    parser.add_argument("--onnx", action="store_true", help="table 1 again for MPPI and CEM with rollouts on "
+                        "onnxruntime (CPU), from the model's exported folder (`ojepa export`)")
     parser.add_argument("--mode1-scenes", type=int, default=24, help="start states for table 3 (0: skip it)")
     args = parser.parse_args()
     samples, horizons = ((256, 1024), (16,)) if args.quick else ((256, 1024, 4096), (8, 16, 32))
@@ -214,7 +227,8 @@ def main() -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
     print(f"# model: {described}")
     if not args.skip_table_1:
-        table_policy(model, all_scenes[0], grid, args.threads, repeats, args.planners)
+        onnx = OrtWorldModel(onnx_dir_for(args.model), "cpu") if args.onnx else None
+        table_policy(model, all_scenes[0], grid, args.threads, repeats, args.planners, onnx)
     table_compare(model, all_scenes, compare_grid, args.threads, args.steps, args.precision)
     if args.mode1_scenes:
         torch.set_num_threads(1)

@@ -15,13 +15,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from std_msgs.msg import Float32, Float32MultiArray
+from geometry_msgs.msg import Twist
+from std_msgs.msg import Float32, Float32MultiArray, String
 from test_nodes import Feeder, overrides, pump
 
 from ojepa_ros.core.model_io import load_world_model, save_world_model
+from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.onnx_export import TOLERANCE, check_onnx, export_onnx, main as export_main
 from ojepa_ros.core.onnx_runtime import CPU, GRAPHS, MANIFEST, OnnxModelError, OrtWorldModel, onnx_dir_for
+from ojepa_ros.core.ort_rollouts import OrtRolloutModel
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
+from ojepa_ros.nodes.actor_node import ActorNode
 from ojepa_ros.nodes.perception_node import PerceptionNode
 from ojepa_ros.nodes.world_model_node import WorldModelNode
 
@@ -247,3 +251,56 @@ def test_world_model_node_refuses_bad_backend_and_survives_a_missing_folder(grap
     pump(graph, lambda: feed.state.publish(Float32MultiArray(data=list(np.random.rand(16)))),
          lambda: len(surprise) >= 2, what="surprise from the onnxruntime predictor")
     assert all(np.isfinite(s.data) and s.data >= 0 for s in surprise)
+
+
+# -- planning on onnxruntime ------------------------------------------------------------------------
+
+def test_policy_on_onnxruntime_plans_as_it_does_on_torch(onnx_dir, tiny_model_path):
+    model = load_world_model(tiny_model_path)
+    settings = LOW_LEVEL_ONLY | {"num_samples": 64, "horizon": 8, "latent_draws": 2}
+    on_torch = MpcPolicy.from_config(model, settings, seed=3)
+    on_ort = MpcPolicy.from_config(model, settings, seed=3, onnx=OrtWorldModel(onnx_dir, "cpu", threads=1))
+    assert isinstance(on_ort.model, OrtRolloutModel)
+    state = torch.from_numpy(np.random.default_rng(0).normal(size=16).astype(np.float32))
+    steps = []
+    for policy in (on_torch, on_ort):
+        policy.set_goal((1.5, -0.5))
+        steps.append([policy.act(state, (0.1, 0.0)) for _ in range(3)])  # warm-started: errors would compound
+    for a, b in zip(*steps):
+        assert a.status == b.status == "ok"
+        assert np.abs(a.raw_command - b.raw_command).max() < 1e-3
+        assert np.abs(a.plan_poses - b.plan_poses).max() < 1e-3
+        assert abs(a.cost_terms["collision"] - b.cost_terms["collision"]) < 1e-3
+    assert np.abs(steps[0][0].raw_command).max() > 0.01  # it planned a move, not two identical stops
+
+
+def test_policy_on_onnxruntime_refuses_gradient_planners_and_another_models_graphs(onnx_dir, tiny_model_path):
+    model, engine = load_world_model(tiny_model_path), OrtWorldModel(onnx_dir, "cpu", threads=1)
+    for bad in ({"planner": "gradient"}, {"planner": "cem_gradient"}, {"precision": "bfloat16"}):
+        with pytest.raises(ValueError, match="onnxruntime"):
+            MpcPolicy.from_config(model, LOW_LEVEL_ONLY | bad, onnx=engine)
+    other = WorldModel(WorldModelConfig(**{**model.cfg.__dict__, "proprio_std": [2 * x for x in model.cfg.proprio_std]})).eval()
+    with pytest.raises(OnnxModelError, match=f"{onnx_dir}.*another model"):
+        MpcPolicy.from_config(other, LOW_LEVEL_ONLY, onnx=engine)
+
+
+def test_actor_on_onnxruntime_drives_and_holds_still_without_its_graphs(graph, tiny_model_path, onnx_dir, tmp_path):
+    actor = graph.add(ActorNode(parameter_overrides=overrides(
+        model_path=str(tiny_model_path), backend="onnxruntime", num_samples=64, horizon=8, goal_active=True,
+        goal_x=3.0, goal_y=1.0)))
+    assert isinstance(actor.policy.model, OrtRolloutModel)
+    cmds, statuses = graph.collect(Twist, "/cmd_vel"), graph.collect(String, "/ojepa/actor_status")
+    feed = Feeder(graph)
+
+    def inputs() -> None:
+        feed.send_odom()
+        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+
+    pump(graph, inputs, lambda: any(abs(c.linear.x) + abs(c.angular.z) > 0 for c in cmds), timeout=10,
+         what="a command planned on onnxruntime")
+    assert all(abs(c.linear.x) <= 0.5 + 1e-9 and abs(c.angular.z) <= 1.5 + 1e-9 for c in cmds)
+    assert actor.set_parameters(overrides(onnx_dir=str(tmp_path / "absent.onnx")))[0].successful
+    assert actor.policy is None
+    pump(graph, inputs, lambda: statuses and statuses[-1].data.startswith("fault"), what="the fault status")
+    pump(graph, inputs, lambda: cmds and cmds[-1].linear.x == cmds[-1].angular.z == 0.0, what="a stop")
+    actor.stop()

@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 
 from ojepa_ros.core.hierarchy import SubgoalPlanner
+from ojepa_ros.core.onnx_runtime import OrtWorldModel
+from ojepa_ros.core.ort_rollouts import OrtRolloutModel
 from ojepa_ros.core.mode1 import Mode1Policy, load_mode1, mode1_beside, relative_target
 from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, CriticCost, Energy, GoalDistance,
                                   Heading, Objective, Speed, default_terms)
@@ -64,6 +66,7 @@ DEFAULTS: dict[str, float | int | str] = {
 }
 SOFT_SPEED_FRACTION = 0.8  # the Speed guardrail starts charging at this fraction of the hard limits
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient", "cem_gradient")
+GRADIENT_FREE = ("mppi", "cem")  # the planners that can roll out on onnxruntime
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # pays off with AMX / AVX512-BF16 / tensor cores
 MODE1_USES = ("none", "warm_start", "alone")
 # Settings for the low level alone (flat Mode-2, no critic): needs no roadmap, Mode-1 or critic file. For
@@ -143,7 +146,7 @@ class PolicyStep:
 class MpcPolicy:
     """act(state) -> a limited (v, w) toward the goal set with set_goal; with a high level, via its subgoals."""
 
-    def __init__(self, model: WorldModel, objective: Objective, limiter: CommandLimiter, *,
+    def __init__(self, model: WorldModel | OrtRolloutModel, objective: Objective, limiter: CommandLimiter, *,
                  planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None) -> None:
@@ -164,12 +167,15 @@ class MpcPolicy:
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
                     roadmap: Roadmap | None = None, mode1: Mode1Policy | None = None,
-                    critic: Critic | None = None) -> MpcPolicy:
+                    critic: Critic | None = None, onnx: OrtWorldModel | None = None) -> MpcPolicy:
         """Build from a flat dict named as DEFAULTS (e.g. actor_node's ROS parameters; other keys are ignored).
 
         `roadmap` is needed when p["hierarchical"], `mode1` when p["mode1"] != "none", `critic` when
-        p["weight_critic"] > 0 (the caller loads them: where they live is the caller's concern). Raises ValueError for a guardrail weight below its floor, a
-        limit that is not > 0, a setting outside its CHECKS range, or a needed roadmap or Mode-1 missing.
+        p["weight_critic"] > 0 (the caller loads them: where they live is the caller's concern). With `onnx`
+        (this model's exported graphs) every rollout step and clearance runs on onnxruntime: MPPI or CEM only.
+        Raises ValueError for a guardrail weight below its floor, a limit that is not > 0, a setting outside
+        its CHECKS range, a needed roadmap or Mode-1 missing, or a gradient planner on onnxruntime;
+        OnnxModelError for graphs exported from another model.
         """
         p = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
         for name, (check, requirement) in CHECKS.items():
@@ -191,7 +197,12 @@ class MpcPolicy:
             raise ValueError(f"mode1={p['mode1']} needs a Mode-1 policy (`ojepa distill`), or set mode1=none")
         if float(p["weight_critic"]) > 0 and critic is None:
             raise ValueError("weight_critic > 0 needs a critic (`ojepa critic`), or set weight_critic=0")
-        if p["precision"] != "float32":  # the policy plans, reads poses and checks plans with this copy
+        if onnx is not None:  # the policy plans, reads poses and checks plans with this stand-in or copy
+            if p["planner"] not in GRADIENT_FREE or p["precision"] != "float32":
+                raise ValueError(f"planner={p['planner']}, precision={p['precision']} need torch; on onnxruntime "
+                                 f"the planner must be one of {GRADIENT_FREE} at float32")
+            model = OrtRolloutModel(model, onnx)
+        elif p["precision"] != "float32":
             model = model.with_rollout_dtype(PRECISIONS[p["precision"]])
         return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
@@ -199,10 +210,11 @@ class MpcPolicy:
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
-                   seed: int | None = None) -> MpcPolicy:
+                   seed: int | None = None, onnx: OrtWorldModel | None = None) -> MpcPolicy:
         """from_config, loading the parts the settings ask for: the roadmap (hierarchical), the Mode-1 policy
         (mode1 != none) and the critic (weight_critic > 0), each from its *_path or else beside the model file.
-        Raises RoadmapFileError / ModelFileError naming the file that is missing or unusable."""
+        Raises RoadmapFileError / ModelFileError naming the file that is missing or unusable. `onnx`: the
+        exported graphs of this model, for rollouts on onnxruntime (see from_config)."""
         p = {**DEFAULTS, **params}
         roadmap = mode1 = critic = None
         if p["hierarchical"]:
@@ -212,7 +224,7 @@ class MpcPolicy:
             mode1 = load_mode1(p.get("mode1_path") or mode1_beside(model_path), model.cfg.embed_dim, high)
         if float(p["weight_critic"]) > 0:
             critic = load_critic(p.get("critic_path") or critic_beside(model_path), model.cfg.embed_dim)
-        return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic)
+        return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic, onnx=onnx)
 
     def set_goal(self, goal_xy: Sequence[float]) -> None:
         goal = torch.as_tensor(goal_xy, dtype=torch.float32).reshape(2)

@@ -141,6 +141,9 @@ class OrtWorldModel:
         self._options = ort.SessionOptions()
         self._options.intra_op_num_threads = threads
         self._options.inter_op_num_threads = 1
+        # Idle worker threads sleep instead of spinning: on a robot's few cores a spinning pool starves the
+        # other nodes and torch (measured here: MPPI 1024 x 16 on 2 threads 157 ms spinning).
+        self._options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._options.log_severity_level = 3
         requested = _requested(providers)
         encoder = self._open_first(graphs["encoder"], requested)

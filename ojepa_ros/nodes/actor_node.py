@@ -28,11 +28,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 from ojepa_ros.core.costs import default_terms
 from ojepa_ros.core.model_io import ModelFileError
 from ojepa_ros.core.mpc import CHECKS, DEFAULTS, MpcPolicy
+from ojepa_ros.core.onnx_runtime import OnnxModelError
 from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
-from ojepa_ros.nodes.model_param import MODEL_PARAM, load_model, state_for_model
+from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
 
@@ -56,6 +57,10 @@ def _planner_param(name: str, default: float | int | str) -> P.Param:
 
 PARAMS = {
     "model_path": MODEL_PARAM,
+    "backend": P.one_of("torch", "where the planner's rollouts run: torch, or onnxruntime (the graphs `ojepa "
+                                 "export` wrote; planner mppi or cem at float32)", BACKENDS),
+    "onnx_dir": ENGINE_PARAMS["onnx_dir"],
+    "onnx_providers": ENGINE_PARAMS["onnx_providers"],
     "effector": P.one_of("twist", "twist: geometry_msgs/Twist on /cmd_vel; float64_array: "
                          "std_msgs/Float64MultiArray on /commands", ("twist", "float64_array")),
     "control_rate": P.positive(10.0, "Hz at which a command is published"),
@@ -91,8 +96,6 @@ def candidate_rows(costs: np.ndarray, limit: int) -> np.ndarray:
 
 
 class ActorNode(Node):
-    CONCURRENT_CALLBACKS = True  # inputs and diagnostics keep running while a planning step does (runtime.py)
-
     def __init__(self, **kwargs) -> None:
         super().__init__("actor_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
@@ -133,12 +136,22 @@ class ActorNode(Node):
         if self.model is None:
             self._fault = "no world model"
             return None
+        onnx = None
+        if self.p["backend"] == "onnxruntime":
+            onnx = load_engine(self, self.p)  # logs why not
+            if onnx is None:
+                self._fault = "the ONNX graphs are unusable (see the log)"
+                return None
         try:
-            policy = MpcPolicy.from_files(self.model, self.p["model_path"] or default_model(), self.p)
-        except (RoadmapFileError, ModelFileError) as err:
+            policy = MpcPolicy.from_files(self.model, self.p["model_path"] or default_model(), self.p, onnx=onnx)
+        except (RoadmapFileError, ModelFileError, OnnxModelError) as err:
             self.get_logger().error(f"{err}; holding the robot stopped (or turn that part off: hierarchical: "
-                                    "false, mode1: none, weight_critic: 0)")
+                                    "false, mode1: none, weight_critic: 0, backend: torch)")
             self._fault = "a planning file is unusable (see the log)"
+            return None
+        except ValueError as err:  # settings that are valid one by one but not together
+            self.get_logger().error(f"{err}; holding the robot stopped")
+            self._fault = "the planner settings do not fit together (see the log)"
             return None
         if self.p["goal_active"]:
             policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
@@ -147,7 +160,8 @@ class ActorNode(Node):
     def _on_params(self, changed: set[str]) -> None:
         if "model_path" in changed:
             self.model = load_model(self, self.p["model_path"])
-        if changed & (set(DEFAULTS) | {"model_path", "roadmap_path", "mode1_path", "critic_path"}):
+        if changed & (set(DEFAULTS) | {"model_path", "roadmap_path", "mode1_path", "critic_path", "backend", "onnx_dir",
+                                       "onnx_providers"}):
             self.policy = self._build_policy()
         elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
             if self.p["goal_active"]:
