@@ -28,6 +28,8 @@ VARIANTS: dict[str, list[str]] = {
     "no_mode1": ["mode1=none"],
     "no_mode1_128": ["mode1=none", "num_samples=128"],
     "mode1_128": ["num_samples=128"],
+    "bfloat16": ["precision=bfloat16"],
+    "onnxruntime": ["backend=onnxruntime"],
 }
 
 

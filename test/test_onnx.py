@@ -28,6 +28,7 @@ from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 from ojepa_ros.nodes.actor_node import ActorNode
 from ojepa_ros.nodes.perception_node import PerceptionNode
 from ojepa_ros.nodes.world_model_node import WorldModelNode
+from ojepa_ros.train.evaluate import evaluate
 
 
 @pytest.fixture(scope="session")
@@ -304,3 +305,12 @@ def test_actor_on_onnxruntime_drives_and_holds_still_without_its_graphs(graph, t
     pump(graph, inputs, lambda: statuses and statuses[-1].data.startswith("fault"), what="the fault status")
     pump(graph, inputs, lambda: cmds and cmds[-1].linear.x == cmds[-1].angular.z == 0.0, what="a stop")
     actor.stop()
+
+
+def test_ojepa_eval_plans_on_onnxruntime_when_asked(onnx_dir, tiny_model_path, tmp_path):
+    settings = LOW_LEVEL_ONLY | {"num_samples": 16, "horizon": 4}
+    report = evaluate(tiny_model_path, pairs=1, max_steps=3, params=settings | {"backend": "onnxruntime"})
+    assert report["pairs"] == 1 and len(report["episodes"]) == 1
+    with pytest.raises(OnnxModelError, match="absent"):  # the setting is used, not ignored
+        evaluate(tiny_model_path, pairs=1, max_steps=3,
+                 params=settings | {"backend": "onnxruntime", "onnx_dir": str(tmp_path / "absent")})

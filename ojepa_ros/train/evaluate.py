@@ -19,6 +19,7 @@ import yaml
 
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.onnx_runtime import OnnxModelError, OrtWorldModel, onnx_dir_for
 from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.paths import config_file, default_model
@@ -59,7 +60,12 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
     size = model.cfg.image_size
     env = RoomsNavEnv(NavEnvConfig(image_width=size, image_height=size, control_dt=model.cfg.dt,
                                    max_steps=max_steps))
-    policy = MpcPolicy.from_files(model, model_path, params or {}, seed=seed)
+    params = params or {}
+    onnx = None
+    if params.get("backend", "torch") == "onnxruntime":  # as actor_node: rollouts on the exported graphs
+        onnx = OrtWorldModel(params.get("onnx_dir") or onnx_dir_for(model_path), params.get("onnx_providers", "auto"),
+                             threads=torch.get_num_threads())
+    policy = MpcPolicy.from_files(model, model_path, params, seed=seed, onnx=onnx)
     dt = env.config.control_dt
     episodes, plan_ms, mode1_steps = [], [], 0
     try:
@@ -120,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
         reports = [evaluate(args.model, args.pairs, m, args.seed, args.max_steps, params) for m in modes]
-    except (ModelFileError, RoadmapFileError, ValueError) as err:
+    except (ModelFileError, RoadmapFileError, OnnxModelError, ValueError) as err:
         print(f"ojepa eval: {err}", file=sys.stderr)
         return 2
     print(f"{'mode':<11} {'pairs':>5} {'success':>8} {'time s':>7} {'collisions':>10} {'final m':>8} "
