@@ -4,7 +4,6 @@ RViz would, and the shipped world model drives the simulated robot there."""
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys

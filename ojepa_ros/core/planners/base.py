@@ -20,7 +20,6 @@ class DeadlineMissed(Exception):
     """Planning passed the deadline given to Planner.command; the plan is left as the next warm start."""
 
 
-
 def rollout(dynamics: Dynamics, state: Tensor, actions: Tensor, z: Tensor | None = None,
             deadline: float | None = None) -> Tensor:
     """States after each action: state [N,D] or [1,D] (shared), actions [N,T,A], z [N,T,Z] or None -> [N,T,D].
