@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -31,7 +32,7 @@ from ojepa_ros.core.mode1 import load_mode1, mode1_beside
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import (DEFAULTS, GRADIENT_FREE, LOW_LEVEL_ONLY, PRECISIONS, MpcPolicy, keep_freed_memory,
                                 make_planner)
-from ojepa_ros.core.onnx_runtime import OrtWorldModel, onnx_dir_for
+from ojepa_ros.core.onnx_runtime import OrtWorldModel, onnx_dir_for, read_manifest
 from ojepa_ros.core.planners import rollout
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
@@ -82,22 +83,22 @@ def timed(step: Callable[[], object], repeats: int) -> np.ndarray:
 
 
 def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners: list[str],
-                 onnx: OrtWorldModel | None) -> None:
-    """With `onnx`, MPPI and CEM are timed a second time with their rollouts on onnxruntime."""
+                 onnx_dir: Path | None) -> None:
+    """With `onnx_dir` (exported graphs), MPPI and CEM are timed a second time with their rollouts on
+    onnxruntime's CPU provider, given as many intra-op threads as torch."""
     state, goal = scene
     print("\n## 1. MpcPolicy.act, ms per MPC step: median / p90 (n repeats)")
-    runs = [(name, None) for name in planners] + [(name, onnx) for name in planners
-                                                   if onnx is not None and name in GRADIENT_FREE]
-    for name, engine in runs:
+    runs = [(name, False) for name in planners] + [(name, True) for name in planners
+                                                    if onnx_dir is not None and name in GRADIENT_FREE]
+    for name, on_onnx in runs:
         head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
-        where = "torch" if engine is None else f"onnxruntime {', '.join(engine.providers)}, threads as torch's"
+        where = "onnxruntime CPU, threads as torch's" if on_onnx else "torch"
         print(f"\n{name} ({where})\n{'samples':>8} {'horizon':>8} {head}")
         for samples, horizon in grid:
             cells = []
             for t in threads:
                 torch.set_num_threads(t)
-                if engine is not None:
-                    engine = OrtWorldModel(engine.directory, "cpu", threads=t)
+                engine = OrtWorldModel(onnx_dir, "cpu", threads=t) if on_onnx else None
                 policy = MpcPolicy.from_config(model, LOW_LEVEL_ONLY | {"planner": name, "num_samples": samples,
                                                                               "horizon": horizon}, seed=0,
                                                onnx=engine)
@@ -227,8 +228,10 @@ def main() -> None:
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
     print(f"# model: {described}")
     if not args.skip_table_1:
-        onnx = OrtWorldModel(onnx_dir_for(args.model), "cpu") if args.onnx else None
-        table_policy(model, all_scenes[0], grid, args.threads, repeats, args.planners, onnx)
+        onnx_dir = onnx_dir_for(args.model) if args.onnx else None
+        if onnx_dir is not None:
+            read_manifest(onnx_dir)  # a missing or broken export fails now, not after the torch rows
+        table_policy(model, all_scenes[0], grid, args.threads, repeats, args.planners, onnx_dir)
     table_compare(model, all_scenes, compare_grid, args.threads, args.steps, args.precision)
     if args.mode1_scenes:
         torch.set_num_threads(1)

@@ -15,7 +15,8 @@ from ojepa_ros.core.world_model import WorldModel
 
 class OrtRolloutModel:
     """What MpcPolicy calls on a world model: `next` and `clearance` through onnxruntime sessions (torch
-    tensors in and out, zero-copy on CPU), the configuration and pose read-out from the torch model."""
+    tensors in and out; the outputs share numpy's memory), the configuration and pose read-out from the
+    torch model."""
 
     def __init__(self, model: WorldModel, engine: OrtWorldModel) -> None:
         mine, theirs = model.cfg, engine.cfg

@@ -160,8 +160,7 @@ class ActorNode(Node):
     def _on_params(self, changed: set[str]) -> None:
         if "model_path" in changed:
             self.model = load_model(self, self.p["model_path"])
-        if changed & (set(DEFAULTS) | {"model_path", "roadmap_path", "mode1_path", "critic_path", "backend", "onnx_dir",
-                                       "onnx_providers"}):
+        if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path"}):
             self.policy = self._build_policy()
         elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
             if self.p["goal_active"]:
