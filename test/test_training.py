@@ -20,7 +20,7 @@ TINY = {"seed": 0, "threads": 1, "epochs": 3, "steps_per_epoch": 12, "batch": 8,
         "val_fraction": 0.5, "val_windows": 32, "lr": 3e-3, "weight_decay": 0.0, "warmup_steps": 1, "grad_clip": 1.0,
         "ema": False, "ema_tau": 0.9, "embed_dim": 16, "hidden_dim": 32, "probe_dim": 16, "channels": [8, 8, 8, 8],
         "kind": "jepa", "z_dim": 2, "level2_k": 2, "level2_dim": 12, "expander_dim": 32, "predictor_sees_position": False,
-        "probe_steps": 50, "probe_batch": 64, "probe_lr": 3e-3, "probe_stride": 4,
+        "clearance_octaves": 2, "probe_steps": 50, "probe_batch": 64, "probe_lr": 3e-3, "probe_stride": 4,
         "weights": {"prediction": 1.0, "odometry": 100.0, "view": 1.0, "variance": 5.0, "covariance": 0.04, "kl": 0.05,
                     "level2": 1.0, "reconstruction": 1.0, "clearance": 1.0}}
 
@@ -103,6 +103,21 @@ def test_train_decreases_loss_writes_a_loadable_model_and_resumes_exactly(data_d
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_probes_only_refits_the_clearance_probe_and_keeps_the_trained_model(data_dir, tmp_path) -> None:
+    out = tmp_path / "refit" / "wm.pt"
+    train(TINY | {"epochs": 1, "clearance_octaves": 0}, data_dir, out)
+    before = load_world_model(out).state_dict()
+    metrics = trainer.refit_probes(TINY | {"clearance_octaves": 3, "epochs": 99}, data_dir, out)
+    after = load_world_model(out)
+    assert after.cfg.clearance_octaves == 3 and after.clearance_head[0].in_features == 16 + 4 * 3
+    kept = [k for k in before if not k.startswith("clearance_head.")]
+    assert kept and all(torch.equal(before[k], after.state_dict()[k]) for k in kept)
+    assert math.isfinite(metrics["val_clearance_mae_m"])
+    assert [r["epoch"] for r in csv.DictReader(log_path(out).open())] == ["1", "probe", "probe"]
+    config = read_metadata(out)["train_config"]
+    assert config["clearance_octaves"] == 3 and config["epochs"] == 1  # probe settings only: the training stays
+
+
 def test_ema_target_trails_the_online_encoder(data_dir, tmp_path) -> None:
     out = tmp_path / "ema" / "wm.pt"
     train(TINY | {"ema": True, "epochs": 1}, data_dir, out)
@@ -160,7 +175,8 @@ def test_torchrun_ddp_two_ranks_train_one_model(data_dir, tmp_path) -> None:
 def test_cli_overrides_are_checked(capsys) -> None:
     for argv, message in ((["--set", "bogus=1"], "unknown setting 'bogus'"),
                           (["--weight", "varience=0"], "unknown term 'varience'"),
-                          (["--weight", "variance=lots"], "'lots' is not a number")):
+                          (["--weight", "variance=lots"], "'lots' is not a number"),
+                          (["--probes-only", "--out", "/nonexistent/wm.pt"], "/nonexistent/wm.pt is missing")):
         with pytest.raises(SystemExit):
             trainer.main(argv)
         assert message in capsys.readouterr().err

@@ -16,7 +16,7 @@ from ojepa_ros.core.model_io import (VERSION, ModelFileError, load_world_model, 
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
-SMALL = WorldModelConfig(embed_dim=16, hidden_dim=32, probe_dim=16, channels=(8, 8, 8, 8),
+SMALL = WorldModelConfig(embed_dim=16, hidden_dim=32, probe_dim=16, channels=(8, 8, 8, 8), clearance_octaves=2,
                          proprio_mean=[4.0, 4.0, 0.0, 0.0, 0.1, 0.0], proprio_std=[2.0, 2.0, 0.7, 0.7, 0.2, 0.6],
                          action_scale=[0.5, 1.5])
 
@@ -73,6 +73,18 @@ def test_a_bfloat16_rollout_copy_keeps_float32_states_and_tracks_the_model(model
         motion = (exact - s[:, None]).abs().max()
         assert 0 < (approx - exact).abs().max() < 0.05 * motion
         assert torch.equal(fast.pose(approx), model.pose(approx))  # read-out and normalisation stay float32
+
+
+def test_the_clearance_probe_reads_sinusoids_of_the_position(model: WorldModel) -> None:
+    """Its input is s, then sin and cos of x and y at pi * 2^k (k < clearance_octaves), so it can resolve a
+    doorway; the sinusoids are of the state given, so imagined positions get them too."""
+    seen = []
+    model.clearance_head[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    s = model.encode(*batch(3)).detach()
+    model.clearance(s)
+    x, y, n = s[:, 0], s[:, 1], model.cfg.clearance_octaves
+    angles = torch.cat([x[:, None] * math.pi * 2.0 ** torch.arange(n), y[:, None] * math.pi * 2.0 ** torch.arange(n)], 1)
+    assert torch.allclose(seen[0], torch.cat([s, angles.sin(), angles.cos()], 1))
 
 
 def test_actions_change_the_prediction(model: WorldModel) -> None:

@@ -18,6 +18,7 @@ kind == "pixel" adds a decoder: the generative baseline that reconstructs pixels
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -45,6 +46,7 @@ class WorldModelConfig:
     expander_dim: int = 256  # VICReg expander width (training only): decorrelating more dims demands more information
     predictor_sees_position: bool = False  # True: level 1 also gets x, y, so it can learn where walls block motion
     kind: str = "jepa"      # "jepa" | "pixel" (generative baseline with a pixel decoder)
+    clearance_octaves: int = 0  # sin/cos of x, y at pi * 2^0..2^(n-1) beside s into the clearance probe (0: s alone)
     dt: float = 0.1         # s per predictor step: the environment's control period
     proprio_mean: list[float] = field(default_factory=lambda: [0.0] * 6)
     proprio_std: list[float] = field(default_factory=lambda: [1.0] * 6)
@@ -110,7 +112,7 @@ class WorldModel(nn.Module):
             self._posterior = mlp([2 * d, h // 2, 2 * cfg.z_dim])  # q(z | s_t, s_t+1): only used in training
         self._abstract = mlp([f, h // 2, cfg.level2_dim - p])
         self._dynamics2 = mlp([cfg.level2_dim - POSE_DIMS + cfg.level2_k * cfg.action_dim, h, h, cfg.level2_dim])
-        self.clearance_head = mlp([d, cfg.probe_dim, cfg.probe_dim, 1])
+        self.clearance_head = mlp([d + 4 * cfg.clearance_octaves, cfg.probe_dim, cfg.probe_dim, 1])
         self._expander = mlp([f, cfg.expander_dim, cfg.expander_dim])
         self.pose_head = nn.Linear(f, 4)  # linear probe: (x, y, cos, sin) in normalised odometry units
         if cfg.kind == "pixel":
@@ -119,6 +121,8 @@ class WorldModel(nn.Module):
         for name, values in (("proprio_mean", cfg.proprio_mean), ("proprio_std", cfg.proprio_std),
                              ("action_scale", cfg.action_scale)):
             self.register_buffer(name, torch.tensor(values, dtype=torch.float32), persistent=False)
+        self.register_buffer("clearance_frequencies", math.pi * 2.0 ** torch.arange(cfg.clearance_octaves),
+                             persistent=False)
 
     # --- level 1 -------------------------------------------------------------------------------------
     def encode(self, image: Tensor, proprio: Tensor) -> Tensor:
@@ -212,9 +216,18 @@ class WorldModel(nn.Module):
         return self._pose_from_normalised(self.pose_head(self.features(s)))
 
     def clearance(self, s: Tensor) -> Tensor:
-        """Distance [...] in metres from the robot's body to the nearest obstacle, >= 0."""
+        """Distance [...] in metres from the robot's body to the nearest obstacle, >= 0.
+
+        With clearance_octaves > 0 the probe also sees sinusoids of the normalised x, y (Fourier features,
+        Tancik et al. 2020): an MLP on raw coordinates blurs a 1 m doorway into the wall around it (measured:
+        0.10 m too little clearance mid-door, inside the collision margin), the sinusoids let it resolve one.
+        """
         head_dtype = self.clearance_head[0].weight.dtype
-        return nn.functional.softplus(self.clearance_head(s.to(head_dtype)).squeeze(-1).to(s.dtype))
+        x = s
+        if self.cfg.clearance_octaves:
+            angles = s[..., :POSITION_DIMS, None] * self.clearance_frequencies
+            x = torch.cat((s, angles.sin().flatten(-2), angles.cos().flatten(-2)), dim=-1)
+        return nn.functional.softplus(self.clearance_head(x.to(head_dtype)).squeeze(-1).to(s.dtype))
 
     def with_rollout_dtype(self, dtype: torch.dtype) -> WorldModel:
         """A copy whose step and clearance MLPs hold `dtype` weights: what a planner calls thousands of times

@@ -15,7 +15,7 @@ import csv
 import math
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from ojepa_ros.core.losses import probe_loss, world_model_losses
-from ojepa_ros.core.model_io import save_world_model
+from ojepa_ros.core.model_io import load_world_model, read_metadata, save_world_model
 from ojepa_ros.core.world_model import KINDS, WorldModel, WorldModelConfig
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
@@ -36,6 +36,7 @@ from ojepa_ros.train.plots import plot_training_log
 from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 
 NEAR_WALL = 0.2  # m: clearance below which a state counts as near a wall in the validation metrics
+PROBE_SETTINGS = ("probe_dim", "probe_steps", "probe_batch", "probe_lr", "probe_stride", "clearance_octaves")
 
 
 def state_path(out_path: Path) -> Path:
@@ -228,7 +229,7 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
         hidden_dim=config["hidden_dim"], probe_dim=config["probe_dim"], channels=tuple(config["channels"]),
         z_dim=config["z_dim"], level2_k=config["level2_k"], level2_dim=config["level2_dim"], kind=config["kind"],
         expander_dim=config["expander_dim"], predictor_sees_position=config["predictor_sees_position"],
-        **train_set.normalisation())
+        clearance_octaves=config["clearance_octaves"], **train_set.normalisation())
     model = WorldModel(model_config)
     target_model = copy.deepcopy(model).requires_grad_(False) if config["ema"] else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
@@ -290,6 +291,13 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
                         "epoch": epoch + 1, "seconds": elapsed}, state_path(out_path))
     if not ctx.is_main:
         return {}
+    return _fit_probes(model, train_set, val_set, config, generator, metrics, elapsed, data, split, out_path)
+
+
+def _fit_probes(model: WorldModel, train_set: EpisodeDataset, val_set: EpisodeDataset, config: dict,
+                generator: torch.Generator, metrics: dict, elapsed: float, data: str | Path | list,
+                split: dict[str, list[Path]], out_path: Path) -> dict:
+    """Fit the probes on the frozen model, log the "probe" row and write the model file."""
     start = time.perf_counter()
     train_states = encode_episodes(model, train_set)
     probe_mse = fit_clearance_probe(model, train_set, train_states, config, generator)
@@ -303,6 +311,26 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
     plot_training_log(log_path(out_path))
     save_world_model(model, out_path, _metadata(config, data, split, metrics))
     return metrics
+
+
+def refit_probes(config: dict, data: str | Path | list, out_path: str | Path) -> dict:
+    """Refit the probes of the trained model at out_path with this config's probe settings (clearance_octaves,
+    probe_dim, probe_steps, ...), its encoder and predictors untouched: the probes read a frozen
+    representation, so a better probe needs no retraining. Same episodes and split as its training."""
+    out_path = Path(out_path)
+    old = load_world_model(out_path)
+    trained = read_metadata(out_path)
+    config = trained["train_config"] | {k: config[k] for k in PROBE_SETTINGS}
+    seed_everything(config["seed"])
+    torch.set_num_threads(config["threads"])
+    split = split_episodes(data, config["val_fraction"], config["seed"])
+    train_set = EpisodeDataset(split["train"], config["horizon"], image_size=old.cfg.image_size)
+    val_set = EpisodeDataset(split["val"], config["val_horizon"], image_size=old.cfg.image_size)
+    model = WorldModel(replace(old.cfg, probe_dim=config["probe_dim"], clearance_octaves=config["clearance_octaves"]))
+    model.load_state_dict({k: v for k, v in old.state_dict().items() if not k.startswith("clearance_head.")},
+                          strict=False)
+    return _fit_probes(model, train_set, val_set, config, torch.Generator().manual_seed(config["seed"]),
+                       trained["metrics"], trained["metrics"]["seconds"], data, split, out_path)
 
 
 def _metadata(config: dict, data: str | Path | list, split: dict[str, list[Path]], metrics: dict) -> dict:
@@ -328,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="episode directories or files: `ojepa collect` .npz and/or memory_node MCAP episodes")
     parser.add_argument("--out", type=Path, default=Path("models/world_model.pt"))
     parser.add_argument("--resume", action="store_true", help="continue from <out stem>.state.pt")
+    parser.add_argument("--probes-only", action="store_true",
+                        help="refit only the probes of the trained model at --out with this config's probe settings "
+                             f"({', '.join(PROBE_SETTINGS)}); encoder and predictors stay as trained")
     for name in ("epochs", "steps-per-epoch", "batch", "horizon", "threads", "seed"):
         parser.add_argument(f"--{name}", type=int, help="overrides the config file")
     parser.add_argument("--kind", choices=KINDS, help="model kind: jepa, or the pixel-reconstruction baseline")
@@ -353,7 +384,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--weight {item}: {value!r} is not a number")
     if args.resume and not state_path(args.out).is_file():
         parser.error(f"--resume: no training state {state_path(args.out)} (it is written after each epoch)")
-    metrics = train(config, args.data, args.out, state_path(args.out) if args.resume else None)
+    if args.probes_only:
+        if args.resume or not args.out.is_file():
+            parser.error(f"--probes-only refits the probes of an existing model: {args.out} "
+                         + ("is missing" if not args.out.is_file() else "(drop --resume)"))
+        metrics = refit_probes(config, args.data, args.out)
+    else:
+        metrics = train(config, args.data, args.out, state_path(args.out) if args.resume else None)
     if not metrics:  # a torchrun rank other than 0
         return 0
     print(f"train: wrote {args.out}; final validation: " +
