@@ -78,10 +78,26 @@ def test_heading_charges_facing_away_from_the_goal_but_not_at_it():
     sideways = torch.tensor([[[0.0, 0.0, math.pi / 2]]])
     at_goal = torch.tensor([[[1.8, 0.0, math.pi]]])
     a = torch.zeros(1, 1, 2)
-    assert Heading()(facing, a, goal).item() == pytest.approx(0.0, abs=1e-6)
-    assert Heading()(away, a, goal).item() == pytest.approx(1.0)
-    assert Heading()(sideways, a, goal).item() == pytest.approx(0.5)
+    running = Heading(terminal_weight=0.0)
+    assert running(facing, a, goal).item() == pytest.approx(0.0, abs=1e-6)
+    assert running(away, a, goal).item() == pytest.approx(1.0)
+    assert running(sideways, a, goal).item() == pytest.approx(0.5)
     assert Heading()(at_goal, a, goal).item() == 0.0  # within `near` the final turn is free
+
+
+def test_heading_weighs_where_the_plan_ends_facing():
+    """A turn that ends facing the goal must beat standing still facing away by more than the running mean
+    says: over a short horizon the turn's first steps still face away."""
+    goal = context(goal=(3.0, 0.0))
+    yaw_turning = torch.linspace(math.pi, 0.0, 8)
+    turn = torch.stack([torch.zeros(8), torch.zeros(8), yaw_turning], -1)[None]
+    stay = torch.tensor([0.0, 0.0, math.pi]).expand(1, 8, 3)
+    a = torch.zeros(1, 8, 2)
+    advantage = {w: (Heading(terminal_weight=w)(stay, a, goal) - Heading(terminal_weight=w)(turn, a, goal)).item()
+                 for w in (0.0, 2.0)}
+    assert advantage[0.0] == pytest.approx(0.5, abs=0.01) and advantage[2.0] == pytest.approx(2.5, abs=0.01)
+    sideways = torch.tensor([0.0, 0.0, math.pi / 2]).expand(1, 8, 3)  # a detour's end: no terminal charge
+    assert Heading()(sideways, a, goal).item() == pytest.approx(0.5)
 
 
 def test_breakdown_sums_to_total_with_weights_and_powers():
