@@ -172,11 +172,12 @@ def test_torchrun_ddp_two_ranks_train_one_model(data_dir, tmp_path) -> None:
     assert load_world_model(out).cfg.z_dim == 2
 
 
-def test_cli_overrides_are_checked(capsys) -> None:
+def test_cli_overrides_are_checked(capsys, tiny_model_path) -> None:
     for argv, message in ((["--set", "bogus=1"], "unknown setting 'bogus'"),
                           (["--weight", "varience=0"], "unknown term 'varience'"),
                           (["--weight", "variance=lots"], "'lots' is not a number"),
-                          (["--probes-only", "--out", "/nonexistent/wm.pt"], "/nonexistent/wm.pt is missing")):
+                          (["--probes-only", "--out", "/nonexistent/wm.pt"], "/nonexistent/wm.pt is missing"),
+                          (["--probes-only", "--out", str(tiny_model_path)], "records no training settings")):
         with pytest.raises(SystemExit):
             trainer.main(argv)
         assert message in capsys.readouterr().err

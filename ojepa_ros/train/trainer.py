@@ -388,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume or not args.out.is_file():
             parser.error(f"--probes-only refits the probes of an existing model: {args.out} "
                          + ("is missing" if not args.out.is_file() else "(drop --resume)"))
+        if "train_config" not in read_metadata(args.out):
+            parser.error(f"--probes-only: {args.out} records no training settings (not written by `ojepa train`)")
         metrics = refit_probes(config, args.data, args.out)
     else:
         metrics = train(config, args.data, args.out, state_path(args.out) if args.resume else None)
