@@ -68,10 +68,10 @@ SOFT_SPEED_FRACTION = 0.8  # the Speed guardrail starts charging at this fractio
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient", "cem_gradient")
 GRADIENT_FREE = ("mppi", "cem")  # the planners that can roll out on onnxruntime
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # pays off with AMX / AVX512-BF16 / tensor cores
-MODE1_USES = ("none", "warm_start", "alone")
+MODE1_USES = ("none", "warm_start", "alone")  # not off/on: YAML would read those as booleans
 # Settings for the low level alone (flat Mode-2, no critic): needs no roadmap, Mode-1 or critic file. For
 # teachers, baselines without those files, benches and tests.
-LOW_LEVEL_ONLY: dict[str, Any] = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}  # not off/on: YAML would read those as booleans
+LOW_LEVEL_ONLY: dict[str, Any] = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}
 # Settings whose valid range is not "integer >= 1" / "number > 0": (check, requirement), for from_config
 # and actor_node's parameter validation alike.
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {

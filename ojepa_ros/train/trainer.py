@@ -217,13 +217,8 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
     out_path.parent.mkdir(parents=True, exist_ok=True)
     seed_everything(config["seed"])
     torch.set_num_threads(max(1, config["threads"] // ctx.world_size))
-    split = split_episodes(data, config["val_fraction"], config["seed"])
-    if not split["val"]:
-        raise ValueError(f"{data} needs at least two episodes (one is held out for validation)")
     state = torch.load(resume, weights_only=True, map_location="cpu") if resume else None
-    train_set = EpisodeDataset(split["train"], config["horizon"],
-                               image_size=state["model_config"]["image_size"] if state else None)
-    val_set = EpisodeDataset(split["val"], config["val_horizon"], image_size=train_set.image_size)
+    split, train_set, val_set = _episode_sets(config, data, state["model_config"]["image_size"] if state else None)
     model_config = WorldModelConfig(**state["model_config"]) if state else WorldModelConfig(
         image_size=train_set.image_size, embed_dim=config["embed_dim"],
         hidden_dim=config["hidden_dim"], probe_dim=config["probe_dim"], channels=tuple(config["channels"]),
@@ -294,6 +289,17 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
     return _fit_probes(model, train_set, val_set, config, generator, metrics, elapsed, data, split, out_path)
 
 
+def _episode_sets(config: dict, data: str | Path | list,
+                  image_size: int | None) -> tuple[dict[str, list[Path]], EpisodeDataset, EpisodeDataset]:
+    """The split (seeded, so a refit sees its training's split) and the training and held-out windows."""
+    split = split_episodes(data, config["val_fraction"], config["seed"])
+    if not split["val"]:
+        raise ValueError(f"{data} needs at least two episodes (one is held out for validation)")
+    train_set = EpisodeDataset(split["train"], config["horizon"], image_size=image_size)
+    val_set = EpisodeDataset(split["val"], config["val_horizon"], image_size=train_set.image_size)
+    return split, train_set, val_set
+
+
 def _fit_probes(model: WorldModel, train_set: EpisodeDataset, val_set: EpisodeDataset, config: dict,
                 generator: torch.Generator, metrics: dict, elapsed: float, data: str | Path | list,
                 split: dict[str, list[Path]], out_path: Path) -> dict:
@@ -320,12 +326,10 @@ def refit_probes(config: dict, data: str | Path | list, out_path: str | Path) ->
     out_path = Path(out_path)
     old = load_world_model(out_path)
     trained = read_metadata(out_path)
+    torch.set_num_threads(config["threads"])  # how to run it is the caller's; what was trained is the file's
     config = trained["train_config"] | {k: config[k] for k in PROBE_SETTINGS}
     seed_everything(config["seed"])
-    torch.set_num_threads(config["threads"])
-    split = split_episodes(data, config["val_fraction"], config["seed"])
-    train_set = EpisodeDataset(split["train"], config["horizon"], image_size=old.cfg.image_size)
-    val_set = EpisodeDataset(split["val"], config["val_horizon"], image_size=old.cfg.image_size)
+    split, train_set, val_set = _episode_sets(config, data, old.cfg.image_size)
     model = WorldModel(replace(old.cfg, probe_dim=config["probe_dim"], clearance_octaves=config["clearance_octaves"]))
     model.load_state_dict({k: v for k, v in old.state_dict().items() if not k.startswith("clearance_head.")},
                           strict=False)
