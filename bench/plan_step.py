@@ -10,7 +10,9 @@ torch threads: median and p90 ms after 2 warm-up steps (fewer repeats when a ste
 Table 2: the same world model, Objective and budget (samples, horizon, one iteration, lambda, noise sigma,
 bounds, zero initial plan) through our MPPI and pytorch_mppi.MPPI (our cost as its terminal cost), from the
 same start states, `--steps` warm-started commands each: ms per command, throughput ratio (their ms / our
-ms), and our Objective's cost of each one's final plan, mean over the start states (lower is better).
+ms), and our Objective's cost of each one's final plan, mean over the start states (lower is better). The
+floor column times the work no MPPI over this model can skip: one batched rollout of the same budget plus
+its cost, nothing else; their ms / floor bounds the ratio any implementation could reach on this model.
 Table 3: one cold-start MPPI iteration per budget with and without the Mode-1 plan (models/*.mode1.pt) as a
 candidate start: how many samples Mode-1 saves Mode-2.
 """
@@ -109,16 +111,17 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
 
 
 def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int,
-                 precision: str) -> tuple[list, list, list, list]:
-    """Per start state: ms of every command and the final plan's cost (float32 model), ours and theirs. Both
-    plan with the model in `precision` (the peer gets the same bf16 copy: the fair comparison of planners)."""
+                 precision: str) -> tuple[list, list, list, list, list]:
+    """Per start state: ms of every command and the final plan's cost (float32 model), ours and theirs, and ms of
+    the floor (rollout + cost of `samples` fixed random plans). Both plan with the model in `precision` (the peer
+    gets the same bf16 copy: the fair comparison of planners)."""
     p = {**DEFAULTS, **LOW_LEVEL_ONLY, "planner": "mppi", "num_samples": samples, "horizon": horizon,
          "iterations": 1}
     high = [float(p["max_linear_velocity"]), float(p["max_angular_velocity"])]
     sigma = torch.tensor([float(p["noise_sigma_linear"]), float(p["noise_sigma_angular"])])
     objective = MpcPolicy.from_config(model, p).objective
     planning = model.with_rollout_dtype(PRECISIONS[precision])
-    ours_ms, theirs_ms, ours_cost, theirs_cost = [], [], [], []
+    ours_ms, theirs_ms, ours_cost, theirs_cost, floor_ms = [], [], [], [], []
     for state, goal in scenes_:
         def cost(s: torch.Tensor, a: torch.Tensor, m: WorldModel = planning, goal=goal) -> torch.Tensor:
             ctx = CostContext(m.pose, m.clearance, torch.tensor(goal, dtype=torch.float32), torch.zeros(2))
@@ -131,28 +134,33 @@ def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: 
                            u_max=torch.tensor(high), U_init=torch.zeros(horizon, 2),
                            terminal_state_cost=lambda s, a: cost(s[0], a[0]))
         torch.manual_seed(0)  # pytorch-mppi draws from the global generator
+        plans = (torch.rand(samples, horizon, 2) * 2 - 1) * torch.tensor(high)
         for i in range(steps + 1):  # the first command of each is warm-up
             start = time.perf_counter()
             ours.command(state)
             mid = time.perf_counter()
             with torch.no_grad():  # as any user would call it: no autograd graph through the model
                 theirs.command(state)
-            end = time.perf_counter()
+                end = time.perf_counter()
+                cost(rollout(planning.next, state[None], plans), plans)
             if i:
                 ours_ms.append((mid - start) * 1e3)
                 theirs_ms.append((end - mid) * 1e3)
+                floor_ms.append((time.perf_counter() - end) * 1e3)
         with torch.no_grad():
             for plan, out in ((ours.plan, ours_cost), (theirs.U, theirs_cost)):
                 out.append(float(cost(rollout(model.next, state[None], plan[None]), plan[None], model)[0]))
-    return ours_ms, theirs_ms, ours_cost, theirs_cost
+    return ours_ms, theirs_ms, ours_cost, theirs_cost, floor_ms
 
 
 def table_compare(model: WorldModel, scenes_, grid, threads, steps: int, precisions: list[str]) -> None:
     print(f"\n## 2. our MPPI vs pytorch-mppi 0.9.1, same model/cost/budget, {len(scenes_)} start states x {steps} "
           "commands: ms per command median (p90), throughput ratio = their ms / our ms, final plan cost (mean, "
-          "float32 model). Both plan with the model copy in the given precision (WorldModel.with_rollout_dtype)")
+          "float32 model). Both plan with the model copy in the given precision (WorldModel.with_rollout_dtype). "
+          "floor ms: one rollout + cost of the same budget alone; their ms / floor ms = the largest ratio any "
+          "MPPI on this model could reach")
     print(f"{'threads':>7} {'precision':>9} {'samples':>8} {'horizon':>8} {'ours ms':>16} {'theirs ms':>16} "
-          f"{'ratio':>6} {'ours cost':>10} {'theirs cost':>12}")
+          f"{'ratio':>6} {'ours cost':>10} {'theirs cost':>12} {'floor ms':>9} {'theirs/floor':>12}")
     for t in threads:
         torch.set_num_threads(t)
         for precision in precisions:
@@ -161,11 +169,12 @@ def table_compare(model: WorldModel, scenes_, grid, threads, steps: int, precisi
 
 
 def compare_row(model: WorldModel, scenes_, t: int, precision: str, samples: int, horizon: int, steps: int) -> None:
-    ours_ms, theirs_ms, ours_cost, theirs_cost = compare_mppi(model, scenes_, samples, horizon, steps, precision)
-    o, th = np.median(ours_ms), np.median(theirs_ms)
+    ours_ms, theirs_ms, ours_cost, theirs_cost, floor_ms = compare_mppi(model, scenes_, samples, horizon, steps,
+                                                                        precision)
+    o, th, fl = np.median(ours_ms), np.median(theirs_ms), np.median(floor_ms)
     print(f"{t:>7} {precision:>9} {samples:>8} {horizon:>8} {o:>8.1f} ({np.percentile(ours_ms, 90):>5.1f}) "
           f"{th:>8.1f} ({np.percentile(theirs_ms, 90):>5.1f}) {th / o:>6.2f} {np.mean(ours_cost):>10.3f} "
-          f"{np.mean(theirs_cost):>12.3f}", flush=True)
+          f"{np.mean(theirs_cost):>12.3f} {fl:>9.1f} {th / fl:>12.2f}", flush=True)
 
 
 def table_mode1(model: WorldModel, model_path: str, scenes_, budgets: list[int]) -> None:
