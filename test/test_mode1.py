@@ -53,13 +53,35 @@ def test_file_round_trip_and_clear_errors(tmp_path):
 def test_distill_trains_a_loadable_policy_from_real_episodes(tiny_model_path, episodes_dir, tmp_path, capsys):
     out = tmp_path / "tiny.mode1.pt"
     args = ["--model", str(tiny_model_path), "--data", str(episodes_dir), "--out", str(out), "--samples", "20",
-            "--steps", "30", "--teacher-iterations", "1"]
+            "--steps", "30", "--teacher-iterations", "1", "--dagger-rounds", "0"]
     assert distill_main(args) == 0
     assert "20 Mode-2 plans" in capsys.readouterr().out
     model = load_world_model(tiny_model_path)
     policy = load_mode1(out, model.cfg.embed_dim, HIGH)
     assert policy.cfg.horizon == 16
     assert distill_main(args[:1] + [str(tmp_path / "missing.pt")] + args[2:]) == 2
+
+
+def test_dagger_labels_the_states_the_student_drives_into(tiny_model_path, episodes_dir, tmp_path, capsys):
+    """One round: the student drives two pairs in the simulator and its visited states join the teacher data."""
+    out = tmp_path / "dagger.mode1.pt"
+    args = ["--model", str(tiny_model_path), "--data", str(episodes_dir), "--out", str(out), "--samples", "20",
+            "--steps", "30", "--teacher-iterations", "1", "--dagger-rounds", "1", "--dagger-pairs", "2"]
+    assert distill_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "DAgger round 1: the student reached" in printed
+    meta = torch.load(out, weights_only=True)["metadata"]
+    assert len(meta["dagger_reached"]) == 1 and meta["memory_samples"] == 20
+    assert meta["samples"] > 20  # its own states were labelled and fitted
+
+
+def test_dagger_without_a_roadmap_fails_before_the_teacher_runs(tiny_model_path, episodes_dir, tmp_path, capsys):
+    lonely = tmp_path / "lonely.pt"
+    lonely.write_bytes(tiny_model_path.read_bytes())  # the same model, no roadmap beside it
+    args = ["--model", str(lonely), "--data", str(episodes_dir), "--out", str(tmp_path / "x.pt"), "--samples", "20"]
+    assert distill_main(args) == 2
+    err = capsys.readouterr()
+    assert "roadmap" in err.err and "Mode-2 teacher" not in err.err + err.out
 
 
 def test_the_cheaper_of_warm_start_and_proposal_is_where_mppi_starts():

@@ -210,16 +210,18 @@ class MpcPolicy:
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
-                   seed: int | None = None, onnx: OrtWorldModel | None = None) -> MpcPolicy:
+                   seed: int | None = None, onnx: OrtWorldModel | None = None,
+                   mode1: Mode1Policy | None = None) -> MpcPolicy:
         """from_config, loading the parts the settings ask for: the roadmap (hierarchical), the Mode-1 policy
         (mode1 != none) and the critic (weight_critic > 0), each from its *_path or else beside the model file.
         Raises RoadmapFileError / ModelFileError naming the file that is missing or unusable. `onnx`: the
-        exported graphs of this model, for rollouts on onnxruntime (see from_config)."""
+        exported graphs of this model, for rollouts on onnxruntime (see from_config). `mode1`: a policy to use
+        instead of the file's (`ojepa distill` drives a student it has not written yet)."""
         p = {**DEFAULTS, **params}
-        roadmap = mode1 = critic = None
+        roadmap = critic = None
         if p["hierarchical"]:
             roadmap = load_roadmap(p.get("roadmap_path") or roadmap_beside(model_path), model.cfg.level2_dim)
-        if p["mode1"] != "none":
+        if p["mode1"] != "none" and mode1 is None:
             high = (float(p["max_linear_velocity"]), float(p["max_angular_velocity"]))
             mode1 = load_mode1(p.get("mode1_path") or mode1_beside(model_path), model.cfg.embed_dim, high)
         if float(p["weight_critic"]) > 0:

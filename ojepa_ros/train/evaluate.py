@@ -11,17 +11,18 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 import yaml
 
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
-from ojepa_ros.core.mpc import MpcPolicy
+from ojepa_ros.core.mpc import MpcPolicy, PolicyStep
 from ojepa_ros.core.onnx_runtime import OnnxModelError, OrtWorldModel, onnx_dir_for
 from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file, default_model
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
 from ojepa_ros.sim.rooms_world import RoomsLayout, sample_free_pose
@@ -52,14 +53,49 @@ def actor_params(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())["actor_node"]["ros__parameters"]
 
 
+def rooms_env(model: WorldModel, max_steps: int) -> RoomsNavEnv:
+    """The embedded rooms world with the camera and control step the model was trained on."""
+    size = model.cfg.image_size
+    return RoomsNavEnv(NavEnvConfig(image_width=size, image_height=size, control_dt=model.cfg.dt,
+                                    max_steps=max_steps))
+
+
+StepHook = Callable[[torch.Tensor, dict[str, np.ndarray], PolicyStep], None]
+
+
+@torch.no_grad()
+def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[float, float, float],
+          goal: tuple[float, float], max_steps: int, seed: int, on_step: StepHook | None = None) -> dict[str, Any]:
+    """One closed-loop episode from `start` to `goal`; `on_step(state, obs, step)` sees every command before it
+    is executed (DAgger records the student's states through it)."""
+    obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
+    policy.reset()
+    policy.set_goal(goal)
+    steps, collisions, success, mode1_steps, plan_ms = 0, 0, False, 0, []
+    while steps < max_steps and not success:
+        proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
+        state = model.encode(torch.from_numpy(obs["image"])[None], proprio)[0]
+        out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=env.config.control_dt)
+        if on_step is not None:
+            on_step(state, obs, out)
+        if out.source == "mode1":
+            mode1_steps += 1
+        elif out.status == "ok":
+            plan_ms.append(out.plan_ms)
+        obs, _, success, _, info = env.step(out.command)
+        steps += 1
+        collisions += int(info["collision"])
+    return {"start": list(start), "goal": list(goal), "success": bool(success), "steps": steps,
+            "collision_steps": collisions, "final_distance_m": float(info["distance_to_goal"]),
+            "mode1_steps": mode1_steps, "plan_ms": plan_ms}
+
+
 @torch.no_grad()
 def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", seed: int = 0,
              max_steps: int = 600, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Success rate, time to goal, collisions and planning time over `pairs` closed-loop episodes."""
     model = load_world_model(model_path)
-    size = model.cfg.image_size
-    env = RoomsNavEnv(NavEnvConfig(image_width=size, image_height=size, control_dt=model.cfg.dt,
-                                   max_steps=max_steps))
+    env = rooms_env(model, max_steps)
     params = params or {}
     onnx = None
     if params.get("backend", "torch") == "onnxruntime":  # as actor_node: rollouts on the exported graphs
@@ -67,28 +103,14 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
                              threads=torch.get_num_threads())
     policy = MpcPolicy.from_files(model, model_path, params, seed=seed, onnx=onnx)
     dt = env.config.control_dt
-    episodes, plan_ms, mode1_steps = [], [], 0
+    episodes = []
     try:
         for start, goal in sample_pairs(env.layout, np.random.default_rng(seed), pairs, mode):
-            obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
-            policy.reset()
-            policy.set_goal(goal)
-            steps, collisions, success = 0, 0, False
-            while steps < max_steps and not success:
-                proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
-                state = model.encode(torch.from_numpy(obs["image"])[None], proprio)[0]
-                out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=dt)
-                if out.source == "mode1":
-                    mode1_steps += 1
-                elif out.status == "ok":
-                    plan_ms.append(out.plan_ms)
-                obs, _, success, _, info = env.step(out.command)
-                steps += 1
-                collisions += int(info["collision"])
-            episodes.append({"start": list(start), "goal": list(goal), "success": bool(success), "steps": steps,
-                             "collision_steps": collisions, "final_distance_m": float(info["distance_to_goal"])})
+            episodes.append(drive(model, env, policy, start, goal, max_steps, seed))
     finally:
         env.close()
+    plan_ms = [ms for e in episodes for ms in e.pop("plan_ms")]
+    mode1_steps = sum(e.pop("mode1_steps") for e in episodes)
     times = [e["steps"] * dt for e in episodes if e["success"]]
     return {
         "mode": mode, "pairs": pairs,
