@@ -75,6 +75,8 @@ def main() -> None:
           f"{sum(p.numel() for p in net.parameters())} parameters, {args.minutes} min on {args.threads} thread(s)")
     start, steps = time.perf_counter(), 0
     while time.perf_counter() - start < 60 * args.minutes:
+        for group in optimiser.param_groups:  # cosine decay over the time budget: the best fit that budget buys
+            group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * (time.perf_counter() - start) / (60 * args.minutes)))
         idx = torch.randint(0, len(train_x), (args.batch,), generator=generator)
         images = shifted(train_x[idx].permute(0, 3, 1, 2).float() / 255, generator)
         loss = (net(images) - train_y[idx]).square().mean()
