@@ -181,16 +181,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ojepa distill: DAgger round {round_ + 1}: the student reached {success:.0%} of "
               f"{args.dagger_pairs} pairs; {len(visited['states'])} of its states labelled", flush=True)
         policy, metrics = fit(model, data, high, args.steps, args.seed, n_val)
-    teacher_s = time.perf_counter() - start
+    total_s = time.perf_counter() - start
     save_mode1(policy, args.out, {"model": str(args.model), "episodes": len(files), "samples": len(data["states"]),
                                   "memory_samples": args.samples, "dagger_rounds": args.dagger_rounds,
                                   "dagger_pairs": args.dagger_pairs, "dagger_reached": reached,
                                   "teacher": f"{params['planner']} {params['num_samples']}x{params['horizon']} "
                                              f"x{args.teacher_iterations} iterations",
-                                  "steps": args.steps, "seed": args.seed, "total_s": round(teacher_s, 1),
+                                  "steps": args.steps, "seed": args.seed, "total_s": round(total_s, 1),
                                   **{k: round(v, 4) for k, v in metrics.items()}})
     print(f"ojepa distill: {len(data['states'])} Mode-2 plans, {args.dagger_rounds} DAgger rounds, "
-          f"{teacher_s:.0f} s; held-out first action MAE v {metrics['val_first_action_mae_v']:.3f} m/s, "
+          f"{total_s:.0f} s; held-out first action MAE v {metrics['val_first_action_mae_v']:.3f} m/s, "
           f"w {metrics['val_first_action_mae_w']:.3f} rad/s (predicting the mean: {metrics['mean_action_mae_v']:.3f}, "
           f"{metrics['mean_action_mae_w']:.3f}) -> {args.out}")
     return 0
