@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from ojepa_ros.core.mode1 import FORMAT as MODE1_FORMAT, VERSION as MODE1_VERSION
 from ojepa_ros.core.mode1 import Mode1Config, Mode1Policy, load_mode1, mode1_beside, relative_target, save_mode1
-from ojepa_ros.core.model_io import ModelFileError, load_world_model
+from ojepa_ros.core.model_io import ModelFileError, load_world_model, read_checkpoint
 from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.planners import MPPI, DeadlineMissed
 from ojepa_ros.train.distill import main as distill_main
@@ -70,7 +71,7 @@ def test_dagger_labels_the_states_the_student_drives_into(tiny_model_path, episo
     assert distill_main(args) == 0
     printed = capsys.readouterr().out
     assert "DAgger round 1: the student reached" in printed
-    meta = torch.load(out, weights_only=True)["metadata"]
+    meta = read_checkpoint(out, "cpu", MODE1_FORMAT, MODE1_VERSION)["metadata"]
     assert len(meta["dagger_reached"]) == 1 and meta["memory_samples"] == 20
     assert meta["samples"] > 20  # its own states were labelled and fitted
 
