@@ -5,8 +5,8 @@
 `ojepa eval-wm` probes the JEPA's frozen image features for (x, y, yaw). This trains the same encoder
 architecture (conv net + image head of --model's config, plus a linear read-out) end to end, supervised on
 the pose itself, on the same training episodes, and scores it on the same held-out episodes with the same
-R^2. No self-supervised feature can be linearly better than what supervision reaches with this network and
-data, so the figure bounds what the probe target can ask of this world's images. The defaults are the
+R^2. Supervision on the pose is the direct route to a linear read-out of it with this network and data, so
+the figure is what the probe target can fairly ask of features that never see the pose. The defaults are the
 issue's training budget for the world model (30 min on 2 CPU cores). Prints figures, asserts nothing.
 """
 
