@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ojepa_ros.core.losses import SHIFT_PX, random_shift
 from ojepa_ros.core.model_io import load_world_model, read_metadata
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import conv_net, mlp
@@ -35,14 +36,6 @@ def frames(files: list[Path], mean: torch.Tensor, std: torch.Tensor) -> tuple[to
     images = torch.from_numpy(np.concatenate([e["images"] for e in episodes]))
     proprio = torch.from_numpy(np.concatenate([proprio_from_odom(e["odom"]) for e in episodes]))
     return images, ((proprio - mean) / std)[:, :4]
-
-
-def shifted(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Images [B, 3, S, S] each shifted by up to +-pad pixels (replicate padding): the augmentation JEPA uses."""
-    b, _, side, _ = images.shape
-    padded = nn.functional.pad(images, (pad,) * 4, mode="replicate")
-    dx, dy = torch.randint(0, 2 * pad + 1, (2, b), generator=generator).tolist()
-    return torch.stack([padded[i, :, y:y + side, x:x + side] for i, (x, y) in enumerate(zip(dx, dy))])
 
 
 def main() -> None:
@@ -78,7 +71,7 @@ def main() -> None:
         for group in optimiser.param_groups:  # cosine decay over the time budget: the best fit that budget buys
             group["lr"] = 1e-3 * 0.5 * (1 + np.cos(np.pi * (time.perf_counter() - start) / (60 * args.minutes)))
         idx = torch.randint(0, len(train_x), (args.batch,), generator=generator)
-        images = shifted(train_x[idx].permute(0, 3, 1, 2).float() / 255, generator)
+        images = random_shift(train_x[idx], SHIFT_PX, generator).permute(0, 3, 1, 2) / 255  # JEPA's view shift
         loss = (net(images) - train_y[idx]).square().mean()
         optimiser.zero_grad()
         loss.backward()
