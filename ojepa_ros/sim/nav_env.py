@@ -158,6 +158,15 @@ class RoomsNavEnv(gym.Env):
         dist[(geoms < 0) | (dist > c.scan_range)] = np.inf
         return dist.astype(np.float32)
 
+    def image_at(self, x: float, y: float, yaw: float) -> np.ndarray:
+        """What the camera would see from pose (x, y, yaw) now (e.g. a goal image); the robot is not moved."""
+        qpos, qvel = self.data.qpos.copy(), self.data.qvel.copy()
+        self.set_pose(x, y, yaw)
+        image = self.camera_image()
+        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
+        mujoco.mj_forward(self.model, self.data)
+        return image
+
     def camera_image(self) -> np.ndarray:
         c = self.config
         renderer = self._renderer(c.image_height, c.image_width)

@@ -136,12 +136,21 @@ StepHook = Callable[[torch.Tensor, dict[str, np.ndarray], PolicyStep], None]
 @torch.no_grad()
 def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[float, float, float],
           goal: tuple[float, float], max_steps: int, seed: int, on_step: StepHook | None = None,
-          camera: str = "normal") -> dict[str, Any]:
+          camera: str = "normal", goal_as_image: bool = False) -> dict[str, Any]:
     """One closed-loop episode from `start` to `goal`; `on_step(state, obs, step)` sees every command before it
-    is executed (DAgger records the student's states through it). camera "black": every image is zeros."""
+    is executed (DAgger records the student's states through it). camera "black": every image is zeros.
+    goal_as_image: the actor gets the camera image at the goal (facing along start -> goal), not its pose;
+    success is still the robot within the goal tolerance of the goal position."""
     obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
     policy.reset()
-    policy.set_goal(goal)
+    if goal_as_image:
+        yaw = math.atan2(goal[1] - start[1], goal[0] - start[0])
+        odom = np.array([goal[0], goal[1], yaw, 0.0, 0.0])
+        goal_state = model.encode(torch.from_numpy(env.image_at(goal[0], goal[1], yaw))[None],
+                                  torch.from_numpy(proprio_from_odom(odom))[None])[0]
+        policy.set_goal_image(goal_state)
+    else:
+        policy.set_goal(goal)
     steps, collisions, success, mode1_steps, plan_ms = 0, 0, False, 0, []
     while steps < max_steps and not success:
         image = obs["image"] if camera == "normal" else np.zeros_like(obs["image"])
@@ -183,7 +192,8 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
     try:
         for trial in scenario_trials(scenario, pairs, seed):
             env.set_layout(trial.layout)
-            episode = drive(model, env, policy, trial.start, trial.goal, max_steps, seed, camera=scenario.camera)
+            episode = drive(model, env, policy, trial.start, trial.goal, max_steps, seed, camera=scenario.camera,
+                            goal_as_image=scenario.goal == "image")
             episode["world"] = trial.world
             episode["plan_ms_median"] = float(np.median(episode["plan_ms"])) if episode["plan_ms"] else float("nan")
             episodes.append(episode)
