@@ -56,13 +56,19 @@ def probe_loss(model: WorldModel, states: Tensor, clearance: Tensor) -> dict[str
     return {"clearance": (model.clearance(states.detach())[known] - clearance[known]).square().mean()}
 
 
+RANGE_LOG_OFFSET = 0.1  # m: the log-range loss counts 0.2 m vs 0.4 m as much as 1.4 m vs 2.8 m, nearly
+
+
 def ranges_loss(model: WorldModel, states: Tensor, ranges: Tensor) -> Tensor:
-    """Huber loss (m) of the forward-range read-out of states [..., D] against scanned ranges [..., sectors];
-    frames without a scan (NaN) are skipped. Not detached: the scanner teaches the encoder what is in the way."""
+    """Huber loss of log(range + 0.1 m) of the forward-range read-out of states [..., D] against scanned ranges
+    [..., sectors]: relative error, as depth estimation scores it, so what is near (what the robot may hit) is
+    learned sharply and what is far only roughly. Frames without a scan (NaN) are skipped. Not detached: the
+    scanner teaches the encoder what is in the way."""
     known = torch.isfinite(ranges).all(-1)
     if not bool(known.any()):
         return states.new_zeros(())
-    return torch.nn.functional.smooth_l1_loss(model.ranges(states[known]), ranges[known], beta=0.1)
+    predicted = torch.log(model.ranges(states[known]) + RANGE_LOG_OFFSET)
+    return torch.nn.functional.smooth_l1_loss(predicted, torch.log(ranges[known] + RANGE_LOG_OFFSET), beta=0.1)
 
 
 def world_model_losses(model: WorldModel, target_model: WorldModel, batch: dict[str, Tensor],

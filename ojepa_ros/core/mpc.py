@@ -168,10 +168,13 @@ class MpcPolicy:
         self.goal_features: Tensor | None = None
         self.image_goal_tolerance = image_goal_tolerance
         cfg = model.cfg
-        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap)
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
                                     model.cfg.z_dim, seed)
+        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap)
+        obstacles_term = objective.terms.get("obstacles")
+        margin = 0.0 if obstacles_term is None else obstacles_term.margin + obstacles_term.robot_radius
+        self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
 
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
@@ -303,8 +306,11 @@ class MpcPolicy:
             here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else self.model.pose(state)[:2].cpu().numpy()
             subgoal = self.high_level.subgoal(here, self.goal.numpy())
             target, route = torch.as_tensor(subgoal, dtype=torch.float32), self.high_level.route.copy()
-        self.memory.add(self.model.pose(state).cpu().numpy(), self.model.ranges(state).cpu().numpy())
-        obstacles = torch.as_tensor(self.memory.points(), dtype=torch.float32, device=state.device)
+        pose = self.model.pose(state).cpu().numpy()
+        self.memory.add(pose, self.model.ranges(state).cpu().numpy())
+        points = self.memory.points()
+        points = points[np.hypot(*(points - pose[:2]).T) <= self._reach]  # only what the horizon can touch
+        obstacles = torch.as_tensor(points, dtype=torch.float32, device=state.device)
         on_device = None if target is None else target.to(state.device)
         ctx = CostContext(self.model.pose, self.model.clearance, on_device, prev.to(state.device), self.critic,
                           obstacles, self.model.features, self.goal_features)

@@ -126,7 +126,8 @@ def run_episode(env: RoomsNavEnv, rng: np.random.Generator, steps: int, room: in
         collision.append(info["collision"])
     return {"images": np.stack(images), "odom": np.stack(odom).astype(np.float32),
             "actions": np.stack(actions).astype(np.float32), "collision": np.array(collision),
-            "scan": np.stack(scans).astype(np.float32), "scan_angles": env.scan_angles.astype(np.float32)}
+            "scan": np.stack(scans).astype(np.float32), "scan_angles": env.scan_angles.astype(np.float32),
+            "world": np.array(env.layout.name)}
 
 
 def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_size: int) -> dict[str, float]:

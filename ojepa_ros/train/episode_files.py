@@ -58,6 +58,15 @@ def _is_bag_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "metadata.yaml").is_file() or any(path.glob("*.mcap")))
 
 
+def recorded_world(path: str | Path) -> str | None:
+    """The world an `ojepa collect` episode was recorded in (None where the file does not say, e.g. MCAP)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        return None
+    with np.load(path) as ep:
+        return str(ep["world"]) if "world" in ep else None
+
+
 def load_episode(path: str | Path, image_size: int | None = None,
                  labels: RangeLabels = RangeLabels()) -> dict[str, np.ndarray]:
     """One episode as arrays; images resized to image_size x image_size when given and different.
