@@ -20,7 +20,8 @@ import yaml
 from ojepa_ros.paths import config_file
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
 from ojepa_ros.sim.rooms_world import RoomsLayout, clearance, doorways, sample_free_pose
-from ojepa_ros.sim.world_family import TRAINING_SEEDS, generate_layout, mover_across, random_obstacle, world
+from ojepa_ros.sim.world_family import (HELDOUT_SEEDS, SPLITS, TRAINING_SEEDS, generate_layout, mover_across,
+                                        random_obstacle, world)
 
 DOOR_START_FRACTION = 0.3
 FOUR_ROOMS_EVERY = 4        # every 4th episode in the four-room world, the rest in generated training layouts
@@ -82,9 +83,12 @@ def door_start(layout: RoomsLayout, rng: np.random.Generator, margin: float) -> 
     raise RuntimeError("no free start pose near any doorway")
 
 
-def episode_layout(i: int, rng: np.random.Generator) -> RoomsLayout:
-    """The world of episode i: the four-room world or a training layout, plus dropped furniture and a mover."""
-    if i % FOUR_ROOMS_EVERY == 0:
+def episode_layout(i: int, rng: np.random.Generator, split: str = "train") -> RoomsLayout:
+    """The world of episode i, plus dropped furniture and a mover: the four-room world or a training layout
+    (split "train"), or a held-out layout (split "heldout": episodes for scoring models, never for training)."""
+    if split == "heldout":
+        layout = generate_layout(HELDOUT_SEEDS[i % len(HELDOUT_SEEDS)])
+    elif i % FOUR_ROOMS_EVERY == 0:
         layout = world("four_rooms")
     else:
         layout = generate_layout(TRAINING_SEEDS[(i - i // FOUR_ROOMS_EVERY - 1) % len(TRAINING_SEEDS)])
@@ -130,7 +134,8 @@ def run_episode(env: RoomsNavEnv, rng: np.random.Generator, steps: int, room: in
             "world": np.array(env.layout.name)}
 
 
-def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_size: int) -> dict[str, float]:
+def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_size: int,
+            split: str = "train") -> dict[str, float]:
     """Write episode_XXXXX.npz files to out_dir; returns counts and speed. Episode i is seeded by (seed, i)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +145,7 @@ def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_siz
     try:
         for i in range(episodes):
             rng = np.random.default_rng([seed, i])
-            env.set_layout(episode_layout(i, rng))
+            env.set_layout(episode_layout(i, rng, split))
             episode = run_episode(env, rng, steps, room=i // FOUR_ROOMS_EVERY)
             collisions += int(episode["collision"].sum())
             np.savez_compressed(out_dir / f"episode_{i:05d}.npz", **episode)
@@ -161,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/rooms"), help="directory for the episode files")
     for name in ("episodes", "steps", "seed", "image-size"):
         parser.add_argument(f"--{name}", type=int, help="overrides the config file")
+    parser.add_argument("--split", choices=SPLITS, default="train",
+                        help="train: the four-room world and training layouts; heldout: held-out layouts, for "
+                             "scoring models only (`ojepa eval-wm --heldout`)")
     args = parser.parse_args(argv)
     settings = yaml.safe_load(args.config.read_text())["collect"]
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
-    stats = collect(args.out, settings["episodes"], settings["steps"], settings["seed"], settings["image_size"])
+    stats = collect(args.out, settings["episodes"], settings["steps"], settings["seed"], settings["image_size"],
+                    args.split)
     print(f"collect: wrote {stats['episodes']} episodes ({stats['steps']} steps) to {args.out} in "
           f"{stats['seconds']:.0f} s ({stats['steps_per_second']:.0f} steps/s), "
           f"{100 * stats['collision_fraction']:.1f} % of steps in contact")
