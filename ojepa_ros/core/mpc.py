@@ -57,6 +57,9 @@ DEFAULTS: dict[str, float | int | str] = {
     "max_angular_acceleration": 3.0,  # rad/s^2
     "goal_tolerance": 0.3,            # m, on odometry
     "image_goal_tolerance": 0.02,     # an image goal is reached when the features' mean squared divergence is below
+    "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
+                                      # perceived obstacle point (from the robot's rim)
+    "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
     "hierarchical": True,             # route subgoals over the roadmap (core/hierarchy.py); False: flat MPC
     "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
     "subgoal_period": 8,              # control steps between high-level replans (the level-2 step)
@@ -84,6 +87,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
     "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
     "plan_deadline": (lambda v: 0 <= v <= 10, "must be a number of seconds in 0..10"),
+    "obstacle_margin": (lambda v: 0 < v <= 1, "must be a distance in (0, 1] m"),
+    "obstacle_memory": (lambda v: 1 <= v <= 600, "must be a number of control steps in 1..600"),
     "latent_draws": (lambda v: 0 <= v <= 1024, "must be an integer in 0..1024"),
     "cem_elite_fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "cem_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -154,7 +159,7 @@ class MpcPolicy:
                  planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
-                 image_goal_tolerance: float = 0.02) -> None:
+                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
         mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1)."""
         keep_freed_memory()
@@ -171,7 +176,7 @@ class MpcPolicy:
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
                                     model.cfg.z_dim, seed)
-        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap)
+        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap, obstacle_memory)
         obstacles_term = objective.terms.get("obstacles")
         margin = 0.0 if obstacles_term is None else obstacles_term.margin + obstacles_term.robot_radius
         self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
@@ -195,7 +200,8 @@ class MpcPolicy:
                 raise ValueError(f"{name}={p[name]!r} {requirement}")
         max_v, max_w = float(p["max_linear_velocity"]), float(p["max_angular_velocity"])
         soft = (SOFT_SPEED_FRACTION * max_v, SOFT_SPEED_FRACTION * max_w)
-        objective = Objective([GoalDistance(), GoalEmbedding(), Heading(), Collision(), PerceivedObstacles(),
+        objective = Objective([GoalDistance(), GoalEmbedding(), Heading(), Collision(),
+                               PerceivedObstacles(margin=float(p["obstacle_margin"])),
                                Speed(soft_limits=soft), Backward(), Acceleration(), Energy(), CriticCost()])
         objective.set_weights({k.removeprefix("weight_"): float(v) for k, v in p.items() if k.startswith("weight_")})
         limiter = CommandLimiter(max_v, max_w, float(p["max_linear_acceleration"]),
@@ -219,7 +225,7 @@ class MpcPolicy:
         return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
-                   image_goal_tolerance=float(p["image_goal_tolerance"]))
+                   image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]))
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
