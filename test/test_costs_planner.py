@@ -161,9 +161,9 @@ def test_warm_start_shifts_the_previous_plan():
     planner.command(torch.zeros(3))
     first = planner.plan.clone()
     assert first.abs().sum() > 0
-    planner.sigma = torch.zeros(2)  # noise-free: the optimiser can only return its warm start
+    planner.sigma = torch.zeros(2)  # noise-free: the warm start and the far costlier primitives compete
     planner.command(torch.zeros(3))
-    assert torch.allclose(planner.plan, torch.cat([first[1:], first[-1:]]))
+    assert torch.allclose(planner.plan, torch.cat([first[1:], first[-1:]]), atol=1e-5)
     assert planner.last_states.shape == (15, 3) and planner.last_samples.shape == (256, 15, 3)
     planner.reset()
     assert planner.plan.abs().sum() == 0 and planner.last_states is None

@@ -245,3 +245,22 @@ def test_policy_refuses_unknown_planner_and_out_of_range_settings():
         with pytest.raises(ValueError, match=next(iter(bad))):
             MpcPolicy.from_config(model, bad)
     assert make_planner(DEFAULTS, point_mass, obstacle_cost(), (1.0, 1.0), 0, None).latent_draws == 0
+
+
+def test_primitives_let_a_planner_back_out_of_a_dead_end():
+    """Warm-started flat out toward a wall it is touching, with noise too small to ever reverse: the primitives
+    (stand still, creep back, turn in place) are candidates every step, so backing off wins."""
+    wall = 0.05
+
+    def dynamics(s, a):
+        return torch.cat((torch.minimum(s[:, :1] + 0.1 * a[:, :1], torch.full_like(s[:, :1], wall)), s[:, 1:]), 1)
+
+    def cost(states, actions):
+        return (torch.relu(states[..., 0] - (wall - 0.2)) ** 2).sum(1) * 100 + actions.square().sum((1, 2)) * 1e-3
+
+    planner = MPPI(dynamics, cost, [-0.5, -1.5], [0.5, 1.5], (0.05, 0.05), num_samples=64, horizon=8, seed=0)
+    planner.plan = torch.tensor([[0.5, 0.0]]).expand(8, -1).clone()
+    planner._fresh = False
+    first = planner.command(torch.tensor([wall, 0.0]))
+    assert first[0] < 0
+    assert planner.primitives().shape == (5, 8, 2) and bool((planner.primitives()[1:, 0] != 0).any(dim=1).all())

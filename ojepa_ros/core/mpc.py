@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ojepa_ros.core.hierarchy import SubgoalPlanner
+from ojepa_ros.core.local_route import LocalRouter
 from ojepa_ros.core.onnx_runtime import OrtWorldModel
 from ojepa_ros.core.ort_rollouts import OrtRolloutModel
 from ojepa_ros.core.mode1 import Mode1Policy, load_mode1, mode1_beside, relative_target
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, float | int | str] = {
     "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
                                       # perceived obstacle point (from the robot's rim)
     "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
+    "local_route": True,              # steer along a short A* route around perceived obstacles (core/local_route.py)
     "hierarchical": True,             # route subgoals over the roadmap (core/hierarchy.py); False: flat MPC
     "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
     "subgoal_period": 8,              # control steps between high-level replans (the level-2 step)
@@ -85,6 +87,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "risk": (lambda v: v in RISKS, f"must be one of {RISKS}"),
     "precision": (lambda v: v in PRECISIONS, f"must be one of {tuple(PRECISIONS)}"),
     "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
+    "local_route": (lambda v: isinstance(v, bool), "must be true or false"),
     "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
     "plan_deadline": (lambda v: 0 <= v <= 10, "must be a number of seconds in 0..10"),
     "obstacle_margin": (lambda v: 0 < v <= 1, "must be a distance in (0, 1] m"),
@@ -159,7 +162,7 @@ class MpcPolicy:
                  planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
-                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30) -> None:
+                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, local_route: bool = False) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
         mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1)."""
         keep_freed_memory()
@@ -177,9 +180,11 @@ class MpcPolicy:
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
                                     model.cfg.z_dim, seed)
         self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap, obstacle_memory)
-        obstacles_term = objective.terms.get("obstacles")
-        margin = 0.0 if obstacles_term is None else obstacles_term.margin + obstacles_term.robot_radius
+        obstacles_term = objective.terms.get("obstacles", PerceivedObstacles())
+        self._rim = obstacles_term.robot_radius + 0.02  # m: where a bumper contact puts its points
+        margin = obstacles_term.margin + obstacles_term.robot_radius
         self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
+        self.router = LocalRouter(margin) if local_route else None
 
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
@@ -225,7 +230,8 @@ class MpcPolicy:
         return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
-                   image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]))
+                   image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]),
+                   local_route=bool(p["local_route"]))
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
@@ -278,6 +284,8 @@ class MpcPolicy:
         self.clear_goal()
         self.limiter.reset()
         self.memory.reset()
+        if self.router is not None:
+            self.router.reset()
 
     def image_divergence(self, states: Tensor) -> Tensor:
         """Mean squared difference [...] of the image features of states [..., D] from the goal image's."""
@@ -292,9 +300,10 @@ class MpcPolicy:
 
     @torch.no_grad()
     def act(self, state: Tensor, current_velocity: Sequence[float], odom_xy: Sequence[float] | None = None,
-            dt: float | None = None) -> PolicyStep:
+            dt: float | None = None, contact: bool = False) -> PolicyStep:
         """Plan from `state` [D]; `current_velocity` (v, w) is what the base does now (the acceleration
-        term's reference); `odom_xy` ends the task within goal_tolerance; `dt` defaults to the model's."""
+        term's reference); `odom_xy` ends the task within goal_tolerance; `dt` defaults to the model's;
+        `contact`: the bumper reports touching something now."""
         dt = self.model.cfg.dt if dt is None else dt
         if self.goal is None and self.goal_features is None:
             return self.stop("no_goal", dt)
@@ -314,7 +323,11 @@ class MpcPolicy:
             target, route = torch.as_tensor(subgoal, dtype=torch.float32), self.high_level.route.copy()
         pose = self.model.pose(state).cpu().numpy()
         self.memory.add(pose, self.model.ranges(state).cpu().numpy())
+        self.memory.add_contact(pose, self._rim if contact else 0.0, forward=float(self.limiter.last[0]) >= 0)
         points = self.memory.points()
+        if self.router is not None and target is not None:
+            target = torch.as_tensor(self.router.subgoal(pose[:2], target.cpu().numpy(), points), dtype=torch.float32)
+            subgoal, route = target.numpy(), self.router.route.copy()
         points = points[np.hypot(*(points - pose[:2]).T) <= self._reach]  # only what the horizon can touch
         obstacles = torch.as_tensor(points, dtype=torch.float32, device=state.device)
         on_device = None if target is None else target.to(state.device)

@@ -5,7 +5,9 @@ Each control step the world model reads the nearest obstacle per sector of the c
 current state (`WorldModel.ranges`); each return becomes a few points across its sector's arc, placed in the
 odometry frame with the current odometry pose (relative motion only: a constant odometry offset moves the
 robot and its points together). Points live for `keep` steps; a newer view that sees free space through an
-old point removes it (so a box that moved away, or a misreading, does not linger). Nothing here is a map:
+old point removes it (so a box that moved away, or a misreading, does not linger). A bumper contact adds an
+arc of points at the rim on the side the robot was driving to (`add_contact`): the camera may not see what
+touches the body beside it, the bumper does, and a newer view does not carve those away. Nothing here is a map:
 points older than a few seconds are gone, and no position is ever looked up in anything learned.
 """
 
@@ -16,6 +18,7 @@ from collections import deque
 import numpy as np
 
 ARC_POINTS = 3  # points per sector return: its two edges and its middle
+CONTACT_ARC = np.radians(np.linspace(-60.0, 60.0, 9))  # bearings of a contact's points around the driving direction
 
 
 class ObstacleMemory:
@@ -33,6 +36,18 @@ class ObstacleMemory:
 
     def reset(self) -> None:
         self._frames: deque[np.ndarray] = deque(maxlen=self.keep)
+        self._contacts: deque[np.ndarray] = deque(maxlen=self.keep)
+
+    def add_contact(self, pose: np.ndarray, rim: float, forward: bool) -> None:
+        """The bumper reports contact at pose (x, y, yaw) while driving forward (or backward): points on the
+        rim (`rim` m from the centre) across +-60 degrees of that direction. Call once per step, contact or not,
+        so contacts age like views do."""
+        pose = np.asarray(pose, dtype=np.float64)
+        if rim <= 0 or not np.isfinite(pose).all():
+            self._contacts.append(np.zeros((0, 2)))
+            return
+        bearings = pose[2] + CONTACT_ARC + (0.0 if forward else np.pi)
+        self._contacts.append(pose[:2] + rim * np.stack((np.cos(bearings), np.sin(bearings)), axis=1))
 
     def add(self, pose: np.ndarray, ranges: np.ndarray) -> None:
         """One view: pose (x, y, yaw) in the odometry frame, ranges [K] metres per sector. Non-finite input is
@@ -62,8 +77,8 @@ class ObstacleMemory:
 
     def points(self, cell: float = 0.05) -> np.ndarray:
         """[P, 2] the remembered obstacle points (odometry frame, metres), one per `cell`-sized square."""
-        if not self._frames:
+        if not self._frames and not self._contacts:
             return np.zeros((0, 2))
-        points = np.concatenate(list(self._frames))
+        points = np.concatenate([np.zeros((0, 2)), *self._frames, *self._contacts])
         _, first = np.unique(np.floor(points / cell).astype(np.int64), axis=0, return_index=True)
         return points[np.sort(first)]

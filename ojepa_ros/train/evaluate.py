@@ -152,11 +152,13 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
     else:
         policy.set_goal(goal)
     steps, collisions, success, mode1_steps, plan_ms = 0, 0, False, 0, []
+    info = {**info, "collision": env.in_collision()}
     while steps < max_steps and not success:
         image = obs["image"] if camera == "normal" else np.zeros_like(obs["image"])
         proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
         state = model.encode(torch.from_numpy(image)[None], proprio)[0]
-        out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=env.config.control_dt)
+        out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=env.config.control_dt,
+                         contact=info["collision"])
         if on_step is not None:
             on_step(state, obs, out)
         if out.source == "mode1":

@@ -142,9 +142,28 @@ class Planner:
             costs = costs.mean(dim=1) if self.risk == "mean" else costs.amax(dim=1)
         return costs, states
 
+    def primitives(self) -> Tensor:
+        """[P, T, A] constant sequences every sampling step also tries: stand still, and half the bounds of each
+        action dimension alone, either way (for a base: creep back, turn in place). Noise around a warm start
+        that drives into something never reaches reversing; these make escape a candidate (measured: pressed
+        against a box, MPPI kept pushing forward for 30 s)."""
+        mid = (self.low + self.high) / 2
+        rows = [mid]
+        for i in range(len(mid)):
+            for bound in (self.low, self.high):
+                row = mid.clone()
+                row[i] = (mid[i] + bound[i]) / 2
+                rows.append(row)
+        return torch.stack(rows)[:, None].expand(-1, self.horizon, -1)
+
     def _perturb(self, mean: Tensor, std: Tensor, n: int) -> Tensor:
         """n candidates [n,T,A]: mean [T,A] plus Gaussian noise of std ([A] or [T,A]), clamped to the bounds.
-        Row 0 is the mean itself, so the warm start always competes."""
+        Row 0 is the mean itself, so the warm start always competes; the next rows are the primitives (when n
+        leaves room for them and more)."""
         noise = torch.randn(n, *mean.shape, generator=self.generator).to(mean.device) * std
         noise[0] = 0.0
-        return torch.clamp(mean + noise, self.low, self.high)
+        samples = torch.clamp(mean + noise, self.low, self.high)
+        primitives = self.primitives().to(mean.device)
+        if n > 2 * len(primitives):
+            samples[1:1 + len(primitives)] = primitives
+        return samples

@@ -1,0 +1,120 @@
+"""A short route around what the robot perceives, for the low level to steer along.
+
+A 1.6 s horizon cannot see that stepping sideways around a box pays: from in front of it every sampled plan
+either hits it or moves away from the goal, and MPPI stays put. Every `period` control steps this router
+searches a small grid around the robot (A*, 8-connected) whose cells near a perceived obstacle point
+(ObstacleMemory: what the camera and bumper showed, in the odometry frame) are expensive, from the robot
+to its target (the goal, or the roadmap's subgoal); the low level is handed the farthest route point within
+`lookahead` whose straight line from the robot stays clear. Unknown space counts as free, and near cells are
+costly rather than forbidden, so a route always exists. Like Nav2's planner in front of its controller, but
+over a few seconds of perception, not a map.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+NEIGHBOURS = [(dx, dy, math.hypot(dx, dy)) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+NEAR_COST = 25.0  # cost of one cell inside the inflation, against 1 for a free one
+
+
+def inflated(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float, radius: float) -> np.ndarray:
+    """[W, H] bool grid (cell i, j centred at origin + (i + 0.5, j + 0.5) * cell): within radius of any point."""
+    grid = np.zeros(shape, dtype=bool)
+    if not len(points):
+        return grid
+    centres = origin + (np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1) + 0.5) * cell
+    reach = int(math.ceil(radius / cell)) + 1
+    for px, py in points:
+        i, j = int((px - origin[0]) / cell), int((py - origin[1]) / cell)
+        lo_i, hi_i, lo_j, hi_j = max(i - reach, 0), min(i + reach + 1, shape[0]), max(j - reach, 0), min(j + reach + 1, shape[1])
+        if lo_i >= hi_i or lo_j >= hi_j:
+            continue
+        patch = centres[lo_i:hi_i, lo_j:hi_j]
+        grid[lo_i:hi_i, lo_j:hi_j] |= np.hypot(patch[..., 0] - px, patch[..., 1] - py) <= radius
+    return grid
+
+
+def astar(blocked: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:
+    """Cheapest 8-connected cell path from start to goal, cells in `blocked` costing NEAR_COST each."""
+    w, h = blocked.shape
+    best = {start: 0.0}
+    parent: dict[tuple[int, int], tuple[int, int]] = {}
+    frontier = [(math.dist(start, goal), start)]
+    while frontier:
+        _, here = heapq.heappop(frontier)
+        if here == goal:
+            break
+        for dx, dy, step in NEIGHBOURS:
+            there = (here[0] + dx, here[1] + dy)
+            if not (0 <= there[0] < w and 0 <= there[1] < h):
+                continue
+            cost = best[here] + step * (NEAR_COST if blocked[there] else 1.0)
+            if cost < best.get(there, math.inf):
+                best[there], parent[there] = cost, here
+                heapq.heappush(frontier, (cost + math.dist(there, goal), there))
+    path, cell = [goal], goal
+    while cell != start:
+        cell = parent[cell]
+        path.append(cell)
+    return path[::-1]
+
+
+class LocalRouter:
+    """subgoal(xy, target, points) -> where the low level should steer now; `route` [K, 2] for RViz."""
+
+    def __init__(self, inflation: float, lookahead: float = 1.0, period: int = 4, cell: float = 0.1,
+                 window: float = 3.0) -> None:
+        """inflation: m from an obstacle point's centre a robot's centre should keep (radius + margin); window: m
+        around the robot searched (a farther target is approached through the window's edge)."""
+        if not (inflation > 0 and lookahead > 0 and period >= 1 and cell > 0 and window > 2 * cell):
+            raise ValueError("inflation, lookahead, cell > 0; period >= 1; window > 2 cells")
+        self.inflation, self.lookahead, self.period, self.cell, self.window = inflation, lookahead, period, cell, window
+        self.reset()
+
+    def reset(self) -> None:
+        self.route = np.zeros((0, 2))
+        self._since, self._target = self.period, None
+
+    def subgoal(self, xy: np.ndarray, target: np.ndarray, points: np.ndarray) -> np.ndarray:
+        xy, target = np.asarray(xy, dtype=float), np.asarray(target, dtype=float)
+        if self._target is None or not np.array_equal(target, self._target) or self._since >= self.period:
+            self._replan(xy, target, points)
+        self._since += 1
+        if not len(self.route):
+            return target
+        here = int(np.argmin(np.hypot(*(self.route - xy).T)))
+        ahead = self.route[here:]
+        along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(ahead, axis=0).T))])
+        for point in ahead[along <= self.lookahead][::-1]:
+            if self._clear(xy, point, points):
+                return point
+        return ahead[min(1, len(ahead) - 1)]
+
+    def _clear(self, a: np.ndarray, b: np.ndarray, points: np.ndarray) -> bool:
+        if not len(points):
+            return True
+        ab = b - a
+        t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+        return bool(np.hypot(*(a + t[:, None] * ab - points).T).min() > self.inflation)
+
+    def _replan(self, xy: np.ndarray, target: np.ndarray, points: np.ndarray) -> None:
+        self._since, self._target = 0, target
+        offset = target - xy
+        distance = float(np.hypot(*offset))
+        half = self.window / 2
+        if distance > half - self.cell:  # the target's direction, at the window's edge
+            offset = offset * (half - self.cell) / distance
+        origin = xy - half
+        n = int(round(self.window / self.cell))
+        blocked = inflated(points, origin, (n, n), self.cell, self.inflation)
+        start = tuple(np.clip(((xy - origin) / self.cell).astype(int), 0, n - 1))
+        goal = tuple(np.clip(((xy + offset - origin) / self.cell).astype(int), 0, n - 1))
+        cells = np.array(astar(blocked, start, goal), dtype=float)
+        self.route = origin + (cells + 0.5) * self.cell
+        self.route[0], self.route[-1] = xy, xy + offset
+        if distance > half - self.cell:
+            self.route = np.vstack([self.route, target[None]])
