@@ -249,7 +249,7 @@ def test_policy_refuses_unknown_planner_and_out_of_range_settings():
 
 def test_primitives_let_a_planner_back_out_of_a_dead_end():
     """Warm-started flat out toward a wall it is touching, with noise too small to ever reverse: the primitives
-    (stand still, creep back, turn in place) are candidates every step, so backing off wins."""
+    (creep forward or back, turn in place either way) are candidates every step, so backing off wins."""
     wall = 0.05
 
     def dynamics(s, a):
@@ -263,4 +263,4 @@ def test_primitives_let_a_planner_back_out_of_a_dead_end():
     planner._fresh = False
     first = planner.command(torch.tensor([wall, 0.0]))
     assert first[0] < 0
-    assert planner.primitives().shape == (5, 8, 2) and bool((planner.primitives()[1:, 0] != 0).any(dim=1).all())
+    assert planner.primitives().shape == (4, 8, 2) and bool((planner.primitives()[:, 0] != 0).any(dim=1).all())

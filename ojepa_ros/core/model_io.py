@@ -17,7 +17,7 @@ from ojepa_ros.core.formats import header_problem
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
 FORMAT = "ojepa-world-model"
-VERSION = 2  # 2: image-only features, latent z, level 2, pose probe, model kind
+VERSION = 3  # 2: image-only features, latent z, level 2, pose probe, model kind; 3: no position into predictor or obstacle read-outs, forward ranges
 
 
 class ModelFileError(RuntimeError):

@@ -199,11 +199,9 @@ def plot(reports: dict[str, dict], png: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ojepa eval-wm", description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", metavar="LABEL=PATH",
-                        default=["ours=models/world_model.pt",
-                                 "no-regulariser=models/baselines/no_regulariser.pt",
-                                 "pixel-autoencoder=models/baselines/pixel_autoencoder.pt"],
-                        help="models to compare (default: the shipped model and the two baselines, which share its "
-                             "architecture and data)")
+                        default=["ours=models/world_model.pt"],
+                        help="models to compare (default: the shipped model), e.g. the baselines that "
+                             "models/MODEL_CARD.md says how to train")
     parser.add_argument("--data", type=Path, default=Path("data/family"), help="the episodes the models were trained on")
     parser.add_argument("--heldout", type=Path, default=None,
                         help="score on these episodes (`ojepa collect --split heldout`) instead of the training's split")

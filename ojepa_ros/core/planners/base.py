@@ -143,12 +143,13 @@ class Planner:
         return costs, states
 
     def primitives(self) -> Tensor:
-        """[P, T, A] constant sequences every sampling step also tries: stand still, and half the bounds of each
-        action dimension alone, either way (for a base: creep back, turn in place). Noise around a warm start
-        that drives into something never reaches reversing; these make escape a candidate (measured: pressed
-        against a box, MPPI kept pushing forward for 30 s)."""
+        """[P, T, A] constant sequences every sampling step also tries: half the bounds of each action dimension
+        alone, either way (for a base: creep forward or back, turn in place). Noise around a warm start that
+        drives into something never reaches reversing; these make escape a candidate (measured: pressed against
+        a box, MPPI kept pushing forward for 30 s). Standing still is not one: as a candidate it won wherever
+        every way on cost something, and a zero warm start then never moved again (measured between two boxes)."""
         mid = (self.low + self.high) / 2
-        rows = [mid]
+        rows = []
         for i in range(len(mid)):
             for bound in (self.low, self.high):
                 row = mid.clone()
