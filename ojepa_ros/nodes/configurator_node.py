@@ -7,7 +7,6 @@ or lies outside `world_bounds`.
 
 from __future__ import annotations
 
-import math
 
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Parameter as ParameterMsg
@@ -26,8 +25,7 @@ from ojepa_ros.paths import task_file
 PARAMS = {
     "task": P.Param("", "task file name in config/tasks/ (no .yaml) applied at start-up and when set"),
     "world_bounds": P.Param([0.0, 0.0, 8.0, 8.0], "xmin, ymin, xmax, ymax: goals outside are refused",
-                            lambda v: len(v) == 4 and all(map(math.isfinite, v)) and v[0] < v[2] and v[1] < v[3],
-                            "must be 4 finite numbers with xmin < xmax and ymin < ymax"),
+                            P.valid_bounds, "must be 4 finite numbers with xmin < xmax and ymin < ymax"),
     "goal_frame": P.Param("odom", "frame goals must be given in (an empty frame_id is taken as this one)"),
     "managed_nodes": P.Param(["actor_node", "cost_node"], "nodes whose goal and weight parameters are set"),
     "planner_node": P.Param("actor_node", "the managed node that takes a task's planner settings"),
