@@ -166,3 +166,103 @@ def test_safety_parameters_have_ranges_shown_refused_on_set_and_in_the_file(grap
     assert node.set_parameters([Parameter("num_samples", value=1024)])[0].successful  # 1024 x 8 at 10 Hz fits
     assert not node.set_parameters([Parameter("control_rate", value=30.0)])[0].successful  # ... not at 30 Hz
     assert node.set_parameters([Parameter("watchdog_timeout", value=0.5)])[0].successful
+
+
+def test_goals_with_no_orientation_are_refused_and_refusals_are_throttled(graph):
+    """Found on main: a zero quaternion was accepted as a goal, and 'goal refused' was logged 1250 times in 30 s."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    configurator = graph.add(ConfiguratorNode(parameter_overrides=overrides(managed_nodes=["nobody_here"])))
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    goals = graph.collect(PoseStamped, "/ojepa/goal", latched)
+    talker = graph.add(Node(f"goal_talker_{time.monotonic_ns()}"))
+    pub = talker.create_publisher(PoseStamped, "/goal_pose", 10)
+    graph.wait_for(lambda: pub.get_subscription_count() > 0, 3.0, "the configurator's subscription")
+    refused = []
+    logger = configurator.get_logger()
+    original = logger.error
+
+    def counting(message, **kw):  # count the lines that reach the log, as rclpy's throttle lets them through
+        if original(message, **kw):
+            refused.append(message)
+        return True
+
+    logger.error = counting
+    try:
+        for i in range(60):  # 60 bad goals in ~1.2 s
+            goal = PoseStamped()
+            goal.header.frame_id = "odom"
+            goal.pose.position.x, goal.pose.position.y = 2.0, 2.0
+            goal.pose.orientation.w = 0.0 if i % 2 else 3.0  # zero, then unnormalised
+            pub.publish(goal)
+            time.sleep(0.02)
+        time.sleep(0.3)
+    finally:
+        logger.error = original
+    assert goals == [] and configurator.active_goal is None
+    assert 1 <= len([m for m in refused if "goal refused" in m]) <= 3, refused
+
+
+def test_the_same_goal_again_opens_no_new_episode(graph, tmp_path):
+    """Found on main: 250 identical goals opened 250 episode folders."""
+    from geometry_msgs.msg import PoseStamped
+
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+    from ojepa_ros.nodes.memory_node import MemoryNode
+
+    memory = graph.add(MemoryNode(parameter_overrides=overrides(output_dir=str(tmp_path))))
+    configurator = graph.add(ConfiguratorNode(parameter_overrides=overrides(managed_nodes=["nobody_here"])))
+    talker = graph.add(Node(f"goal_talker_{time.monotonic_ns()}"))
+    pub = talker.create_publisher(PoseStamped, "/goal_pose", 10)
+    graph.wait_for(lambda: pub.get_subscription_count() > 0, 3.0, "the configurator's subscription")
+    goal = PoseStamped()
+    goal.header.frame_id = "odom"
+    goal.pose.position.x, goal.pose.position.y = 3.0, 2.0
+    goal.pose.orientation.w = 1.0
+    for _ in range(30):
+        pub.publish(goal)
+        time.sleep(0.01)
+    graph.wait_for(lambda: memory.episode is not None, 3.0, "an episode")
+    time.sleep(0.3)
+    assert len(list(tmp_path.iterdir())) == 1 and configurator.active_goal == (3.0, 2.0)
+    goal.pose.position.x = 4.0  # a new goal is a new episode
+    pub.publish(goal)
+    graph.wait_for(lambda: len(list(tmp_path.iterdir())) == 2, 3.0, "a second episode for a new goal")
+    memory.close()
+
+
+def test_memory_refuses_an_unwritable_output_dir_and_stays_alive(graph, tmp_path):
+    """Found on main: a bad output_dir killed memory_node (unguarded mkdir)."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from ojepa_ros.nodes.memory_node import MemoryNode
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    memory = graph.add(MemoryNode(parameter_overrides=overrides(output_dir=str(tmp_path / "ok"),
+                                                                max_episode_duration=0.001)))
+    assert memory.get_parameter("max_episode_duration").value == 300.0  # below its 1 s minimum: the default
+    (result,) = memory.set_parameters([Parameter("output_dir", value=str(blocker / "episodes"))])
+    assert not result.successful and "create and write" in result.reason
+    (result,) = memory.set_parameters([Parameter("output_dir", value="/proc/episodes")])
+    assert not result.successful
+    assert memory.get_parameter("output_dir").value == str(tmp_path / "ok")
+    # A folder that becomes unwritable after it was accepted: nothing is recorded, the node lives on.
+    blocker.unlink()
+    (tmp_path / "ok").rmdir()
+    (tmp_path / "ok").write_text("now a file")
+    talker = graph.add(Node(f"goal_talker_{time.monotonic_ns()}"))
+    pub = talker.create_publisher(PoseStamped, "/ojepa/goal",
+                                  QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    graph.wait_for(lambda: pub.get_subscription_count() > 0, 3.0, "memory's subscription")
+    pub.publish(PoseStamped())
+    time.sleep(0.5)
+    assert memory.episode is None and graph.spinner.alive()
+    (tmp_path / "ok").unlink()
+    pub.publish(PoseStamped())
+    graph.wait_for(lambda: memory.episode is not None, 3.0, "recording once the folder can be written")
+    memory.close()

@@ -1,8 +1,10 @@
 """configurator_node: sets up the task by setting the parameters of the nodes it manages.
 
 Goals come from /goal_pose (RViz "2D Goal Pose") or from a task file in config/tasks/ named by the
-`task` parameter. A goal is refused, with one log line, when it holds NaN/inf, is in another frame,
-or lies outside `world_bounds`.
+`task` parameter. A goal is refused when it holds NaN/inf or an orientation that is no rotation (a zero
+quaternion), is in another frame, or lies outside `world_bounds`; refusals are logged at most once a second.
+A goal equal to the active one (RViz users click twice, tools resend) changes nothing: no new parameters, no
+new /ojepa/goal, so no new memory episode.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from ojepa_ros.core.safety import within_bounds
 from ojepa_ros.core.task import TaskError, load_task
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, finite_pose_xy_yaw, yaw_to_quaternion
@@ -40,6 +44,8 @@ class ConfiguratorNode(Node):
         self.goal_pub = self.create_publisher(PoseStamped, "/ojepa/goal", LATCHED)
         self.create_subscription(PoseStamped, "/goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
+        self.active_goal: tuple[float, float] | None = None  # until cancelled or the actor reports it reached
+        self.create_subscription(String, "/ojepa/actor_status", self._on_actor_status, 10)
         self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
         if self.p["task"]:
@@ -75,16 +81,19 @@ class ConfiguratorNode(Node):
             p = msg.pose.position
             x, y, _ = finite_pose_xy_yaw(p.x, p.y, msg.pose.orientation)
         except InputError as err:
-            self.get_logger().error(f"goal refused: {err}")
+            self.get_logger().error(f"goal refused: {err}", throttle_duration_sec=1.0)
             return
         self.set_goal(x, y)
 
     def set_goal(self, x: float, y: float) -> None:
-        xmin, ymin, xmax, ymax = self.p["world_bounds"]
-        if not (xmin <= x <= xmax and ymin <= y <= ymax):
-            self.get_logger().error(f"goal refused: ({x:.2f}, {y:.2f}) is outside world_bounds "
-                                    f"{list(self.p['world_bounds'])}")
+        if not within_bounds((x, y), self.p["world_bounds"]):
+            self.get_logger().error(f"goal refused: ({x:.3g}, {y:.3g}) is outside world_bounds "
+                                    f"{list(self.p['world_bounds'])}", throttle_duration_sec=1.0)
             return
+        if self.active_goal == (float(x), float(y)):
+            self.get_logger().debug(f"goal ({x:.2f}, {y:.2f}) is already the active goal")
+            return
+        self.active_goal = (float(x), float(y))
         self._push({"goal_x": float(x), "goal_y": float(y), "goal_active": True})
         goal = PoseStamped()
         goal.header.stamp = self.get_clock().now().to_msg()
@@ -94,8 +103,13 @@ class ConfiguratorNode(Node):
         self.goal_pub.publish(goal)
         self.get_logger().info(f"goal set to ({x:.2f}, {y:.2f})")
 
+    def _on_actor_status(self, msg: String) -> None:
+        if msg.data == "reached":
+            self.active_goal = None
+
     def _on_cancel(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         self._push({"goal_active": False})
+        self.active_goal = None
         resp.success, resp.message = True, "goal cancelled"
         return resp
 
