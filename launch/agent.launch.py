@@ -26,7 +26,7 @@ def _graph(context):
                       LaunchConfiguration("task").perform(context))
     return [
         Node(package="ojepa_ros", executable=spec.name, name=spec.name, output="screen",
-             parameters=[config, extra.get(spec.name, {})])
+             parameters=[config, extra.get(spec.name, {})], remappings=list(spec.remaps))
         for spec in nodes(sim)
     ]
 

@@ -53,7 +53,8 @@ def _params_files(args: argparse.Namespace) -> list[str]:
 
 
 def _spawn(specs: list[graph.NodeSpec], params: list[str]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", *params])
+    return [subprocess.Popen([sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
+                              *spec.remap_args(), *params])
             for spec in specs]
 
 
@@ -71,7 +72,8 @@ def run_agent(args: argparse.Namespace) -> int:
         if args.processes:
             return monitor
         classes = [getattr(importlib.import_module(s.module), s.cls) for s in specs]
-        return monitor + [cls() for cls in classes]
+        return monitor + [cls(cli_args=["--ros-args", *s.remap_args()]) if s.remaps else cls()
+                          for s, cls in zip(specs, classes)]
 
     started = time.monotonic()
 

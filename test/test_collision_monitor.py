@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import ray_scan
 from ojepa_ros.core.collision_monitor import MonitorConfig, arc_poses, check, scan_points, zone_outline
 
 CFG = MonitorConfig()  # r 0.18, stop margin 0.05, slowdown margin 0.15, 2 m/s^2, 0.1 s, 1 s
@@ -90,25 +91,9 @@ def test_a_command_never_moves_the_footprint_into_an_obstacle_within_its_braking
 
 # ---- closed loop in the embedded world: a planner with a wrong idea of the world, the monitor in between ----
 
-def mujoco_scan(env, beams: int = 180, range_max: float = 5.0) -> np.ndarray:
-    """A planar scan from the robot's centre, 0.1 m above the floor, by MuJoCo ray casts against the world's
-    obstacles only (the robot's own geoms excluded): what a LaserScan on the robot would report."""
-    import mujoco
-
-    from ojepa_ros.sim.rooms_world import ROBOT_GEOM_GROUP
-
-    x, y, yaw = env.odometry()[:3]
-    groups = np.ones(6, dtype=np.uint8)
-    groups[ROBOT_GEOM_GROUP] = 0
-    robot_body = env.model.geom_bodyid[env._robot_geom]
-    geom = np.zeros(1, dtype=np.int32)
-    ranges = np.full(beams, np.inf)
-    for i, angle in enumerate(np.linspace(-math.pi, math.pi, beams, endpoint=False)):
-        direction = np.array([math.cos(yaw + angle), math.sin(yaw + angle), 0.0])
-        hit = mujoco.mj_ray(env.model, env.data, np.array([x, y, 0.1]), direction, groups, 1, robot_body, geom)
-        if 0 <= hit <= range_max:
-            ranges[i] = hit
-    return scan_points(ranges, -math.pi, 2 * math.pi / beams, 0.05, range_max)
+def mujoco_scan(env) -> np.ndarray:
+    ranges = ray_scan(env)
+    return scan_points(ranges, -math.pi, 2 * math.pi / len(ranges), 0.05, 5.0)
 
 
 @pytest.mark.parametrize("command", [(0.5, 0.0), (0.5, 0.4), (-0.5, 0.0)])
@@ -133,3 +118,143 @@ def test_a_planner_driving_at_a_wall_is_stopped_before_contact(command):
     touched, clearance = run(monitored=True)
     assert not touched and clearance > 0.0
     assert run(monitored=False)[0], "the unmonitored planner should have hit the wall (else this test proves nothing)"
+
+
+# ---- the node, over real DDS: synthetic scans from a real publisher ----
+
+class Bench:
+    """Plays the actor (cmd_vel_raw), the scanner (/scan) and the bumper (/collision); hears /cmd_vel."""
+
+    def __init__(self, graph) -> None:
+        import time
+
+        from geometry_msgs.msg import Twist
+        from rclpy.node import Node
+        from sensor_msgs.msg import LaserScan
+        from std_msgs.msg import Bool, String
+
+        self.node = graph.add(Node(f"monitor_bench_{time.monotonic_ns()}"))
+        self.raw = self.node.create_publisher(Twist, "/cmd_vel_raw", 10)
+        self.scan_pub = self.node.create_publisher(LaserScan, "/scan", 10)
+        self.bumper = self.node.create_publisher(Bool, "/collision", 10)
+        self.out: list[tuple[float, float]] = []
+        self.states: list[str] = []
+        self.node.create_subscription(Twist, "/cmd_vel", lambda m: self.out.append((m.linear.x, m.angular.z)), 50)
+        self.node.create_subscription(String, "/collision_monitor_node/state", lambda m: self.states.append(m.data),
+                                      10)
+
+    def scan(self, wall_at: float | None, age: float = 0.0, **fields) -> None:
+        """A 360-beam scan with a wall across the front at wall_at m (None: nothing in range)."""
+        from rclpy.duration import Duration
+        from sensor_msgs.msg import LaserScan
+
+        msg = LaserScan()
+        msg.header.stamp = (self.node.get_clock().now() - Duration(seconds=age)).to_msg()
+        msg.header.frame_id = "base_link"
+        msg.angle_min, msg.angle_increment = -math.pi, 2 * math.pi / 360
+        msg.angle_max = msg.angle_min + 359 * msg.angle_increment
+        msg.range_min, msg.range_max = 0.05, 10.0
+        angles = msg.angle_min + msg.angle_increment * np.arange(360)
+        with np.errstate(divide="ignore"):
+            ranges = np.where(np.cos(angles) > 0.05, (wall_at or np.inf) / np.cos(angles), np.inf)
+        msg.ranges = np.where(ranges > msg.range_max, np.inf, ranges).astype(np.float32).tolist()
+        for key, value in fields.items():
+            setattr(msg, key, value)
+        self.scan_pub.publish(msg)
+
+    def command(self, v: float, w: float = 0.0) -> None:
+        from geometry_msgs.msg import Twist
+
+        msg = Twist()
+        msg.linear.x, msg.angular.z = v, w
+        self.raw.publish(msg)
+
+    def settle(self, graph, wall_at, v, w=0.0, expect=None, timeout=3.0, **scan) -> tuple[float, float]:
+        """Scan + command every 50 ms until the output equals `expect` (or just a few rounds)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.scan(wall_at, **scan)
+            self.command(v, w)
+            time.sleep(0.05)
+            if self.out and (expect is None or np.allclose(self.out[-1], expect, atol=1e-6)):
+                return self.out[-1]
+        raise AssertionError(f"output {self.out[-1:]} never became {expect}")
+
+
+def test_monitor_node_passes_slows_and_stops_by_the_scan(graph):
+    from ojepa_ros.nodes.collision_monitor_node import CollisionMonitorNode
+
+    graph.add(CollisionMonitorNode())
+    bench = Bench(graph)
+    graph.wait_for(lambda: bench.raw.get_subscription_count() > 0 and bench.scan_pub.get_subscription_count() > 0,
+                   5.0, "the monitor's subscriptions")
+    bench.settle(graph, None, 0.4, 0.2, expect=(0.4, 0.2))  # nothing in range: unchanged
+    bench.settle(graph, 0.8, 0.4, expect=(0.12, 0.0))  # slowdown zone: x 0.3
+    bench.settle(graph, 0.3, 0.4, expect=(0.0, 0.0))  # stop zone
+    assert any(s.startswith("stop: obstacle") for s in bench.states)
+    bench.settle(graph, 0.3, -0.3, expect=(-0.3, 0.0))  # backing away from it is allowed
+    bench.settle(graph, None, 5.0, expect=(0.5, 0.0))  # the robot's hardware limit, whatever was asked
+    bench.settle(graph, None, float("nan"), expect=(0.0, 0.0))
+
+
+def test_monitor_node_stops_on_stale_or_malformed_scans_and_the_bumper(graph):
+    import time
+
+    from std_msgs.msg import Bool
+
+    from ojepa_ros.nodes.collision_monitor_node import CollisionMonitorNode
+
+    graph.add(CollisionMonitorNode())
+    bench = Bench(graph)
+    graph.wait_for(lambda: bench.raw.get_subscription_count() > 0, 5.0, "the monitor's subscriptions")
+    bench.settle(graph, None, 0.3, expect=(0.3, 0.0))
+    bench.settle(graph, None, 0.3, expect=(0.0, 0.0), age=0.5)  # a scan captured 0.5 s ago: stale
+    bench.settle(graph, None, 0.3, expect=(0.3, 0.0))
+    for bad in ({"ranges": []}, {"angle_increment": 0.0}, {"range_min": math.nan}, {"range_max": 0.0},
+                {"angle_increment": 1.0}):  # 360 beams of 1 rad: not one turn
+        bench.settle(graph, None, 0.3, expect=(0.0, 0.0), **bad)
+        bench.settle(graph, None, 0.3, expect=(0.3, 0.0))
+    bench.bumper.publish(Bool(data=True))
+    bench.settle(graph, None, 0.3, expect=(0.0, 0.0))
+    bench.bumper.publish(Bool(data=False))
+    bench.settle(graph, None, 0.3, expect=(0.3, 0.0))
+    # The scanner goes silent while the command stays: the monitor stops the robot on its own, no new command.
+    count = len(bench.out)
+    for _ in range(3):
+        bench.command(0.3)
+        time.sleep(0.05)
+    graph.wait_for(lambda: np.allclose(bench.out[-1], 0.0), 1.0, "a stop once the last scan is 0.3 s old")
+    assert len(bench.out) > count
+
+
+def test_monitor_node_settings_cannot_be_switched_off(graph):
+    from rclpy.parameter import Parameter
+
+    from ojepa_ros.nodes.collision_monitor_node import CollisionMonitorNode
+
+    node = graph.add(CollisionMonitorNode(parameter_overrides=[Parameter("stop_margin", value=0.0),
+                                                               Parameter("scan_timeout", value=100.0)]))
+    assert node.get_parameter("stop_margin").value == 0.05 and node.get_parameter("scan_timeout").value == 0.3
+    for name, value in (("stop_margin", 0.5), ("footprint_radius", 0.1), ("scan_timeout", 0.5)):
+        (result,) = node.set_parameters([Parameter(name, value=value)])
+        assert not result.successful  # read-only: not even within range
+    (described,) = node.describe_parameters(["stop_margin"])
+    assert described.read_only and described.floating_point_range[0].from_value == 0.02
+
+
+def test_the_graph_puts_the_monitor_between_the_actor_and_the_base(graph, tiny_model_path):
+    from rclpy.parameter import Parameter
+
+    from ojepa_ros import graph as description
+    from ojepa_ros.nodes.actor_node import ActorNode
+
+    for sim in ("rooms", "none", "gym"):
+        names = [spec.name for spec in description.nodes(sim)]
+        assert "collision_monitor_node" in names
+    (actor_spec,) = [spec for spec in description.nodes("rooms") if spec.name == "actor_node"]
+    assert actor_spec.remap_args() == ["-r", "cmd_vel:=cmd_vel_raw"]
+    actor = graph.add(ActorNode(cli_args=["--ros-args", *actor_spec.remap_args()],
+                                parameter_overrides=[Parameter("model_path", value=str(tiny_model_path))]))
+    assert actor.cmd_pub.topic_name == "/cmd_vel_raw"

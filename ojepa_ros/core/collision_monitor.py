@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 ARC_STEP_FRACTION = 0.25  # sweep poses at most footprint_radius x this apart along the arc
+STANDSTILL = 1e-6  # m/s: a linear speed below this is rotation in place (and keeps w / v finite)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def scan_points(ranges: np.ndarray, angle_min: float, angle_increment: float, ra
 
 def arc_poses(v: float, w: float, distance: float, step: float) -> np.ndarray:
     """[K, 2] positions of the base along the arc driven by (v, w) for `distance` m of travel, from (0, 0)."""
-    if distance <= 0 or v == 0:
+    if distance <= 0 or abs(v) < STANDSTILL:
         return np.zeros((1, 2))
     s = np.linspace(0.0, distance, max(2, math.ceil(distance / step) + 1)) * math.copysign(1.0, v)
     curvature = w / v
@@ -97,7 +98,7 @@ def check(points: np.ndarray, command: Sequence[float], cfg: MonitorConfig) -> V
     reach = cfg.footprint_radius + cfg.slowdown_margin + reach_slow
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     points = points[np.hypot(points[:, 0], points[:, 1]) <= reach + 1e-9]  # nothing farther can matter
-    if v == 0.0 or points.size == 0:
+    if abs(v) < STANDSTILL or points.size == 0:
         nearest = float(np.hypot(points[:, 0], points[:, 1]).min()) - cfg.footprint_radius if points.size else math.inf
         return Verdict((v, w), "clear", nearest)
     slow_sweep = arc_poses(v, w, reach_slow, step)
