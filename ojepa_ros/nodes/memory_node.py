@@ -5,6 +5,10 @@ idle or faulted, after `max_episode_duration`, or at shutdown. The same goal aga
 open does not open another. Messages are taken raw (CDR bytes) and written as they came, so nothing is lost
 to re-serialisation. `output_dir` must be a directory it can create and write; otherwise it records nothing
 and says why (once a second), and a bad value set at run time is refused.
+
+Crash-safe: the open episode is flushed to disk every FLUSH_PERIOD as complete MCAP records (core/episodes.py),
+so a kill -9 loses at most that much; on start-up it recovers episodes a dead writer left unfinished in
+`output_dir` (the training readers do the same on open).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32MultiArray, String
 
-from ojepa_ros.core.episodes import EpisodeWriter
+from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, recover_episode
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.runtime import run_node
 
@@ -60,6 +64,7 @@ RECORDED = {
     "/collision": Bool,  # the bumper: contacts are the critic's training signal
 }
 ENDING_STATUS = ("reached", "idle", "fault")
+FLUSH_PERIOD = 0.5  # s: at most this much of an episode is lost when the process dies
 
 
 def _ros_type_name(msg_type: type) -> str:
@@ -84,6 +89,29 @@ class MemoryNode(Node):
             qos = latched if topic == "/ojepa/goal" else 10
             self.create_subscription(msg_type, topic, lambda data, t=topic: self._record(t, data), qos, raw=True)
         self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
+        self.create_timer(FLUSH_PERIOD, self._flush)
+        self._recover_leftovers()
+
+    def _recover_leftovers(self) -> None:
+        """Episodes a killed memory_node left unfinished: rebuilt so rosbags and mcap can read them."""
+        root = Path(self.p["output_dir"])
+        for path in sorted(root.iterdir()) if root.is_dir() else []:
+            try:
+                if needs_recovery(path):
+                    kept = recover_episode(path)
+                    self.get_logger().warning(f"recovered unfinished episode {path} ({kept} messages)")
+            except Exception as err:  # noqa: BLE001 - a folder it cannot repair must not stop the recording
+                self.get_logger().error(f"could not recover {path}: {err.__class__.__name__}: {err}")
+
+    def _flush(self) -> None:
+        with self._lock:
+            if self.episode is None:
+                return
+            try:
+                self.episode.flush()
+            except OSError as err:
+                self.get_logger().error(f"episode {self.episode.path}: flush failed ({err})",
+                                        throttle_duration_sec=1.0)
 
     def _record(self, topic: str, data: bytes) -> None:
         with self._lock:
@@ -101,7 +129,10 @@ class MemoryNode(Node):
                 if not self._open():
                     return
                 self._goal_xy = goal  # the same goal goes on in the next part
-            self.episode.write(topic, self.get_clock().now().nanoseconds, data)
+            try:
+                self.episode.write(topic, self.get_clock().now().nanoseconds, data)
+            except OSError as err:  # a full disk: lose messages, not the node
+                self.get_logger().error(f"episode {self.episode.path}: write failed ({err})", throttle_duration_sec=1.0)
 
     def _open(self) -> bool:
         """Close the open episode and open a new one; False (logged) when it cannot be written."""
