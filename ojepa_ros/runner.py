@@ -3,6 +3,8 @@
 Starts the node graph of ojepa_ros.graph with config/agent.yaml, composed in one process (default,
 one shared world-model engine) or one process per node (`--processes`), watches it with the monitor
 node, and stops everything (robot included) on Ctrl-C, on reaching the goal, or after --duration.
+With `--processes`, a node process that dies is restarted (ojepa_ros.supervisor: bounded retries with
+back-off), and every node process dies with the runner, even a runner killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import argparse
 import atexit
 import importlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +22,7 @@ import yaml
 
 from ojepa_ros import graph
 from ojepa_ros.paths import config_file
+from ojepa_ros.supervisor import Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,10 +53,10 @@ def _params_files(args: argparse.Namespace) -> list[str]:
     return files
 
 
-def _spawn(specs: list[graph.NodeSpec], params: list[str]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
-                              *spec.remap_args(), *params])
-            for spec in specs]
+def _commands(specs: list[graph.NodeSpec], params: list[str]) -> dict[str, list[str]]:
+    return {spec.name: [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
+                        *spec.remap_args(), *params]
+            for spec in specs}
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -64,7 +65,9 @@ def run_agent(args: argparse.Namespace) -> int:
 
     specs = graph.nodes(args.sim)
     params = _params_files(args)
-    children = _spawn(specs, params) if args.processes else []
+    supervisor = Supervisor(_commands(specs, params), log=lambda line: print(f"[ojepa agent] {line}", flush=True))
+    if args.processes:
+        supervisor.start()
     monitor: list[MonitorNode] = []
 
     def create() -> list:
@@ -78,6 +81,8 @@ def run_agent(args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     def done() -> bool:
+        if args.processes:
+            supervisor.poll()
         if args.duration and time.monotonic() - started > args.duration:
             return True
         return bool(args.until_reached and monitor and monitor[0].reached_after is not None)
@@ -85,13 +90,7 @@ def run_agent(args: argparse.Namespace) -> int:
     try:
         run_nodes(create, ["--ros-args", *params], until=done)
     finally:
-        for child in children:
-            child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stop()
     return _summarise(monitor[0], args) if monitor else 1
 
 

@@ -5,10 +5,16 @@ Goals come from /goal_pose (RViz "2D Goal Pose") or from a task file in config/t
 quaternion), is in another frame, or lies outside `world_bounds`; refusals are logged at most once a second.
 A goal equal to the active one (RViz users click twice, tools resend) changes nothing: no new parameters, no
 new /ojepa/goal, so no new memory episode.
+
+A managed node that restarts has lost what was set on it: when the actor reports `idle` while a goal is
+active (and nothing was pushed for RESTORE_AFTER), the configurator pushes every value it has set on the
+managed nodes again, so a restarted actor drives on to the same goal.
 """
 
 from __future__ import annotations
 
+import math
+import time
 
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Parameter as ParameterMsg
@@ -35,6 +41,7 @@ PARAMS = {
     "planner_node": P.Param("actor_node", "the managed node that takes a task's planner settings"),
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RESTORE_AFTER = 1.0  # s since the last push before an idle actor with an active goal counts as restarted
 
 
 class ConfiguratorNode(Node):
@@ -45,6 +52,9 @@ class ConfiguratorNode(Node):
         self.create_subscription(PoseStamped, "/goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
         self.active_goal: tuple[float, float] | None = None  # until cancelled or the actor reports it reached
+        self._pushed: dict[str, dict] = {}  # node -> every value set on it so far (what a restart loses)
+        self._last_push = -math.inf
+        self.restores = 0
         self.create_subscription(String, "/ojepa/actor_status", self._on_actor_status, 10)
         self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
@@ -106,6 +116,13 @@ class ConfiguratorNode(Node):
     def _on_actor_status(self, msg: String) -> None:
         if msg.data == "reached":
             self.active_goal = None
+        elif (msg.data == "idle" and self.active_goal is not None
+              and time.monotonic() - self._last_push > RESTORE_AFTER):
+            self.get_logger().warning(f"the actor is idle with goal {self.active_goal} active (restarted?); "
+                                      "setting its goal and task again")
+            self.restores += 1
+            for name, values in list(self._pushed.items()):
+                self._push(dict(values), only=name)
 
     def _on_cancel(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         self._push({"goal_active": False})
@@ -117,9 +134,11 @@ class ConfiguratorNode(Node):
         """Set parameters on the managed nodes (or one of them); each refusal is logged with its reason."""
         request = SetParameters.Request(
             parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        self._last_push = time.monotonic()
         for name, client in self._param_clients.items():
             if only is not None and name != only:
                 continue
+            self._pushed.setdefault(name, {}).update(values)
             if not client.service_is_ready():
                 self.get_logger().error(f"{name} is not available; could not set {sorted(values)}")
                 continue

@@ -1,0 +1,107 @@
+"""Supervision with real processes: a killed node process is respawned with bounded retries, children die
+with their parent even when it is killed with SIGKILL, and a restarted actor gets its goal back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from geometry_msgs.msg import PoseStamped
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+
+from ojepa_ros.supervisor import Supervisor
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead too
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_a_killed_child_is_respawned_with_backoff_and_given_up_on_when_it_keeps_dying():
+    lines: list[str] = []
+    supervisor = Supervisor({"sleeper": SLEEPER, "crasher": [sys.executable, "-c", "raise SystemExit(3)"]},
+                            log=lines.append, max_restarts=3, window_s=60.0, backoff_s=0.1, max_backoff_s=0.4)
+    supervisor.start()
+    try:
+        first = supervisor.children["sleeper"].process
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        started = time.monotonic()
+        while supervisor.children["sleeper"].process is first and time.monotonic() - started < 2.0:
+            supervisor.poll()
+            time.sleep(0.01)
+        assert supervisor.children["sleeper"].process is not first
+        assert time.monotonic() - started < 0.2  # the first restart is immediate
+        deadline = time.monotonic() + 10.0
+        while not supervisor.children["crasher"].given_up and time.monotonic() < deadline:
+            supervisor.poll()
+            time.sleep(0.01)
+        crasher = supervisor.children["crasher"]
+        assert crasher.given_up and len(crasher.restarts) == 3
+        gaps = [b - a for a, b in zip(crasher.restarts, list(crasher.restarts)[1:])]
+        assert gaps[0] >= 0.1 - 0.02 and gaps[1] >= 0.2 - 0.02  # back-off doubles
+        assert any("not restarting" in line for line in lines)
+    finally:
+        supervisor.stop(timeout=5.0)
+    assert supervisor.children["sleeper"].process.poll() is not None
+
+
+def test_children_die_with_a_runner_killed_by_sigkill(tmp_path):
+    """Found on main: kill -9 of the runner left its 7 node processes driving, unsupervised."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from ojepa_ros.supervisor import Supervisor
+        s = Supervisor({{"a": {SLEEPER!r}, "b": {SLEEPER!r}}})
+        s.start()
+        print(" ".join(str(c.process.pid) for c in s.children.values()), flush=True)
+        time.sleep(60)
+    """)
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in runner.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 3.0
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(_alive(p) for p in pids), "a child outlived its runner"
+
+
+def test_a_restarted_actor_process_gets_the_active_goal_back(graph, tiny_model_path):
+    """Found on main: a restarted actor was idle, its goal lost."""
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    configurator = graph.add(ConfiguratorNode())
+    statuses = graph.collect(String, "/ojepa/actor_status")
+    command = [sys.executable, "-m", "ojepa_ros.nodes.actor_node", "--ros-args",
+               "-p", f"model_path:={tiny_model_path}", "-p", "num_samples:=32", "-p", "horizon:=4"]
+    supervisor = Supervisor({"actor_node": command}, log=lambda line: None)
+    supervisor.start()
+    try:
+        graph.wait_for(lambda: configurator._param_clients["actor_node"].service_is_ready(), 60.0, "the actor")
+        configurator.set_goal(5.0, 5.0)
+        graph.wait_for(lambda: statuses and statuses[-1].data.startswith("stale"), 10.0,
+                       "the actor to take the goal (stale: no inputs here)")
+        supervisor.children["actor_node"].process.send_signal(signal.SIGKILL)
+        count = len(statuses)
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not (len(statuses) > count and statuses[-1].data.startswith("stale")
+                                                     and supervisor.respawned):
+            supervisor.poll()
+            time.sleep(0.05)
+        assert supervisor.respawned == 1
+        assert configurator.restores >= 1 and statuses[-1].data.startswith("stale"), [s.data for s in statuses[-5:]]
+    finally:
+        supervisor.stop()
