@@ -59,10 +59,25 @@ def _commands(specs: list[graph.NodeSpec], params: list[str]) -> dict[str, list[
             for spec in specs}
 
 
+DISCOVERY_DEFAULTS = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}  # unless the environment says otherwise
+
+
+def discovery_environment() -> dict[str, str]:
+    """The DDS discovery settings the agent runs with: localhost only by default (a peer elsewhere on the
+    subnet cannot see the robot's topics or set its parameters), the domain id as ROS_DOMAIN_ID says (0 if
+    unset). Applied to this process's environment, which every node process inherits."""
+    for key, value in DISCOVERY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ.get(key, "0") for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")}
+
+
 def run_agent(args: argparse.Namespace) -> int:
     from ojepa_ros.nodes.monitor_node import MonitorNode
     from ojepa_ros.nodes.runtime import run_nodes
 
+    discovery = discovery_environment()  # before rclpy.init and before any node process starts
+    if not args.quiet:
+        print("[ojepa agent] DDS discovery: " + ", ".join(f"{k}={v}" for k, v in discovery.items()), flush=True)
     specs = graph.nodes(args.sim)
     params = _params_files(args)
     supervisor = Supervisor(_commands(specs, params), log=lambda line: print(f"[ojepa agent] {line}", flush=True))

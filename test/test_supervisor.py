@@ -105,3 +105,13 @@ def test_a_restarted_actor_process_gets_the_active_goal_back(graph, tiny_model_p
         assert configurator.restores >= 1 and statuses[-1].data.startswith("stale"), [s.data for s in statuses[-5:]]
     finally:
         supervisor.stop()
+
+
+def test_the_agent_defaults_to_localhost_discovery_unless_told_otherwise(monkeypatch):
+    from ojepa_ros.runner import discovery_environment
+
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "42")
+    assert discovery_environment() == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": "42"}
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    assert discovery_environment()["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
