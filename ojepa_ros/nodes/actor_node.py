@@ -300,6 +300,12 @@ class ActorNode(Node):
             self._set_status(f"fault: planning raised {err.__class__.__name__}")
             self._brake()
             return
+        stale = self._stale()  # the inputs may have gone stale while it planned: then the plan is not sent
+        if stale:
+            self._set_status("stale: " + ", ".join(stale))
+            self.policy.limiter.last = self._last_cmd.copy()  # the planned command never went out
+            self._brake()
+            return
         self._publish_command(step.command)  # first: what follows only informs people, the base must not wait
         if step.status == "reached":
             self._set_status("reached")
