@@ -48,6 +48,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String  # noqa: E402
 from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+GAP = 0.3  # s without /cmd_vel that counts as stopped
 NODES = ("sim_node", "perception_node", "world_model_node", "cost_node", "actor_node", "configurator_node",
          "memory_node", "collision_monitor_node")
 
@@ -82,13 +83,28 @@ class Watcher(Node):
 
     def driving_since(self, t: float) -> float | None:
         """The first time at or after t when the actor is active and the base is told to move."""
-        active = [s for s in self.statuses if s[0] >= t]
-        for when, v, w in self.cmds:
-            if when >= t and abs(v) > 0.05:
-                latest = [s for s in self.statuses if s[0] <= when]
-                if latest and latest[-1][1] == "active":
-                    return when
-        return None if not active else None
+        for when, v, _ in list(self.cmds):
+            if when >= t and abs(v) > 0.05 and self.status_at(when) == "active":
+                return when
+        return None
+
+    def stopped_since(self, t: float) -> float | None:
+        """The first time at or after t when the robot is stopped: the actor not active, a zero command, or no
+        command for GAP s (the base's own timeout then stops it)."""
+        previous = t
+        for when, v, w in list(self.cmds):
+            if when < t:
+                continue
+            if when - previous > GAP:
+                return previous + GAP
+            if (v == 0.0 and w == 0.0) or self.status_at(when) != "active":
+                return when
+            previous = when
+        return previous + GAP if self.now() - previous > GAP else None
+
+    def status_at(self, t: float) -> str:
+        latest = [s for when, s in list(self.statuses) if when <= t]
+        return latest[-1] if latest else ""
 
 
 def agent_process(*args: str) -> subprocess.Popen:
@@ -142,9 +158,9 @@ def kill_section(runs: int) -> list[str]:
                 msg.header.frame_id = "odom"
                 msg.pose.position.x, msg.pose.position.y = goal
                 msg.pose.orientation.w = 1.0
-                goal_pub.publish(msg)
                 start = watcher.now()
-                if not wait(lambda: watcher.driving_since(start) is not None, 30.0):
+                goal_pub.publish(msg)
+                if not wait(lambda: goal_pub.publish(msg) or watcher.driving_since(start) is not None, 30.0):
                     results[name].append((None, None, False, 0))
                     continue
                 time.sleep(1.0)
@@ -153,18 +169,22 @@ def kill_section(runs: int) -> list[str]:
                 killed = watcher.now()
                 os.kill(pid, signal.SIGKILL)
                 back = driving = None
-                if wait(lambda: (p := node_pid(agent.pid, name)) is not None and p != pid
-                        and name in graph.nodes[0].get_node_names(), 30.0):
-                    back = watcher.now() - killed
-                # Driving again: after the kill, the actor active and the base told to move (the sim restarts
-                # at its start pose; a node off the control path never interrupts it).
-                if wait(lambda: watcher.driving_since(killed + 0.05) is not None, 30.0):
-                    driving = watcher.driving_since(killed + 0.05) - killed
-                kept = bool(watcher.goals) and tuple(np.round(watcher.goals[-1], 3)) == goal
+                if wait(lambda: (p := node_pid(agent.pid, name)) is not None and p != pid, 30.0):
+                    back = watcher.now() - killed  # the new process runs (its start-up still ahead)
+                # Driving again: the robot stopped (actor not active, or a zero command) and then drove on; a
+                # node the control loop does not wait for (memory) may never interrupt it: 0.
+                wait(lambda: watcher.stopped_since(killed) is not None, 3.0)
+                stopped = watcher.stopped_since(killed)
+                if stopped is None:
+                    driving = 0.0
+                elif wait(lambda: watcher.driving_since(stopped) is not None, 30.0):
+                    driving = watcher.driving_since(stopped) - killed
+                kept = watcher.status_at(watcher.now()) == "active" and (
+                    not watcher.goals or tuple(np.round(watcher.goals[-1], 3)) == goal)
                 results[name].append((back, driving, kept, watcher.contacts - contacts))
-                print(f"  kill -9 {name}: back in the graph after {back if back is None else round(back, 2)} s, "
-                      f"driving after {driving if driving is None else round(driving, 2)} s, goal kept {kept}, "
-                      f"contacts {watcher.contacts - contacts}", flush=True)
+                print(f"  kill -9 {name}: respawned after {back if back is None else round(back, 2)} s, "
+                      f"driving again after {driving if driving is None else round(driving, 2)} s, goal kept {kept} "
+                      f"(latest /ojepa/goal {watcher.goals[-1:] }), contacts {watcher.contacts - contacts}", flush=True)
     finally:
         os.killpg(agent.pid, signal.SIGINT)
         try:
@@ -175,7 +195,7 @@ def kill_section(runs: int) -> list[str]:
     for name, trials in results.items():
         backs = [b for b, *_ in trials if b is not None]
         drives = [d for _, d, *_ in trials if d is not None]
-        rows.append(f"| kill -9 {name} while driving | back in graph: "
+        rows.append(f"| kill -9 {name} while driving | respawned: "
                     f"{_span(backs)} s; driving again: {_span(drives)} s; goal kept "
                     f"{sum(k for *_, k, _ in trials)}/{len(trials)}; contacts {sum(c for *_, c in trials)} | "
                     f"`python bench/faults.py --only kill --runs {runs}` |")
