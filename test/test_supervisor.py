@@ -115,3 +115,17 @@ def test_the_agent_defaults_to_localhost_discovery_unless_told_otherwise(monkeyp
     assert discovery_environment() == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": "42"}
     monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
     assert discovery_environment()["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+
+
+def test_a_goal_set_before_the_actor_is_up_reaches_it_when_it_is(graph, tiny_model_path):
+    """Found with bench/faults.py: goals sent just after a configurator restart were dropped ('not available')
+    while the actor's parameter service was being discovered."""
+    from ojepa_ros.nodes.actor_node import ActorNode
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    configurator = graph.add(ConfiguratorNode())
+    configurator.set_goal(4.0, 5.0)
+    time.sleep(0.5)
+    actor = graph.add(ActorNode(parameter_overrides=[Parameter("model_path", value=str(tiny_model_path))]))
+    graph.wait_for(lambda: actor.p["goal_active"] and (actor.p["goal_x"], actor.p["goal_y"]) == (4.0, 5.0), 10.0,
+                   "the goal to reach the actor")

@@ -54,6 +54,8 @@ class ConfiguratorNode(Node):
         self.active_goal: tuple[float, float] | None = None  # until cancelled or the actor reports it reached
         self._pushed: dict[str, dict] = {}  # node -> every value set on it so far (what a restart loses)
         self._last_push = -math.inf
+        self._waiting: dict[str, dict] = {}  # node -> values not yet delivered (its service was not there)
+        self.create_timer(0.2, self._send_waiting)
         self.restores = 0
         self.create_subscription(String, "/ojepa/actor_status", self._on_actor_status, 10)
         self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
@@ -131,19 +133,31 @@ class ConfiguratorNode(Node):
         return resp
 
     def _push(self, values: dict, only: str | None = None) -> None:
-        """Set parameters on the managed nodes (or one of them); each refusal is logged with its reason."""
-        request = SetParameters.Request(
-            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        """Set parameters on the managed nodes (or one of them); each refusal is logged with its reason. A node
+        whose parameter service is not there (yet, or again after a restart) gets the values when it is."""
         self._last_push = time.monotonic()
         for name, client in self._param_clients.items():
             if only is not None and name != only:
                 continue
             self._pushed.setdefault(name, {}).update(values)
+            self._waiting.setdefault(name, {}).update(values)
             if not client.service_is_ready():
-                self.get_logger().error(f"{name} is not available; could not set {sorted(values)}")
+                self.get_logger().warning(f"{name} is not available yet; it gets {sorted(self._waiting[name])} "
+                                          "when it is", throttle_duration_sec=1.0)
                 continue
-            future = client.call_async(request)
-            future.add_done_callback(lambda f, n=name, r=request.parameters: self._check(n, r, f))
+            self._send(name)
+
+    def _send(self, name: str) -> None:
+        values = self._waiting.pop(name, {})
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
+        future = self._param_clients[name].call_async(request)
+        future.add_done_callback(lambda f, n=name, r=request.parameters: self._check(n, r, f))
+
+    def _send_waiting(self) -> None:
+        for name in [n for n, values in self._waiting.items() if values]:
+            if self._param_clients[name].service_is_ready():
+                self._send(name)
 
     def _check(self, name: str, sent: list[ParameterMsg], future) -> None:
         for param, result in zip(sent, future.result().results):
