@@ -117,10 +117,11 @@ def test_first_braking_command_within_100_ms_of_going_stale_then_zero_at_the_saf
     """Found on main: stale detection took 0.22-0.39 s after the last fresh input (timeout 0.2 s) and the
     zero came at 0.56-0.79 s. Now: the data's capture stamp + watchdog_timeout starts the clock."""
     timeout = 0.2
-    actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, watchdog_timeout=timeout, mode1="alone",
+    # MPPI's sampled command moves an untrained model's robot somewhere (an untrained Mode-1 may answer ~0).
+    actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, watchdog_timeout=timeout, mode1="none",
           safe_stop_deceleration=2.0, safe_stop_angular_deceleration=6.0)
     robot = Robot(graph)
-    robot.drive(lambda: len(robot.commands) > 3 and np.abs(robot.speeds()[-1]).max() > 0.1, timeout=15.0,
+    robot.drive(lambda: len(robot.commands) > 3 and np.abs(robot.speeds()[-1]).max() > 0.05, timeout=15.0,
                 what="the robot to move")
     stale_at = robot.last_stamp + timeout
     moving = len(robot.commands)
