@@ -129,3 +129,26 @@ def test_a_goal_set_before_the_actor_is_up_reaches_it_when_it_is(graph, tiny_mod
     actor = graph.add(ActorNode(parameter_overrides=[Parameter("model_path", value=str(tiny_model_path))]))
     graph.wait_for(lambda: actor.p["goal_active"] and (actor.p["goal_x"], actor.p["goal_y"]) == (4.0, 5.0), 10.0,
                    "the goal to reach the actor")
+
+
+def test_a_restarted_configurator_adopts_the_goal_the_actor_drives_to(graph, tiny_model_path):
+    """A configurator that restarts must not forget the goal (a later actor restart would lose it) nor replace
+    it with its start-up task's goal."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from ojepa_ros.nodes.actor_node import ActorNode
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    actor = graph.add(ActorNode(parameter_overrides=[Parameter("model_path", value=str(tiny_model_path))]))
+    first = graph.add(ConfiguratorNode())
+    first.set_goal(4.0, 5.0)
+    graph.wait_for(lambda: actor.p["goal_active"], 10.0, "the goal on the actor")
+    first.destroy_node()  # "killed"
+    graph.nodes.remove(first)
+    goals = graph.collect(PoseStamped, "/ojepa/goal", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    second = graph.add(ConfiguratorNode(parameter_overrides=[Parameter("task", value="demo")]))
+    graph.wait_for(lambda: second.active_goal == (4.0, 5.0), 10.0, "the second configurator to adopt the goal")
+    graph.wait_for(lambda: goals and (goals[-1].pose.position.x, goals[-1].pose.position.y) == (4.0, 5.0), 5.0,
+                   "the adopted goal on /ojepa/goal")
+    time.sleep(1.0)  # the start-up task (demo) is applied without its goal
+    assert (actor.p["goal_x"], actor.p["goal_y"]) == (4.0, 5.0) and actor.p["goal_active"]

@@ -8,7 +8,9 @@ new /ojepa/goal, so no new memory episode.
 
 A managed node that restarts has lost what was set on it: when the actor reports `idle` while a goal is
 active (and nothing was pushed for RESTORE_AFTER), the configurator pushes every value it has set on the
-managed nodes again, so a restarted actor drives on to the same goal.
+managed nodes again, so a restarted actor drives on to the same goal. A restarted configurator has lost the
+goal instead: it asks the planner node for its goal first and adopts an active one (republishing it on
+/ojepa/goal), and then applies its start-up task without that task's goal.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -60,20 +62,46 @@ class ConfiguratorNode(Node):
         self.create_subscription(String, "/ojepa/actor_status", self._on_actor_status, 10)
         self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
-        if self.p["task"]:
-            # Give the managed nodes a moment to come up before the start-up task is pushed to them.
-            self._startup = self.create_timer(0.5, self._apply_startup_task)
+        self._adopted = self.p["planner_node"] not in self._param_clients  # nothing to ask
+        self._goal_client = self.create_client(GetParameters, f"/{self.p['planner_node']}/get_parameters")
+        self._asked = False
+        self._startup = self.create_timer(0.2, self._start_up)
 
-    def _apply_startup_task(self) -> None:
-        if all(c.service_is_ready() for c in self._param_clients.values()):
+    def _start_up(self) -> None:
+        """Ask the planner node for a goal it already drives to (this configurator restarted); then, once every
+        managed node is there, apply the start-up task (without its goal when one was adopted)."""
+        if not self._adopted:
+            if not self._asked and self._goal_client.service_is_ready():
+                self._asked = True
+                future = self._goal_client.call_async(GetParameters.Request(names=["goal_active", "goal_x", "goal_y"]))
+                future.add_done_callback(self._on_planner_goal)
+            return
+        if not self.p["task"]:
             self._startup.cancel()
-            self.apply_task(self.p["task"])
+        elif all(c.service_is_ready() for c in self._param_clients.values()):
+            self._startup.cancel()
+            self.apply_task(self.p["task"], with_goal=self.active_goal is None)
+
+    def _on_planner_goal(self, future) -> None:
+        try:
+            active, x, y = (Parameter.from_parameter_msg(
+                ParameterMsg(name=n, value=v)).value for n, v in zip(("a", "x", "y"), future.result().values))
+        except Exception as err:  # noqa: BLE001 - an old or odd planner node: nothing to adopt
+            self.get_logger().warning(f"could not read {self.p['planner_node']}'s goal ({err}); none adopted")
+            active = False
+        if active and self.active_goal is None:
+            self.get_logger().info(f"{self.p['planner_node']} drives to ({x:.2f}, {y:.2f}): adopting that goal")
+            self.active_goal = (float(x), float(y))
+            self._pushed.setdefault(self.p["planner_node"], {}).update(goal_x=float(x), goal_y=float(y),
+                                                                       goal_active=True)
+            self._publish_goal(float(x), float(y))
+        self._adopted = True
 
     def _on_params(self, changed: set[str]) -> None:
         if "task" in changed and self.p["task"]:
             self.apply_task(self.p["task"])
 
-    def apply_task(self, name: str) -> None:
+    def apply_task(self, name: str, with_goal: bool = True) -> None:
         try:
             task = load_task(task_file(name))
         except TaskError as err:
@@ -82,7 +110,7 @@ class ConfiguratorNode(Node):
         self._push({f"weight_{k}": v for k, v in task.weights.items()})
         if task.planner:
             self._push(task.planner, only=self.p["planner_node"])
-        if task.goal is not None:
+        if task.goal is not None and with_goal:
             self.set_goal(*task.goal)
         self.get_logger().info(f"task '{name}' applied")
 
@@ -107,6 +135,9 @@ class ConfiguratorNode(Node):
             return
         self.active_goal = (float(x), float(y))
         self._push({"goal_x": float(x), "goal_y": float(y), "goal_active": True})
+        self._publish_goal(x, y)
+
+    def _publish_goal(self, x: float, y: float) -> None:
         goal = PoseStamped()
         goal.header.stamp = self.get_clock().now().to_msg()
         goal.header.frame_id = self.p["goal_frame"]
