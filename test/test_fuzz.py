@@ -253,3 +253,30 @@ def test_after_the_fuzz_every_node_is_alive_and_the_robot_drives_again(agent):
                    "the monitor forwarding commands")
     agent.check()
     assert all(n.context.ok() for n in agent.nodes)
+
+
+def test_the_simulator_takes_malformed_commands(graph):
+    """sim_node's one input, /cmd_vel, fuzzed alone (the agent above would see the simulator's /odom too):
+    its loop lives and its odometry stays finite, inside the world, and never faster than the motors."""
+    from ojepa_ros.nodes.sim_node import SimNode
+
+    sim = graph.add(SimNode(parameter_overrides=[Parameter("start_pose", value=[2.0, 2.0, 0.0])]))
+    odoms = graph.collect(Odometry, "/odom")
+    pub = graph.add(Node(f"sim_fuzzer_{random.randint(0, 1 << 30)}")).create_publisher(Twist, "/cmd_vel", 10)
+    graph.wait_for(lambda: odoms and pub.get_subscription_count() > 0, 10.0, "the simulator")
+
+    @FUZZ
+    @given(msg=twists(), burst=st.sampled_from([1, 1, 50]))
+    def fuzz(msg, burst):
+        for _ in range(burst):
+            pub.publish(msg)
+        time.sleep(0.02)
+
+    fuzz()
+    time.sleep(0.3)
+    assert graph.spinner.alive() and sim._thread.is_alive()
+    last = odoms[-1]
+    values = [last.pose.pose.position.x, last.pose.pose.position.y, last.twist.twist.linear.x,
+              last.twist.twist.angular.z]
+    assert all(map(math.isfinite, values)) and 0.0 <= values[0] <= 8.0 and 0.0 <= values[1] <= 8.0
+    assert abs(values[2]) <= ROBOT_LIMITS.linear_velocity + 0.05 and abs(values[3]) <= ROBOT_LIMITS.angular_velocity + 0.1
