@@ -269,3 +269,12 @@ def test_memory_refuses_an_unwritable_output_dir_and_stays_alive(graph, tmp_path
     pub.publish(PoseStamped())
     graph.wait_for(lambda: memory.episode is not None, 3.0, "recording once the folder can be written")
     memory.close()
+
+
+def test_settings_over_the_compute_budget_in_the_file_hold_the_robot_stopped(graph, tiny_model_path):
+    """Each value within its range, together over the budget (the issue's num_samples=100000 at 10 Hz)."""
+    node = actor(graph, tiny_model_path, num_samples=100_000, goal_active=True, goal_x=5.0, goal_y=5.0)
+    assert node.policy is None and "do not fit" in node._fault
+    robot = Robot(graph)
+    robot.drive(lambda: robot.statuses and robot.statuses[-1].startswith("fault"), timeout=5.0, what="a fault status")
+    assert np.allclose(robot.speeds(), 0.0)

@@ -160,6 +160,11 @@ class ActorNode(Node):
         if self.model is None:
             self._fault = "no world model"
             return None
+        problem = settings_problem(self.p)  # set checks it on every change; this is for the parameters file
+        if problem:
+            self.get_logger().error(f"{problem}; holding the robot stopped")
+            self._fault = "the planner settings do not fit together (see the log)"
+            return None
         onnx = None
         if self.p["backend"] == "onnxruntime":
             onnx = load_engine(self, self.p)  # logs why not
