@@ -135,7 +135,7 @@ def wait(predicate, timeout: float) -> bool:
     return False
 
 
-def kill_section(runs: int) -> list[str]:
+def kill_section(runs: int, standby: bool = False) -> list[str]:
     from conftest import Graph, ScanStandIn
 
     graph = Graph()
@@ -145,10 +145,12 @@ def kill_section(runs: int) -> list[str]:
     results: dict[str, list[tuple[float | None, float | None, bool, int]]] = {n: [] for n in NODES}
     goal_pub = graph.add(Node(f"faults_goals_{os.getpid()}")).create_publisher(PoseStamped, "/goal_pose", 10)
     goals = [(6.0, 2.0), (6.0, 6.0), (2.0, 6.0), (2.0, 2.0)]
-    agent = agent_process("--processes", "--duration", "3600")
+    agent = agent_process("--processes", "--duration", "3600", *(["--standby"] if standby else []))
     try:
         if not wait(lambda: any(s == "idle" for _, s in watcher.statuses), 90.0):
             return ["kill: the agent did not come up"]
+        if standby:
+            time.sleep(15.0)  # the twins start 5 s after their nodes and import for a while
         trial = 0
         for run in range(runs):
             for name in NODES:
@@ -198,10 +200,10 @@ def kill_section(runs: int) -> list[str]:
     for name, trials in results.items():
         backs = [b for b, *_ in trials if b is not None]
         drives = [d for _, d, *_ in trials if d is not None]
-        rows.append(f"| kill -9 {name} while driving | respawned: "
+        rows.append(f"| kill -9 {name} while driving{' (--standby)' if standby else ''} | respawned: "
                     f"{_span(backs)} s; driving again: {_span(drives)} s; goal kept "
                     f"{sum(k for *_, k, _ in trials)}/{len(trials)}; contacts {sum(c for *_, c in trials)} | "
-                    f"`python bench/faults.py --only kill --runs {runs}` |")
+                    f"`python bench/faults.py --only kill --runs {runs}{' --standby' if standby else ''}` |")
     return rows
 
 
@@ -382,6 +384,7 @@ def main() -> int:
                         default=["kill", "memory", "stale", "load"])
     parser.add_argument("--runs", type=int, default=3, help="runs per node (kill), kills (memory), stops (stale)")
     parser.add_argument("--load-seconds", type=float, default=30.0)
+    parser.add_argument("--standby", action="store_true", help="kill: run the agent with --standby twins")
     args = parser.parse_args()
     rclpy.init()
     rows = ["| what | figure | command |", "|---|---|---|"]
@@ -389,7 +392,7 @@ def main() -> int:
         for section in args.only:
             print(f"== {section}", flush=True)
             if section == "kill":
-                rows += kill_section(args.runs)
+                rows += kill_section(args.runs, args.standby)
             elif section == "memory":
                 rows += memory_section(args.runs)
             elif section == "stale":

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="world model checkpoint (default: models/world_model.pt)")
     parser.add_argument("--task", default="", help="task file in config/tasks/ to apply at start-up, e.g. demo")
     parser.add_argument("--processes", action="store_true", help="one process per node instead of one process")
+    parser.add_argument("--standby", action="store_true",
+                        help="with --processes: keep a started twin of each node process to take over when it dies "
+                             "(faster restarts, twice the processes)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
     parser.add_argument("--until-reached", action="store_true", help="stop once the actor reports the goal reached")
     parser.add_argument("--topdown", type=Path, default=Path("runs/agent_topdown.png"),
@@ -80,7 +83,8 @@ def run_agent(args: argparse.Namespace) -> int:
         print("[ojepa agent] DDS discovery: " + ", ".join(f"{k}={v}" for k, v in discovery.items()), flush=True)
     specs = graph.nodes(args.sim)
     params = _params_files(args)
-    supervisor = Supervisor(_commands(specs, params), log=lambda line: print(f"[ojepa agent] {line}", flush=True))
+    supervisor = Supervisor(_commands(specs, params), log=lambda line: print(f"[ojepa agent] {line}", flush=True),
+                            standby=args.standby)
     if args.processes:
         supervisor.start()
     monitor: list[MonitorNode] = []

@@ -4,6 +4,10 @@ the parent (the pip-only runner's `--processes`; `ros2 launch` has `respawn=True
 No ROS here: a child is a command line. Each child asks the kernel to send it SIGINT when its parent dies
 (prctl PR_SET_PDEATHSIG, Linux), so a runner killed with SIGKILL leaves no node driving unsupervised; SIGINT
 makes a node stop as on Ctrl-C, the actor's last command a zero velocity.
+
+With `standby`, each `python -m MODULE …` child also has a twin started ahead of need (ojepa_ros.standby: its
+imports done, waiting for a word on stdin); a death hands over to the twin, which skips the imports, and a new
+twin starts `standby_delay` s later so it does not compete with the restart for the CPU.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class Child:
     restarts: deque = field(default_factory=deque)  # monotonic times of recent restarts
     due: float | None = None  # when a pending respawn may start
     given_up: bool = False
+    standby: subprocess.Popen | None = None  # its twin, imports done, waiting for "go" on stdin
+    standby_due: float | None = None
 
 
 class Supervisor:
@@ -47,25 +53,55 @@ class Supervisor:
 
     def __init__(self, commands: dict[str, list[str]], log: Callable[[str], None] = print, max_restarts: int = 5,
                  window_s: float = 60.0, backoff_s: float = 0.25, max_backoff_s: float = 4.0,
-                 **popen_kwargs) -> None:
+                 standby: bool = False, standby_delay: float = 5.0, **popen_kwargs) -> None:
         self.children = {name: Child(name, list(argv)) for name, argv in commands.items()}
         self.log, self.max_restarts, self.window_s = log, max_restarts, window_s
         self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self.popen_kwargs = popen_kwargs
+        self.standby, self.standby_delay = standby, standby_delay
         self.respawned = 0
+        self.handovers = 0  # respawns that went to a standby twin
 
     def _spawn(self, child: Child) -> None:
+        twin = child.standby
+        if twin is not None and twin.poll() is None:
+            try:
+                twin.stdin.write(b"go\n")
+                twin.stdin.flush()
+            except OSError:
+                twin = None
+            else:
+                child.process, child.standby, child.due = twin, None, None
+                child.standby_due = time.monotonic() + self.standby_delay
+                self.handovers += 1
+                return
+        if twin is not None or child.standby is not None:  # a twin that died too: a fresh one later
+            child.standby, child.standby_due = None, time.monotonic() + self.standby_delay
         child.process = subprocess.Popen(child.argv, preexec_fn=die_with_parent, **self.popen_kwargs)
         child.due = None
+
+    def _spawn_standby(self, child: Child) -> None:
+        argv = child.argv
+        if len(argv) < 3 or argv[1] != "-m":
+            return  # only `python -m MODULE …` commands have a twin
+        child.standby = subprocess.Popen([argv[0], "-m", "ojepa_ros.standby", *argv[2:]], stdin=subprocess.PIPE,
+                                         preexec_fn=die_with_parent, **self.popen_kwargs)
+        child.standby_due = None
 
     def start(self) -> None:
         for child in self.children.values():
             self._spawn(child)
+            if self.standby:
+                child.standby_due = time.monotonic() + self.standby_delay
 
     def poll(self, now: float | None = None) -> None:
         """Respawn the children that died (call it often: every 50 ms is the runner's pace)."""
         now = time.monotonic() if now is None else now
         for child in self.children.values():
+            if child.standby is not None and child.standby.poll() is not None:  # the twin itself died
+                child.standby, child.standby_due = None, now + self.standby_delay
+            if self.standby and child.standby is None and child.standby_due is not None and now >= child.standby_due:
+                self._spawn_standby(child)
             if child.given_up or child.process is None:
                 continue
             if child.process.poll() is None:
@@ -90,7 +126,11 @@ class Supervisor:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGINT to all (a node's Ctrl-C path: the actor's last word is zero velocity), then SIGKILL."""
-        running = [c.process for c in self.children.values() if c.process is not None and c.process.poll() is None]
+        for child in self.children.values():
+            if child.standby is not None and child.standby.poll() is None:
+                child.standby.stdin.close()  # end of input: it exits without starting
+        running = [p for c in self.children.values() for p in (c.process, c.standby)
+                   if p is not None and p.poll() is None]
         for process in running:
             process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + timeout

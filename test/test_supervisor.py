@@ -152,3 +152,44 @@ def test_a_restarted_configurator_adopts_the_goal_the_actor_drives_to(graph, tin
                    "the adopted goal on /ojepa/goal")
     time.sleep(1.0)  # the start-up task (demo) is applied without its goal
     assert (actor.p["goal_x"], actor.p["goal_y"]) == (4.0, 5.0) and actor.p["goal_active"]
+
+
+def test_a_standby_twin_takes_over_a_dead_node_without_starting_python_again(tmp_path):
+    """The twin has done its imports ahead of need: the handover is a word on its stdin."""
+    marker = tmp_path / "ran"
+    module = tmp_path / "fake_node.py"
+    module.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        def main():
+            open({str(marker)!r}, "a").write(f"{{os.getpid()}} {{' '.join(sys.argv[1:])}}\\n")
+            time.sleep(60)
+        if __name__ == "__main__":
+            main()
+    """))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
+    supervisor = Supervisor({"fake": [sys.executable, "-m", "fake_node", "--flag"]}, log=lambda line: None,
+                            standby=True, standby_delay=0.0, env=env)
+    supervisor.start()
+    try:
+        supervisor.poll()
+        child = supervisor.children["fake"]
+        twin = child.standby
+        assert twin is not None
+        time.sleep(1.0)  # its imports are done
+        assert marker.read_text().count("\n") == 1  # the twin waits; only the first one ran main()
+        child.process.send_signal(signal.SIGKILL)
+        child.process.wait()
+        handed = time.monotonic()
+        supervisor.poll()
+        assert child.process is twin and supervisor.handovers == 1
+        deadline = time.monotonic() + 5.0
+        while marker.read_text().count("\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        lines = marker.read_text().splitlines()
+        assert len(lines) == 2 and lines[1] == f"{twin.pid} --flag"
+        assert time.monotonic() - handed < 0.5
+        supervisor.poll()
+        assert child.standby is not None and child.standby is not twin  # a new twin for the next time
+    finally:
+        supervisor.stop(timeout=5.0)
+    assert all(p.poll() is not None for p in (child.process, child.standby))
