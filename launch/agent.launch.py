@@ -26,7 +26,8 @@ def _graph(context):
                       LaunchConfiguration("task").perform(context))
     return [
         Node(package="ojepa_ros", executable=spec.name, name=spec.name, output="screen",
-             parameters=[config, extra.get(spec.name, {})])
+             parameters=[config, extra.get(spec.name, {})], remappings=list(spec.remaps),
+             respawn=True, respawn_delay=0.5)  # as `ojepa agent --processes` (no retry bound in launch_ros)
         for spec in nodes(sim)
     ]
 

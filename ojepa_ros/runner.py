@@ -3,6 +3,8 @@
 Starts the node graph of ojepa_ros.graph with config/agent.yaml, composed in one process (default,
 one shared world-model engine) or one process per node (`--processes`), watches it with the monitor
 node, and stops everything (robot included) on Ctrl-C, on reaching the goal, or after --duration.
+With `--processes`, a node process that dies is restarted (ojepa_ros.supervisor: bounded retries with
+back-off), and every node process dies with the runner, even a runner killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ import argparse
 import atexit
 import importlib
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +22,7 @@ import yaml
 
 from ojepa_ros import graph
 from ojepa_ros.paths import config_file
+from ojepa_ros.supervisor import Supervisor
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="world model checkpoint (default: models/world_model.pt)")
     parser.add_argument("--task", default="", help="task file in config/tasks/ to apply at start-up, e.g. demo")
     parser.add_argument("--processes", action="store_true", help="one process per node instead of one process")
+    parser.add_argument("--standby", action="store_true",
+                        help="with --processes: keep a started twin of each node process to take over when it dies "
+                             "(faster restarts, twice the processes)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
     parser.add_argument("--until-reached", action="store_true", help="stop once the actor reports the goal reached")
     parser.add_argument("--topdown", type=Path, default=Path("runs/agent_topdown.png"),
@@ -52,18 +56,37 @@ def _params_files(args: argparse.Namespace) -> list[str]:
     return files
 
 
-def _spawn(specs: list[graph.NodeSpec], params: list[str]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", *params])
-            for spec in specs]
+def _commands(specs: list[graph.NodeSpec], params: list[str]) -> dict[str, list[str]]:
+    return {spec.name: [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
+                        *spec.remap_args(), *params]
+            for spec in specs}
+
+
+DISCOVERY_DEFAULTS = {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}  # unless the environment says otherwise
+
+
+def discovery_environment() -> dict[str, str]:
+    """The DDS discovery settings the agent runs with: localhost only by default (a peer elsewhere on the
+    subnet cannot see the robot's topics or set its parameters), the domain id as ROS_DOMAIN_ID says (0 if
+    unset). Applied to this process's environment, which every node process inherits."""
+    for key, value in DISCOVERY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ.get(key, "0") for key in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")}
 
 
 def run_agent(args: argparse.Namespace) -> int:
     from ojepa_ros.nodes.monitor_node import MonitorNode
     from ojepa_ros.nodes.runtime import run_nodes
 
+    discovery = discovery_environment()  # before rclpy.init and before any node process starts
+    if not args.quiet:
+        print("[ojepa agent] DDS discovery: " + ", ".join(f"{k}={v}" for k, v in discovery.items()), flush=True)
     specs = graph.nodes(args.sim)
     params = _params_files(args)
-    children = _spawn(specs, params) if args.processes else []
+    supervisor = Supervisor(_commands(specs, params), log=lambda line: print(f"[ojepa agent] {line}", flush=True),
+                            standby=args.standby)
+    if args.processes:
+        supervisor.start()
     monitor: list[MonitorNode] = []
 
     def create() -> list:
@@ -71,11 +94,14 @@ def run_agent(args: argparse.Namespace) -> int:
         if args.processes:
             return monitor
         classes = [getattr(importlib.import_module(s.module), s.cls) for s in specs]
-        return monitor + [cls() for cls in classes]
+        return monitor + [cls(cli_args=["--ros-args", *s.remap_args()]) if s.remaps else cls()
+                          for s, cls in zip(specs, classes)]
 
     started = time.monotonic()
 
     def done() -> bool:
+        if args.processes:
+            supervisor.poll()
         if args.duration and time.monotonic() - started > args.duration:
             return True
         return bool(args.until_reached and monitor and monitor[0].reached_after is not None)
@@ -83,13 +109,7 @@ def run_agent(args: argparse.Namespace) -> int:
     try:
         run_nodes(create, ["--ros-args", *params], until=done)
     finally:
-        for child in children:
-            child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        supervisor.stop()
     return _summarise(monitor[0], args) if monitor else 1
 
 

@@ -123,3 +123,68 @@ def grid_roadmap(level2_dim: int, spacing: float = 0.5):
                 costs.append(gap)
     return Roadmap(spacing, free.astype(np.float32), np.zeros((len(free), level2_dim), np.float32),
                    clearance(layout, free).astype(np.float32), np.array(edges), np.array(costs))
+
+
+def ray_scan(env, beams: int = 180, range_max: float = 5.0) -> np.ndarray:
+    """[beams] ranges of a planar scan from the robot's centre, 0.1 m above the floor, angle_min -pi, one full
+    turn: MuJoCo ray casts against the world's obstacles only (the robot's own geoms excluded), +inf where
+    nothing is within range_max. What a LaserScan on the embedded robot reports (until sim_node has its own)."""
+    import math
+
+    import mujoco
+
+    from ojepa_ros.sim.rooms_world import ROBOT_GEOM_GROUP
+
+    x, y, yaw = env.odometry()[:3]
+    groups = np.ones(6, dtype=np.uint8)
+    groups[ROBOT_GEOM_GROUP] = 0
+    robot_body = env.model.geom_bodyid[env._robot_geom]
+    geom = np.zeros(1, dtype=np.int32)
+    ranges = np.full(beams, np.inf)
+    for i, angle in enumerate(np.linspace(-math.pi, math.pi, beams, endpoint=False)):
+        direction = np.array([math.cos(yaw + angle), math.sin(yaw + angle), 0.0])
+        hit = mujoco.mj_ray(env.model, env.data, np.array([x, y, 0.1]), direction, groups, 1, robot_body, geom)
+        if 0 <= hit <= range_max:
+            ranges[i] = hit
+    return ranges
+
+
+class ScanStandIn:
+    """A LaserScan on /scan at 10 Hz for a graph whose sim_node has none yet: ray_scan from the pose on /odom,
+    in a RoomsNavEnv of the same layout, stamped with the odometry's stamp (its capture time). Remove once
+    sim_node publishes /scan itself."""
+
+    def __init__(self, graph) -> None:
+        from nav_msgs.msg import Odometry
+        from rclpy.node import Node
+        from sensor_msgs.msg import LaserScan
+
+        from ojepa_ros.nodes.convert import odometry_to_array
+        from ojepa_ros.sim.nav_env import RoomsNavEnv
+
+        self.env = RoomsNavEnv()
+        self._odom = None
+        self._to_array = odometry_to_array
+        self.node = graph.add(Node(f"scan_stand_in_{random.randint(0, 1 << 30)}"))
+        self.pub = self.node.create_publisher(LaserScan, "/scan", 5)
+        self.node.create_subscription(Odometry, "/odom", lambda m: setattr(self, "_odom", m), 10)
+        self._msg_type = LaserScan
+        self.node.create_timer(0.1, self._publish)
+
+    def _publish(self) -> None:
+        import math
+
+        odom = self._odom
+        if odom is None:
+            return
+        x, y, yaw = self._to_array(odom)[:3]
+        self.env.set_pose(x, y, yaw)
+        ranges = ray_scan(self.env)
+        msg = self._msg_type()
+        msg.header.stamp = odom.header.stamp
+        msg.header.frame_id = "base_link"
+        msg.angle_min, msg.angle_increment = -math.pi, 2 * math.pi / len(ranges)
+        msg.angle_max = msg.angle_min + (len(ranges) - 1) * msg.angle_increment
+        msg.range_min, msg.range_max = 0.05, 5.0
+        msg.ranges = ranges.astype(np.float32).tolist()
+        self.pub.publish(msg)

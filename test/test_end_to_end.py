@@ -14,6 +14,8 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from std_msgs.msg import String
 
+from conftest import ScanStandIn
+
 GOAL = (3.2, 2.9)  # room R0, 1.5 m from the start pose (2, 2, 0)
 
 
@@ -24,9 +26,11 @@ def _agent(*args: str, cwd) -> subprocess.Popen:
 
 def test_agent_drives_to_a_goal_sent_on_goal_pose(graph, tmp_path):
     agent = _agent("--topdown", str(tmp_path / "run.png"), cwd=tmp_path)
+    ScanStandIn(graph)  # the collision monitor stops the robot without a scan
     try:
         odoms = graph.collect(Odometry, "/odom")
         cmds = graph.collect(Twist, "/cmd_vel")
+        raw = graph.collect(Twist, "/cmd_vel_raw")  # the actor's commands, before the collision monitor
         statuses = graph.collect(String, "/ojepa/actor_status")
         sender = graph.add(__import__("rclpy").create_node("goal_sender"))
         pub = sender.create_publisher(PoseStamped, "/goal_pose", 10)
@@ -48,6 +52,7 @@ def test_agent_drives_to_a_goal_sent_on_goal_pose(graph, tmp_path):
         graph.wait_for(lambda: any(s.data == "reached" for s in statuses), 60.0, "the robot to reach the goal")
         assert distance() <= 0.35, f"reported reached {distance():.2f} m from the goal"
         print(f"reached in {time.monotonic() - start:.1f} s")
+        assert raw and sender.count_publishers("/cmd_vel") == 1  # only the monitor talks to the base
         speeds = np.array([[c.linear.x, c.angular.z] for c in cmds])
         assert np.all(np.abs(speeds) <= [0.5 + 1e-9, 1.5 + 1e-9])
     finally:
@@ -62,7 +67,8 @@ def test_agent_drives_to_a_goal_sent_on_goal_pose(graph, tmp_path):
     assert abs(cmds[-1].linear.x) < 1e-9 and abs(cmds[-1].angular.z) < 1e-9, "robot not left stopped"
 
 
-def test_agent_one_process_per_node_reaches_a_task_goal(tmp_path):
+def test_agent_one_process_per_node_reaches_a_task_goal(graph, tmp_path):
+    ScanStandIn(graph)
     agent = _agent("--processes", "--task", "same_room", "--until-reached", "--duration", "90", cwd=tmp_path)
     out, _ = agent.communicate(timeout=150)
     assert agent.returncode == 0, out

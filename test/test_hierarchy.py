@@ -113,3 +113,19 @@ def test_the_subgoal_is_finite_near_the_robot_and_the_route_ends_at_the_goal(sta
     assert np.isfinite(subgoal).all() and np.allclose(planner.route[-1], goal)
     # The target is the goal, or a route point no farther than the lookahead along the route (plus a cell).
     assert np.allclose(subgoal, goal) or np.hypot(*(subgoal - np.asarray(start))) <= 1.0 + GRID.cell_size * 1.5
+
+
+@pytest.mark.parametrize("x", [1e3, 1e4, 1e30, -1e300])
+def test_a_wild_odometry_position_is_answered_at_once_not_by_a_distance_sized_search(x):
+    """Found as a FATAL in actor_node: one odometry at x = 1e30 sized a linspace by the distance ("Maximum allowed
+    size exceeded"), and at 1 km one tick took seconds. Now: far from every cell is out of sight, in bounded time."""
+    import time
+
+    planner = SubgoalPlanner(GRID, lookahead=1.0, period=8)
+    planner.subgoal((2.0, 2.0), (2.0, 6.0))  # a long route is in place, as while driving
+    started = time.perf_counter()
+    subgoal = planner.subgoal((x, 2.0), (2.0, 6.0))
+    assert time.perf_counter() - started < 0.05
+    assert np.isfinite(subgoal).all()
+    assert not GRID.in_sight(np.array([x, 2.0]), np.array([2.0, 2.5]), 0.1)
+    assert not GRID.in_sight(np.array([np.nan, 2.0]), np.array([2.0, 2.5]), 0.1)

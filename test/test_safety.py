@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ojepa_ros.core.safety import CommandLimiter, Watchdog
+from ojepa_ros.core.safety import CommandLimiter, Watchdog, ramp_to_zero, stopping_time, within_bounds
 
 V, W, AV, AW = 0.5, 1.5, 1.0, 3.0
 EPS = 1e-12
@@ -96,3 +96,45 @@ def test_watchdog_reports_never_seen_and_stale_inputs():
     assert dog.stale(1.6) == ["state", "odom", "goal"]
     dog.reset()
     assert dog.stale(1.3) == ["state", "odom", "goal"]
+
+
+def test_brake_stops_at_its_own_deceleration_never_past_zero():
+    limiter = CommandLimiter(V, W, AV, AW, stop_accel=(2.0, 6.0))
+    for _ in range(20):
+        limiter.limit(np.array([0.5, -1.5]), 0.1)
+    np.testing.assert_allclose(limiter.brake(0.1), [0.3, -0.9])  # 2 m/s^2 and 6 rad/s^2, twice the comfort ramp
+    np.testing.assert_allclose(limiter.brake(0.1), [0.1, -0.3])
+    np.testing.assert_allclose(limiter.brake(0.1), [0.0, 0.0])  # not past zero
+    np.testing.assert_allclose(limiter.brake(float("nan")), [0.0, 0.0])
+    assert CommandLimiter(V, W, AV, AW).stop_accel.tolist() == [AV, AW]  # default: the comfort limits
+    with pytest.raises(ValueError):
+        CommandLimiter(V, W, AV, AW, stop_accel=(0.0, 1.0))
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_ramp_to_zero_only_slows_down(seed):
+    rng = np.random.default_rng(seed)
+    last = rng.normal(0, 2, 2)
+    decel, dt = rng.uniform(0.1, 5, 2), rng.choice([0.0, -1.0, np.nan, rng.uniform(0, 0.5)])
+    out = ramp_to_zero(last, decel, dt)
+    assert (np.abs(out) <= np.abs(last)).all() and (out * last >= 0).all()
+    good_dt = dt if np.isfinite(dt) and dt > 0 else 0.0
+    np.testing.assert_allclose(np.abs(last) - np.abs(out), np.minimum(np.abs(last), decel * good_dt), atol=1e-12)
+    assert ramp_to_zero([np.nan, np.inf], decel, 0.1).tolist() == [0.0, 0.0]
+    assert stopping_time([0.5, -1.5], [2.0, 6.0]) == pytest.approx(0.25)
+
+
+def test_within_bounds_refuses_outside_and_non_finite():
+    bounds = (0.0, 0.0, 8.0, 8.0)
+    assert within_bounds((0.0, 8.0), bounds) and within_bounds((4.0, 4.0), bounds)
+    for xy in ((-0.01, 4.0), (4.0, 8.01), (1e30, 4.0), (float("nan"), 4.0), (4.0, float("-inf"))):
+        assert not within_bounds(xy, bounds)
+
+
+def test_watchdog_invalidate_and_age():
+    dog = Watchdog(0.2, names=("odom",))
+    assert dog.age("odom", 5.0) == float("inf")
+    dog.feed("odom", 4.9)
+    assert dog.age("odom", 5.0) == pytest.approx(0.1) and dog.stale(5.0) == []
+    dog.invalidate("odom")  # its latest message was refused: stale at once, not after the timeout
+    assert dog.stale(5.0) == ["odom"]

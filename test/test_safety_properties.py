@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from ojepa_ros.core.mode1 import Mode1Config, Mode1Policy
-from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, PLANNERS, MpcPolicy
+from ojepa_ros.core.mpc import CALM_STOPS, LOW_LEVEL_ONLY, PLANNERS, MpcPolicy
 from ojepa_ros.core.safety import CommandLimiter
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
@@ -98,6 +98,12 @@ def tiny_policy(model: WorldModel, planner: str) -> MpcPolicy:
     return MpcPolicy.from_config(model, params, seed=0, mode1=mode1)
 
 
+def step_accel(policy: MpcPolicy, step) -> np.ndarray:
+    """The rate a step may change the command at: the comfort limits, or the safety stop's steeper
+    deceleration when the step is a fault stop (MpcPolicy.stop)."""
+    return policy.limiter.max_accel if step.status in ("ok", *CALM_STOPS) else policy.limiter.stop_accel
+
+
 finite = st.floats(-1e3, 1e3)
 
 
@@ -124,7 +130,7 @@ def test_policy_commands_stay_within_limits_for_any_state_goal_and_velocity(mode
     for state, velocity, dt in steps:
         step = policy.act(state, velocity, dt=dt)
         event(step.status)
-        assert_safe_step(previous, step.command, policy.limiter.max_velocity, policy.limiter.max_accel, dt)
+        assert_safe_step(previous, step.command, policy.limiter.max_velocity, step_accel(policy, step), dt)
         if step.status == "ok":
             assert np.isfinite(step.plan_poses).all()
             assert planner == "mode1" or torch.isfinite(policy.planner.plan).all()
@@ -173,7 +179,7 @@ def test_a_plan_with_nan_is_never_executed_the_base_ramps_to_a_stop(model, plann
     poison(policy, how, threshold)
     step = policy.act(state, previous, dt=dt)
     event(f"{how}: {step.status}")
-    assert_safe_step(previous, step.command, policy.limiter.max_velocity, policy.limiter.max_accel, dt)
+    assert_safe_step(previous, step.command, policy.limiter.max_velocity, step_accel(policy, step), dt)
     executed = policy.planner.last_states
     if step.status == "ok":  # only "some_rows" may leave a clean plan: NaN candidates lost to finite ones
         assert how == "some_rows"
@@ -182,3 +188,29 @@ def test_a_plan_with_nan_is_never_executed_the_base_ramps_to_a_stop(model, plann
         assert step.status == "invalid_plan" and step.raw_command.tolist() == [0.0, 0.0]
         assert_ramps_to_stop(previous, step.command)
         assert executed is None  # the poisoned plan is not kept as the next warm start
+
+
+def test_a_fault_stop_brakes_at_the_safe_stop_deceleration_a_calm_one_at_the_comfort_limit(model):
+    policy = tiny_policy(model, "mppi")
+    assert policy.limiter.stop_accel.tolist() == [2.0, 6.0] and policy.limiter.max_accel.tolist() == [ACC_V, ACC_W]
+    policy.limiter.limit(np.array([0.5, 1.5]), 10.0)
+    np.testing.assert_allclose(policy.stop("stale", 0.1).command, [0.3, 0.9])  # 2 m/s^2, 6 rad/s^2
+    np.testing.assert_allclose(policy.stop("invalid_plan", 0.1).command, [0.1, 0.3])
+    policy.limiter.limit(np.array([0.5, 1.5]), 10.0)
+    np.testing.assert_allclose(policy.stop("reached", 0.1).command, [0.4, 1.2])  # 1 m/s^2, 3 rad/s^2
+
+
+def test_settings_outside_their_ranges_or_not_together_are_refused(model):
+    from ojepa_ros.core.mpc import rollout_budget_problem
+
+    for bad in ({"max_linear_velocity": 50.0}, {"goal_tolerance": 1e6}, {"horizon": 2000},
+                {"num_samples": 200_000}, {"safe_stop_deceleration": 0.5},  # below the 1 m/s^2 comfort limit
+                {"max_angular_acceleration": 7.0}):
+        with pytest.raises(ValueError):
+            MpcPolicy.from_config(model, LOW_LEVEL_ONLY | bad)
+    base = {"horizon": 16, "num_samples": 512, "latent_draws": 0, "iterations": 1}
+    assert rollout_budget_problem(base, 10.0) is None
+    assert "budget" in rollout_budget_problem(base | {"num_samples": 100_000}, 10.0)
+    assert "budget" in rollout_budget_problem(base | {"horizon": 2000}, 10.0)
+    assert rollout_budget_problem(base | {"num_samples": 1024}, 10.0) is None
+    assert "budget" in rollout_budget_problem(base | {"num_samples": 1024}, 20.0)

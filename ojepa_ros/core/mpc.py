@@ -32,7 +32,7 @@ from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext
 from ojepa_ros.core.critic import Critic, critic_beside, load_critic
 from ojepa_ros.core.planners import CEM, MPPI, RISKS, DeadlineMissed, Gradient, Planner
 from ojepa_ros.core.roadmap import Roadmap, load_roadmap, roadmap_beside
-from ojepa_ros.core.safety import CommandLimiter
+from ojepa_ros.core.safety import ROBOT_LIMITS, CommandLimiter
 from ojepa_ros.core.world_model import WorldModel
 
 # The actor's settings: mirrored one-to-one into config/agent.yaml (actor_node). Units SI.
@@ -56,6 +56,8 @@ DEFAULTS: dict[str, float | int | str] = {
     "max_angular_velocity": 1.5,      # rad/s
     "max_linear_acceleration": 1.0,   # m/s^2; limiter
     "max_angular_acceleration": 3.0,  # rad/s^2
+    "safe_stop_deceleration": 2.0,    # m/s^2; the safety stop (stale input, fault): steeper than the comfort limit
+    "safe_stop_angular_deceleration": 6.0,  # rad/s^2
     "goal_tolerance": 0.3,            # m, on odometry
     "image_goal_tolerance": 0.02,     # an image goal is reached when the features' mean squared divergence is below
     "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
@@ -80,19 +82,62 @@ MODE1_USES = ("none", "warm_start", "alone")  # not off/on: YAML would read thos
 # Settings for the low level alone (flat Mode-2, no critic): needs no roadmap, Mode-1 or critic file. For
 # teachers, baselines without those files, benches and tests.
 LOW_LEVEL_ONLY: dict[str, Any] = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}
+# Inclusive ranges of the numeric settings that guard the robot or the control rate, for from_config and
+# actor_node's parameters alike (there also as ROS descriptor ranges, which `ros2 param describe` shows).
+# Velocities and accelerations stop at the robot's hardware limits (core/safety.py ROBOT_LIMITS).
+RANGES: dict[str, tuple[float, float]] = {
+    "max_linear_velocity": (0.01, ROBOT_LIMITS.linear_velocity),
+    "max_angular_velocity": (0.01, ROBOT_LIMITS.angular_velocity),
+    "max_linear_acceleration": (0.05, ROBOT_LIMITS.linear_acceleration),
+    "max_angular_acceleration": (0.05, ROBOT_LIMITS.angular_acceleration),
+    "safe_stop_deceleration": (0.05, ROBOT_LIMITS.linear_acceleration),
+    "safe_stop_angular_deceleration": (0.05, ROBOT_LIMITS.angular_acceleration),
+    "goal_tolerance": (0.05, 2.0),
+    "horizon": (1, 200),
+    "num_samples": (1, 100_000),
+    "iterations": (1, 50),
+    "plan_deadline": (0.0, 10.0),
+    "latent_draws": (0, 1024),
+    "obstacle_margin": (0.01, 1.0),
+    "obstacle_memory": (1, 600),
+}
+# Model rollout steps per second of control (horizon x num_samples x max(1, latent_draws) x iterations x
+# control rate) that actor_node accepts: 1024 x 16 at 10 Hz, measured at ~63 ms a step on one thread of the
+# 2-core development machine (README, plan_step), so one core can keep the rate. The issue's horizon 2000
+# (1.1 Hz) and num_samples 100000 (4.6 Hz) are far beyond it.
+ROLLOUT_BUDGET_PER_S = 1024 * 16 * 10
+
+
+def rollout_budget_problem(p: Mapping[str, Any], control_rate: float) -> str | None:
+    """Why these settings cannot plan at control_rate on the budget, or None if they can."""
+    steps = int(p["horizon"]) * int(p["num_samples"]) * max(1, int(p["latent_draws"])) * int(p["iterations"])
+    if steps * control_rate > ROLLOUT_BUDGET_PER_S:
+        return (f"horizon x num_samples x max(1, latent_draws) x iterations x control_rate = {steps} x "
+                f"{control_rate:g} Hz = {steps * control_rate:.0f} rollout steps/s exceeds the budget of "
+                f"{ROLLOUT_BUDGET_PER_S}")
+    return None
+
+
+def joint_problem(p: Mapping[str, Any]) -> str | None:
+    """Settings valid one by one but not together, or None: the safety stop must be at least as steep as
+    the comfort limit it overrides."""
+    for stop, comfort in (("safe_stop_deceleration", "max_linear_acceleration"),
+                          ("safe_stop_angular_deceleration", "max_angular_acceleration")):
+        if float(p[stop]) < float(p[comfort]):
+            return f"{stop}={p[stop]} must be >= {comfort}={p[comfort]} (the safety stop is the steeper ramp)"
+    return None
+
+
 # Settings whose valid range is not "integer >= 1" / "number > 0": (check, requirement), for from_config
 # and actor_node's parameter validation alike.
 CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{name: (lambda v, lo=lo, hi=hi: lo <= v <= hi, f"must be in {lo:g}..{hi:g}") for name, (lo, hi) in RANGES.items()},
     "planner": (lambda v: v in PLANNERS, f"must be one of {PLANNERS}"),
     "risk": (lambda v: v in RISKS, f"must be one of {RISKS}"),
     "precision": (lambda v: v in PRECISIONS, f"must be one of {tuple(PRECISIONS)}"),
     "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
     "local_route": (lambda v: isinstance(v, bool), "must be true or false"),
     "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
-    "plan_deadline": (lambda v: 0 <= v <= 10, "must be a number of seconds in 0..10"),
-    "obstacle_margin": (lambda v: 0 < v <= 1, "must be a distance in (0, 1] m"),
-    "obstacle_memory": (lambda v: 1 <= v <= 600, "must be a number of control steps in 1..600"),
-    "latent_draws": (lambda v: 0 <= v <= 1024, "must be an integer in 0..1024"),
     "cem_elite_fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "cem_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "cem_min_std_fraction": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
@@ -139,6 +184,9 @@ def make_planner(p: Mapping[str, Any], dynamics: Callable, cost: Callable, high:
         return CEM(*args, iterations=int(p["iterations"]), elite_fraction=float(p["cem_elite_fraction"]),
                    momentum=float(p["cem_momentum"]), min_std_fraction=float(p["cem_min_std_fraction"]), **common)
     return Gradient(*args, steps=steps, lr=lr, **common)
+
+
+CALM_STOPS = ("no_goal", "reached")  # stops at the comfort ramp; any other reason brakes at the safe-stop rate
 
 
 @dataclass
@@ -203,6 +251,9 @@ class MpcPolicy:
         for name, (check, requirement) in CHECKS.items():
             if not check(p[name]):
                 raise ValueError(f"{name}={p[name]!r} {requirement}")
+        problem = joint_problem(p)
+        if problem:
+            raise ValueError(problem)
         max_v, max_w = float(p["max_linear_velocity"]), float(p["max_angular_velocity"])
         soft = (SOFT_SPEED_FRACTION * max_v, SOFT_SPEED_FRACTION * max_w)
         objective = Objective([GoalDistance(), GoalEmbedding(), Heading(), Collision(),
@@ -210,7 +261,9 @@ class MpcPolicy:
                                Speed(soft_limits=soft), Backward(), Acceleration(), Energy(), CriticCost()])
         objective.set_weights({k.removeprefix("weight_"): float(v) for k, v in p.items() if k.startswith("weight_")})
         limiter = CommandLimiter(max_v, max_w, float(p["max_linear_acceleration"]),
-                                 float(p["max_angular_acceleration"]))
+                                 float(p["max_angular_acceleration"]),
+                                 stop_accel=(float(p["safe_stop_deceleration"]),
+                                             float(p["safe_stop_angular_deceleration"])))
         high_level = None
         if p["hierarchical"]:
             if roadmap is None:
@@ -295,8 +348,12 @@ class MpcPolicy:
         return self.objective.total(states, actions, self._ctx)
 
     def stop(self, status: str, dt: float) -> PolicyStep:
+        """A stop: at the comfort ramp when there is nothing to do (no_goal, reached), at the safety stop's
+        own deceleration (CommandLimiter.brake) for everything else (stale inputs, an invalid state or plan)."""
         self.planner.reset()
-        return PolicyStep(command=self.limiter.limit(np.zeros(2), dt), raw_command=np.zeros(2), status=status)
+        calm = status in CALM_STOPS
+        command = self.limiter.limit(np.zeros(2), dt) if calm else self.limiter.brake(dt)
+        return PolicyStep(command=command, raw_command=np.zeros(2), status=status)
 
     @torch.no_grad()
     def act(self, state: Tensor, current_velocity: Sequence[float], odom_xy: Sequence[float] | None = None,

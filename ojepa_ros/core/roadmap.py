@@ -65,7 +65,15 @@ class Roadmap:
 
     def in_sight(self, a: np.ndarray, b: np.ndarray, min_clearance: float) -> bool:
         """Whether the straight segment a -> b stays over cells the robot has been in, each with a predicted
-        clearance of at least min_clearance: the low level may aim straight at b without cutting a corner."""
+        clearance of at least min_clearance: the low level may aim straight at b without cutting a corner.
+
+        Both ends must lie over a cell, so the segment is never longer than the roadmap plus two cells and
+        the work is bounded whatever a and b are (a pose of 1e30 m, a wild odometry glitch: False at once)."""
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        if not (np.isfinite(a).all() and np.isfinite(b).all()) or len(self.centres) == 0:
+            return False
+        if max(self.nearest(a)[1], self.nearest(b)[1]) > self.cell_size:
+            return False
         samples = max(2, int(np.ceil(np.hypot(*(b - a)) / (0.5 * self.cell_size))) + 1)
         points = a[None] + np.linspace(0.0, 1.0, samples)[:, None] * (b - a)[None]
         gaps = np.hypot(*(points[:, None] - self.centres[None]).transpose(2, 0, 1))  # [P, M]

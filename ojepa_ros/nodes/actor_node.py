@@ -2,9 +2,15 @@
 
 Every tick it plans from the latest state embedding toward the goal (set through its parameters by
 the configurator, or given as an image on /goal_image: what the camera should see there) and publishes the
-first action, after core's CommandLimiter. It commands a stop
-(ramped at the acceleration limit) when there is no goal, the goal is reached, the model is missing,
-or the watchdog finds the state or odometry older than `watchdog_timeout`.
+first action, after core's CommandLimiter. It commands a stop when
+there is no goal or the goal is reached (ramped at the comfort acceleration limit), and the safety stop
+(ramped at `safe_stop_deceleration`) when the model or a planning file is missing, a plan is invalid or
+planning raised, or the watchdog finds the state or odometry captured longer than `watchdog_timeout` ago.
+
+The watchdog judges capture stamps (odometry's header, the state's capture stamp: convert.state_message), and
+a guard timer checks it every GUARD_PERIOD between ticks, so the first braking command follows an input
+going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
+in the future is refused (one log line a second) and counts as stale at once.
 
 While someone subscribes to /ojepa/candidates (RViz), it also draws the planner's candidate rollouts there;
 unwatched, that costs nothing (Nav2's MPPI does the same).
@@ -30,24 +36,31 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
 from ojepa_ros.core.model_io import ModelFileError
-from ojepa_ros.core.mpc import CHECKS, DEFAULTS, MpcPolicy
+from ojepa_ros.core.mpc import CHECKS, DEFAULTS, RANGES, MpcPolicy, joint_problem, rollout_budget_problem
 from ojepa_ros.core.onnx_runtime import OnnxModelError
 from ojepa_ros.core.roadmap import RoadmapFileError
-from ojepa_ros.core.safety import Watchdog
+from ojepa_ros.core.safety import Watchdog, ramp_to_zero, within_bounds
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
-from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
+from ojepa_ros.nodes.convert import InputError, odometry_to_array, stamp_to_sec, state_capture_sec, yaw_to_quaternion
 from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
 
 FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
+WORLD_BOUNDS = P.Param([0.0, 0.0, 8.0, 8.0], "xmin, ymin, xmax, ymax (m, odom frame): odometry outside is refused "
+                       "and the robot stopped", P.valid_bounds, "must be 4 finite numbers with xmin < xmax and "
+                       "ymin < ymax")
+GUARD_PERIOD = 0.02  # s between watchdog checks outside the control tick
+MAX_FUTURE_STAMP = 0.05  # s; an input stamped further ahead of this node's clock is refused (clocks disagree)
 CANDIDATES_TOPIC = "/ojepa/candidates"
 SUBGOALS_TOPIC = "/ojepa/subgoals"
 
 
 def _planner_param(name: str, default: float | int | str) -> P.Param:
+    if name in RANGES:
+        return P.ranged(default, *RANGES[name], "planner / limit setting (see config/agent.yaml)")
     if name in CHECKS:
         check, requirement = CHECKS[name]
         return P.Param(default, "planner setting (see config/agent.yaml)", check, requirement)
@@ -68,8 +81,9 @@ PARAMS = {
     "onnx_providers": ENGINE_PARAMS["onnx_providers"],
     "effector": P.one_of("twist", "twist: geometry_msgs/Twist on /cmd_vel; float64_array: "
                          "std_msgs/Float64MultiArray on /commands", ("twist", "float64_array")),
-    "control_rate": P.positive(10.0, "Hz at which a command is published"),
-    "watchdog_timeout": P.positive(0.2, "s; older state or odometry -> stop"),
+    "control_rate": P.ranged(10.0, 1.0, 100.0, "Hz at which a command is published"),
+    "watchdog_timeout": P.ranged(0.2, 0.05, 1.0, "s; state or odometry captured longer ago -> safety stop"),
+    "world_bounds": WORLD_BOUNDS,
     "goal_active": P.Param(False, "whether to drive to (goal_x, goal_y)"),
     "goal_x": P.finite(0.0, "goal x in odom frame, m"),
     "goal_y": P.finite(0.0, "goal y in odom frame, m"),
@@ -100,17 +114,26 @@ def candidate_rows(costs: np.ndarray, limit: int) -> np.ndarray:
     return np.concatenate([order[:cheapest], rest[spread]])
 
 
+def settings_problem(p: dict) -> str | None:
+    """What is wrong with these parameter values together (core's joint check and the compute budget)."""
+    return joint_problem(p) or rollout_budget_problem(p, p["control_rate"])
+
+
 class ActorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("actor_node", **kwargs)
-        self.p = P.declare(self, PARAMS, self._on_params)
+        self.p = P.declare(self, PARAMS, self._on_params, joint_check=settings_problem)
         self._fault = ""
         self.model = load_model(self, self.p["model_path"])
         self.policy = self._build_policy()
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
+        self._refused: dict[str, str] = {}  # input -> why its latest message was refused (shown in the status)
+        self._unstamped: set[str] = set()  # inputs already warned about carrying no stamp
         self._state: torch.Tensor | None = None
         self._odom: np.ndarray | None = None
         self._image_goal = False  # driving toward a goal image (until reached or goal_active is set false)
+        self._last_cmd = np.zeros(2)  # what was last published, and when (monotonic s)
+        self._last_pub = time.monotonic()
         self._status = ""
         self._plan_ms: deque[float] = deque(maxlen=200)
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
@@ -133,6 +156,7 @@ class ActorNode(Node):
         self.create_subscription(Odometry, "/odom", self._on_odom, 10)
         self.create_subscription(Image, "/goal_image", self._on_goal_image, 1)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
+        self.create_timer(GUARD_PERIOD, self._guard)
         self.create_timer(1.0, self._publish_diagnostics)
 
     # -- configuration ----------------------------------------------------------------------
@@ -142,6 +166,11 @@ class ActorNode(Node):
         the user wanted)."""
         if self.model is None:
             self._fault = "no world model"
+            return None
+        problem = settings_problem(self.p)  # set checks it on every change; this is for the parameters file
+        if problem:
+            self.get_logger().error(f"{problem}; holding the robot stopped")
+            self._fault = "the planner settings do not fit together (see the log)"
             return None
         onnx = None
         if self.p["backend"] == "onnxruntime":
@@ -169,6 +198,8 @@ class ActorNode(Node):
             self.model = load_model(self, self.p["model_path"])
         if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path"}):
             self.policy = self._build_policy()
+            if self.policy is not None:  # the new limiter starts from what the base is doing, not from rest
+                self.policy.limiter.last = self._last_cmd.copy()
         elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
             self._image_goal = False
             if self.p["goal_active"]:
@@ -185,20 +216,49 @@ class ActorNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _captured(self, name: str, stamp: float | None, now: float) -> float:
+        """When input `name` was captured: its stamp, or (no stamp) its arrival, said once. InputError for a
+        stamp from the future."""
+        if stamp is None or stamp <= 0.0:
+            if name not in self._unstamped:
+                self._unstamped.add(name)
+                self.get_logger().warning(f"{name} carries no capture stamp; its age is measured from arrival")
+            return now
+        if stamp > now + MAX_FUTURE_STAMP:
+            raise InputError(f"{name} is stamped {stamp - now:.3f} s in the future; refused (clocks disagree?)")
+        return min(stamp, now)
+
+    def _refuse(self, name: str, reason: str) -> None:
+        self.get_logger().error(f"{name} refused: {reason}; stopping the robot", throttle_duration_sec=1.0)
+        self._refused[name] = reason
+        self.watchdog.invalidate(name)
+
     def _on_state(self, msg: Float32MultiArray) -> None:
         state = state_for_model(self, self.model, msg)
         if state is None:
             return
+        try:
+            captured = self._captured("state", state_capture_sec(msg), self._now())
+        except InputError as err:
+            self._refuse("state", str(err))
+            return
         self._state = state
-        self.watchdog.feed("state", self._now())
+        self._refused.pop("state", None)
+        self.watchdog.feed("state", captured)
 
     def _on_odom(self, msg: Odometry) -> None:
         try:
-            self._odom = odometry_to_array(msg)
+            odom = odometry_to_array(msg)
+            if not within_bounds(odom[:2], self.p["world_bounds"]):
+                raise InputError(f"position ({odom[0]:.3g}, {odom[1]:.3g}) is outside world_bounds "
+                                 f"{list(self.p['world_bounds'])}")
+            captured = self._captured("odom", stamp_to_sec(msg.header.stamp), self._now())
         except InputError as err:
-            self.get_logger().error(str(err), throttle_duration_sec=1.0)
+            self._refuse("odom", str(err))
             return
-        self.watchdog.feed("odom", self._now())
+        self._odom = odom
+        self._refused.pop("odom", None)
+        self.watchdog.feed("odom", captured)
 
     def _on_goal_image(self, msg: Image) -> None:
         """A goal given as an image (rgb8/bgr8, any size: resized to the model's): encoded with the actor's model,
@@ -222,27 +282,64 @@ class ActorNode(Node):
         self.get_logger().info("goal set as an image")
 
     # -- control loop -------------------------------------------------------------------------
+    def _stale(self) -> list[str]:
+        """The watched inputs that are stale now, each with the reason its last message was refused, if any."""
+        return [f"{name} ({self._refused[name]})" if name in self._refused else name
+                for name in self.watchdog.stale(self._now())]
+
+    def _brake(self) -> None:
+        """One step of the safety stop: toward zero at safe_stop_deceleration over the time since the last
+        command went out (the guard and the tick may both brake; together they never brake harder)."""
+        dt = time.monotonic() - self._last_pub
+        if self.policy is not None:
+            self.policy.planner.reset()
+            command = self.policy.limiter.brake(dt)
+        else:  # no limiter to hold the state: ramp from what was last sent
+            command = ramp_to_zero(self._last_cmd, (self.p["safe_stop_deceleration"],
+                                                    self.p["safe_stop_angular_deceleration"]), dt)
+        self._publish_command(command)
+
+    def _guard(self) -> None:
+        """Between ticks: start the safety stop as soon as an input goes stale while the robot moves."""
+        if self.p["goal_active"] and np.any(self._last_cmd != 0):
+            stale = self._stale()
+            if stale:
+                self._set_status("stale: " + ", ".join(stale))
+                self._brake()
+
     def _tick(self) -> None:
         self._ticks.append(time.monotonic())
         started = self.get_clock().now().to_msg()  # the plan is for this instant: /ojepa/plan's stamp
         dt = 1.0 / self.p["control_rate"]
         if self.policy is None:
             self._set_status(f"fault: {self._fault}")
-            self._publish_command(np.zeros(2))
+            self._brake()
             return
-        stale = self.watchdog.stale(self._now())
         if not (self.p["goal_active"] or self._image_goal):
             self._set_status("idle")
             if np.any(self.policy.limiter.last != 0):
                 self._publish_command(self.policy.stop("no_goal", dt).command)
             self._publish_candidates(show=False)
             return
+        stale = self._stale()
         if stale:
             self._set_status("stale: " + ", ".join(stale))
-            self._publish_command(self.policy.stop("stale", dt).command)
+            self._brake()
             self._publish_candidates(show=False)
             return
-        step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt)
+        try:
+            step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt)
+        except Exception as err:  # noqa: BLE001 - whatever broke in planning, the base gets the safety stop
+            self.get_logger().error(f"planning raised {err.__class__.__name__}: {err}", throttle_duration_sec=1.0)
+            self._set_status(f"fault: planning raised {err.__class__.__name__}")
+            self._brake()
+            return
+        stale = self._stale()  # the inputs may have gone stale while it planned: then the plan is not sent
+        if stale:
+            self._set_status("stale: " + ", ".join(stale))
+            self.policy.limiter.last = self._last_cmd.copy()  # the planned command never went out
+            self._brake()
+            return
         self._publish_command(step.command)  # first: what follows only informs people, the base must not wait
         if step.status == "reached":
             self._set_status("reached")
@@ -261,6 +358,8 @@ class ActorNode(Node):
         self._publish_candidates(show=step.status == "ok" and step.source == "mode2")
 
     def _publish_command(self, command: np.ndarray) -> None:
+        self._last_cmd = np.asarray(command, dtype=float).copy()
+        self._last_pub = time.monotonic()
         v, w = float(command[0]), float(command[1])
         if self.p["effector"] == "twist":
             msg = Twist()

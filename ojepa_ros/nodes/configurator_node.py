@@ -1,24 +1,36 @@
 """configurator_node: sets up the task by setting the parameters of the nodes it manages.
 
 Goals come from /goal_pose (RViz "2D Goal Pose") or from a task file in config/tasks/ named by the
-`task` parameter; a task's goal_image is published (latched) on /goal_image for the actor. A goal is refused, with one log line, when it holds NaN/inf, is in another frame,
-or lies outside `world_bounds`.
+`task` parameter; a task's goal_image is published (latched) on /goal_image for the actor. A goal is refused
+when it holds NaN/inf or an orientation that is no rotation (a zero quaternion), is in another frame, or lies
+outside `world_bounds`; refusals are logged at most once a second.
+A goal equal to the active one (RViz users click twice, tools resend) changes nothing: no new parameters, no
+new /ojepa/goal, so no new memory episode.
+
+A managed node that restarts has lost what was set on it: when the actor reports `idle` while a goal is
+active (and nothing was pushed for RESTORE_AFTER), the configurator pushes every value it has set on the
+managed nodes again, so a restarted actor drives on to the same goal. A restarted configurator has lost the
+goal instead: it asks the planner node for its goal first and adopts an active one (republishing it on
+/ojepa/goal), and then applies its start-up task without that task's goal.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import cv2
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from ojepa_ros.core.safety import within_bounds
 from ojepa_ros.core.task import TaskError, load_task
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, finite_pose_xy_yaw, rgb_to_image, yaw_to_quaternion
@@ -28,13 +40,13 @@ from ojepa_ros.paths import task_file
 PARAMS = {
     "task": P.Param("", "task file name in config/tasks/ (no .yaml) applied at start-up and when set"),
     "world_bounds": P.Param([0.0, 0.0, 8.0, 8.0], "xmin, ymin, xmax, ymax: goals outside are refused",
-                            lambda v: len(v) == 4 and all(map(math.isfinite, v)) and v[0] < v[2] and v[1] < v[3],
-                            "must be 4 finite numbers with xmin < xmax and ymin < ymax"),
+                            P.valid_bounds, "must be 4 finite numbers with xmin < xmax and ymin < ymax"),
     "goal_frame": P.Param("odom", "frame goals must be given in (an empty frame_id is taken as this one)"),
     "managed_nodes": P.Param(["actor_node", "cost_node"], "nodes whose goal and weight parameters are set"),
     "planner_node": P.Param("actor_node", "the managed node that takes a task's planner settings"),
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+RESTORE_AFTER = 1.0  # s since the last push before an idle actor with an active goal counts as restarted
 
 
 class ConfiguratorNode(Node):
@@ -45,22 +57,55 @@ class ConfiguratorNode(Node):
         self.goal_image_pub = self.create_publisher(Image, "/goal_image", LATCHED)
         self.create_subscription(PoseStamped, "/goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
+        self.active_goal: tuple[float, float] | None = None  # until cancelled or the actor reports it reached
+        self._pushed: dict[str, dict] = {}  # node -> every value set on it so far (what a restart loses)
+        self._last_push = -math.inf
+        self._waiting: dict[str, dict] = {}  # node -> values not yet delivered (its service was not there)
+        self.create_timer(0.2, self._send_waiting)
+        self.restores = 0
+        self.create_subscription(String, "/ojepa/actor_status", self._on_actor_status, 10)
         self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
-        if self.p["task"]:
-            # Give the managed nodes a moment to come up before the start-up task is pushed to them.
-            self._startup = self.create_timer(0.5, self._apply_startup_task)
+        self._adopted = self.p["planner_node"] not in self._param_clients  # nothing to ask
+        self._goal_client = self.create_client(GetParameters, f"/{self.p['planner_node']}/get_parameters")
+        self._asked = False
+        self._startup = self.create_timer(0.2, self._start_up)
 
-    def _apply_startup_task(self) -> None:
-        if all(c.service_is_ready() for c in self._param_clients.values()):
+    def _start_up(self) -> None:
+        """Ask the planner node for a goal it already drives to (this configurator restarted); then, once every
+        managed node is there, apply the start-up task (without its goal when one was adopted)."""
+        if not self._adopted:
+            if not self._asked and self._goal_client.service_is_ready():
+                self._asked = True
+                future = self._goal_client.call_async(GetParameters.Request(names=["goal_active", "goal_x", "goal_y"]))
+                future.add_done_callback(self._on_planner_goal)
+            return
+        if not self.p["task"]:
             self._startup.cancel()
-            self.apply_task(self.p["task"])
+        elif all(c.service_is_ready() for c in self._param_clients.values()):
+            self._startup.cancel()
+            self.apply_task(self.p["task"], with_goal=self.active_goal is None)
+
+    def _on_planner_goal(self, future) -> None:
+        try:
+            active, x, y = (Parameter.from_parameter_msg(
+                ParameterMsg(name=n, value=v)).value for n, v in zip(("a", "x", "y"), future.result().values))
+        except Exception as err:  # noqa: BLE001 - an old or odd planner node: nothing to adopt
+            self.get_logger().warning(f"could not read {self.p['planner_node']}'s goal ({err}); none adopted")
+            active = False
+        if active and self.active_goal is None:
+            self.get_logger().info(f"{self.p['planner_node']} drives to ({x:.2f}, {y:.2f}): adopting that goal")
+            self.active_goal = (float(x), float(y))
+            self._pushed.setdefault(self.p["planner_node"], {}).update(goal_x=float(x), goal_y=float(y),
+                                                                       goal_active=True)
+            self._publish_goal(float(x), float(y))
+        self._adopted = True
 
     def _on_params(self, changed: set[str]) -> None:
         if "task" in changed and self.p["task"]:
             self.apply_task(self.p["task"])
 
-    def apply_task(self, name: str) -> None:
+    def apply_task(self, name: str, with_goal: bool = True) -> None:
         try:
             task = load_task(task_file(name))
         except TaskError as err:
@@ -69,9 +114,9 @@ class ConfiguratorNode(Node):
         self._push({f"weight_{k}": v for k, v in task.weights.items()})
         if task.planner:
             self._push(task.planner, only=self.p["planner_node"])
-        if task.goal is not None:
+        if task.goal is not None and with_goal:
             self.set_goal(*task.goal)
-        if task.goal_image is not None:
+        if task.goal_image is not None and with_goal:
             bgr = cv2.imread(str(task.goal_image), cv2.IMREAD_COLOR)
             if bgr is None:
                 self.get_logger().error(f"task '{name}': {task.goal_image} is not a readable image; goal not set")
@@ -86,17 +131,23 @@ class ConfiguratorNode(Node):
             p = msg.pose.position
             x, y, _ = finite_pose_xy_yaw(p.x, p.y, msg.pose.orientation)
         except InputError as err:
-            self.get_logger().error(f"goal refused: {err}")
+            self.get_logger().error(f"goal refused: {err}", throttle_duration_sec=1.0)
             return
         self.set_goal(x, y)
 
     def set_goal(self, x: float, y: float) -> None:
-        xmin, ymin, xmax, ymax = self.p["world_bounds"]
-        if not (xmin <= x <= xmax and ymin <= y <= ymax):
-            self.get_logger().error(f"goal refused: ({x:.2f}, {y:.2f}) is outside world_bounds "
-                                    f"{list(self.p['world_bounds'])}")
+        if not within_bounds((x, y), self.p["world_bounds"]):
+            self.get_logger().error(f"goal refused: ({x:.3g}, {y:.3g}) is outside world_bounds "
+                                    f"{list(self.p['world_bounds'])}", throttle_duration_sec=1.0)
             return
+        if self.active_goal == (float(x), float(y)):
+            self.get_logger().debug(f"goal ({x:.2f}, {y:.2f}) is already the active goal")
+            return
+        self.active_goal = (float(x), float(y))
         self._push({"goal_x": float(x), "goal_y": float(y), "goal_active": True})
+        self._publish_goal(x, y)
+
+    def _publish_goal(self, x: float, y: float) -> None:
         goal = PoseStamped()
         goal.header.stamp = self.get_clock().now().to_msg()
         goal.header.frame_id = self.p["goal_frame"]
@@ -105,23 +156,49 @@ class ConfiguratorNode(Node):
         self.goal_pub.publish(goal)
         self.get_logger().info(f"goal set to ({x:.2f}, {y:.2f})")
 
+    def _on_actor_status(self, msg: String) -> None:
+        if msg.data == "reached":
+            self.active_goal = None
+        elif (msg.data == "idle" and self.active_goal is not None
+              and time.monotonic() - self._last_push > RESTORE_AFTER):
+            self.get_logger().warning(f"the actor is idle with goal {self.active_goal} active (restarted?); "
+                                      "setting its goal and task again")
+            self.restores += 1
+            for name, values in list(self._pushed.items()):
+                self._push(dict(values), only=name)
+
     def _on_cancel(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         self._push({"goal_active": False})
+        self.active_goal = None
         resp.success, resp.message = True, "goal cancelled"
         return resp
 
     def _push(self, values: dict, only: str | None = None) -> None:
-        """Set parameters on the managed nodes (or one of them); each refusal is logged with its reason."""
-        request = SetParameters.Request(
-            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        """Set parameters on the managed nodes (or one of them); each refusal is logged with its reason. A node
+        whose parameter service is not there (yet, or again after a restart) gets the values when it is."""
+        self._last_push = time.monotonic()
         for name, client in self._param_clients.items():
             if only is not None and name != only:
                 continue
+            self._pushed.setdefault(name, {}).update(values)
+            self._waiting.setdefault(name, {}).update(values)
             if not client.service_is_ready():
-                self.get_logger().error(f"{name} is not available; could not set {sorted(values)}")
+                self.get_logger().warning(f"{name} is not available yet; it gets {sorted(self._waiting[name])} "
+                                          "when it is", throttle_duration_sec=1.0)
                 continue
-            future = client.call_async(request)
-            future.add_done_callback(lambda f, n=name, r=request.parameters: self._check(n, r, f))
+            self._send(name)
+
+    def _send(self, name: str) -> None:
+        values = self._waiting.pop(name, {})
+        request = SetParameters.Request(parameters=[Parameter(k, value=v).to_parameter_msg()
+                                                    for k, v in values.items()])
+        future = self._param_clients[name].call_async(request)
+        future.add_done_callback(lambda f, n=name, r=request.parameters: self._check(n, r, f))
+
+    def _send_waiting(self) -> None:
+        for name in [n for n, values in self._waiting.items() if values]:
+            if self._param_clients[name].service_is_ready():
+                self._send(name)
 
     def _check(self, name: str, sent: list[ParameterMsg], future) -> None:
         for param, result in zip(sent, future.result().results):

@@ -9,7 +9,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Quaternion
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray
+from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from ojepa_ros.core.formats import ENCODINGS, rgb_from_image
 
@@ -66,12 +66,43 @@ def odometry_to_array(msg: Odometry) -> np.ndarray:
     return np.array([p.x, p.y, quaternion_to_yaw(q), t.linear.x, t.angular.z])
 
 
+QUATERNION_NORM_TOLERANCE = 0.01  # |q| must be 1 within this: a zero or unnormalised quaternion is no orientation
+
+
 def finite_pose_xy_yaw(x: float, y: float, q: Quaternion) -> tuple[float, float, float]:
-    """(x, y, yaw) of a pose, refusing NaN/inf."""
+    """(x, y, yaw) of a pose, refusing NaN/inf and a quaternion that is not a rotation (zero, unnormalised)."""
     values = (x, y, q.x, q.y, q.z, q.w)
     if not all(math.isfinite(v) for v in values):
         raise InputError("pose contains NaN or inf")
+    norm = math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w)
+    if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise InputError(f"orientation quaternion has norm {norm:.3g}, not 1: it is no rotation")
     return x, y, quaternion_to_yaw(q)
+
+
+# The state topic is a std_msgs/Float32MultiArray (no header). Its capture stamp, the moment the image and
+# odometry it encodes were taken, rides in the label of its one layout dimension: "capture_stamp_ns=<int>",
+# with size and stride the state's length, so any consumer that ignores the label still reads a plain 1-D
+# array of the same values (and memory_node's recording keeps the stamp).
+CAPTURE_LABEL = "capture_stamp_ns="
+
+
+def state_message(state: np.ndarray, capture_ns: int) -> Float32MultiArray:
+    """A state embedding as published on /ojepa/state, carrying its capture stamp (ns, the node clock)."""
+    data = np.asarray(state, dtype=np.float32).reshape(-1)
+    msg = Float32MultiArray(data=data.tolist())
+    msg.layout.dim = [MultiArrayDimension(label=f"{CAPTURE_LABEL}{int(capture_ns)}", size=data.size, stride=data.size)]
+    return msg
+
+
+def state_capture_sec(msg: Float32MultiArray) -> float | None:
+    """The capture stamp (s) a state carries, or None when it carries none (or an unreadable one)."""
+    if len(msg.layout.dim) != 1 or not msg.layout.dim[0].label.startswith(CAPTURE_LABEL):
+        return None
+    try:
+        return int(msg.layout.dim[0].label[len(CAPTURE_LABEL):]) * 1e-9
+    except ValueError:
+        return None
 
 
 def state_to_array(msg: Float32MultiArray, dim: int) -> np.ndarray:

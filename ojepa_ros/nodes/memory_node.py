@@ -1,12 +1,19 @@
 """memory_node: short-term memory; records each goal-directed episode to an MCAP file.
 
 An episode opens when a goal is accepted (/ojepa/goal) and closes when the actor reports it reached,
-idle or faulted, after `max_episode_duration`, or at shutdown. Messages are taken raw (CDR bytes) and
-written as they came, so nothing is lost to re-serialisation.
+idle or faulted, after `max_episode_duration`, or at shutdown. The same goal again while its episode is
+open does not open another. Messages are taken raw (CDR bytes) and written as they came, so nothing is lost
+to re-serialisation. `output_dir` must be a directory it can create and write; otherwise it records nothing
+and says why (once a second), and a bad value set at run time is refused.
+
+Crash-safe: the open episode is flushed to disk every FLUSH_PERIOD as complete MCAP records (core/episodes.py),
+so a kill -9 loses at most that much; on start-up it recovers episodes a dead writer left unfinished in
+`output_dir` (the training readers do the same on open).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime
@@ -17,17 +24,36 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32MultiArray, String
 
-from ojepa_ros.core.episodes import EpisodeWriter
+from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, recover_episode
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.runtime import run_node
 
+def writable_dir_problem(path: str) -> str | None:
+    """Why episodes cannot be written under `path` (created if missing), or None if they can."""
+    if not path:
+        return "is empty"
+    root = Path(path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot be created ({err.strerror or err})"
+    if not root.is_dir():
+        return "is not a directory"
+    if not os.access(root, os.W_OK | os.X_OK):
+        return "is not writable"
+    return None
+
+
 PARAMS = {
-    "output_dir": P.Param("runs/episodes", "directory that receives one rosbag2 MCAP folder per episode"),
+    "output_dir": P.Param("runs/episodes", "directory that receives one rosbag2 MCAP folder per episode "
+                          "(created if missing; must be writable)", lambda v: writable_dir_problem(v) is None,
+                          "must be a directory this node can create and write"),
     "record_images": P.Param(False, "also record /camera/image_raw"),
-    "max_episode_duration": P.positive(300.0, "s; a longer episode is closed and a new one opened"),
+    "max_episode_duration": P.ranged(300.0, 1.0, 86_400.0, "s; a longer episode is closed and a new one opened"),
 }
 RECORDED = {
     "/ojepa/state": Float32MultiArray,
@@ -38,6 +64,7 @@ RECORDED = {
     "/collision": Bool,  # the bumper: contacts are the critic's training signal
 }
 ENDING_STATUS = ("reached", "idle", "fault")
+FLUSH_PERIOD = 0.5  # s: at most this much of an episode is lost when the process dies
 
 
 def _ros_type_name(msg_type: type) -> str:
@@ -55,32 +82,76 @@ class MemoryNode(Node):
         self.episode: EpisodeWriter | None = None
         self._lock = threading.Lock()  # callbacks and shutdown may touch the open episode at once
         self._opened = 0.0
+        self._goal_xy: tuple[float, float] | None = None  # the open episode's goal
         self._actor_active = False  # an episode ends on the actor's first ending status after it went active
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for topic, msg_type in self.topics.items():
             qos = latched if topic == "/ojepa/goal" else 10
             self.create_subscription(msg_type, topic, lambda data, t=topic: self._record(t, data), qos, raw=True)
         self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
+        self.create_timer(FLUSH_PERIOD, self._flush)
+        self._recover_leftovers()
+
+    def _recover_leftovers(self) -> None:
+        """Episodes a killed memory_node left unfinished: rebuilt so rosbags and mcap can read them."""
+        root = Path(self.p["output_dir"])
+        for path in sorted(root.iterdir()) if root.is_dir() else []:
+            try:
+                if needs_recovery(path):
+                    kept = recover_episode(path)
+                    self.get_logger().warning(f"recovered unfinished episode {path} ({kept} messages)")
+            except Exception as err:  # noqa: BLE001 - a folder it cannot repair must not stop the recording
+                self.get_logger().error(f"could not recover {path}: {err.__class__.__name__}: {err}")
+
+    def _flush(self) -> None:
+        with self._lock:
+            if self.episode is None:
+                return
+            try:
+                self.episode.flush()
+            except OSError as err:
+                self.get_logger().error(f"episode {self.episode.path}: flush failed ({err})",
+                                        throttle_duration_sec=1.0)
 
     def _record(self, topic: str, data: bytes) -> None:
         with self._lock:
             if topic == "/ojepa/goal":
-                self._open()
+                goal = deserialize_message(data, PoseStamped).pose.position
+                if self.episode is not None and self._goal_xy == (goal.x, goal.y):
+                    return  # the same goal again: still the same episode
+                if not self._open():
+                    return
+                self._goal_xy = (goal.x, goal.y)
             if self.episode is None:
                 return
             if time.monotonic() - self._opened > self.p["max_episode_duration"]:
-                self._open()
-            self.episode.write(topic, self.get_clock().now().nanoseconds, data)
+                goal = self._goal_xy
+                if not self._open():
+                    return
+                self._goal_xy = goal  # the same goal goes on in the next part
+            try:
+                self.episode.write(topic, self.get_clock().now().nanoseconds, data)
+            except OSError as err:  # a full disk: lose messages, not the node
+                self.get_logger().error(f"episode {self.episode.path}: write failed ({err})", throttle_duration_sec=1.0)
 
-    def _open(self) -> None:
+    def _open(self) -> bool:
+        """Close the open episode and open a new one; False (logged) when it cannot be written."""
         self._close()
-        root = Path(self.p["output_dir"])
-        root.mkdir(parents=True, exist_ok=True)
-        path = root / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
-        self.episode = EpisodeWriter(path, {t: _ros_type_name(m) for t, m in self.topics.items()})
+        problem = writable_dir_problem(self.p["output_dir"])
+        path = Path(self.p["output_dir"]) / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
+        if problem is None:
+            try:
+                self.episode = EpisodeWriter(path, {t: _ros_type_name(m) for t, m in self.topics.items()})
+            except Exception as err:  # noqa: BLE001 - a full disk, a race on the folder: record nothing, live on
+                problem = f"{path} cannot be written ({err.__class__.__name__}: {err})"
+        if problem is not None:
+            self.get_logger().error(f"not recording: output_dir {self.p['output_dir']!r} {problem}",
+                                    throttle_duration_sec=1.0)
+            return False
         self._opened = time.monotonic()
         self._actor_active = False
         self.get_logger().info(f"recording episode to {path}")
+        return True
 
     def _on_status(self, msg: String) -> None:
         status = msg.data.split(":")[0]
@@ -98,6 +169,7 @@ class MemoryNode(Node):
             self.episode.close()
             self.get_logger().info(f"episode {self.episode.path} closed ({self.episode.count} messages)")
             self.episode = None
+            self._goal_xy = None
 
     stop = close
 

@@ -3,6 +3,8 @@
 An image is encoded only when it is well formed and its odometry is fresh; anything else is logged
 once per second and dropped, so the actor's watchdog sees a stale state and stops the robot.
 The encoder runs on torch or, with `backend: onnxruntime`, on the exported graphs without torch.
+Each state carries its capture stamp (convert.state_message): the older of the image's and the odometry's
+header stamps, so the actor's watchdog judges the data's age, not the time it happened to arrive.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.convert import InputError, image_to_rgb, odometry_to_array, stamp_to_sec
+from ojepa_ros.nodes.convert import InputError, image_to_rgb, odometry_to_array, stamp_to_sec, state_message
 from ojepa_ros.nodes.model_param import ENGINE_PARAMS, load_engine
 
 PARAMS = {
@@ -32,6 +34,7 @@ class PerceptionNode(Node):
         self.model = load_engine(self, self.p)
         self._odom: np.ndarray | None = None
         self._odom_time = -np.inf
+        self._odom_stamp = -np.inf  # its header stamp (s)
         self.state_pub = self.create_publisher(Float32MultiArray, "/ojepa/state", 10)
         self.create_subscription(Odometry, "/odom", self._on_odom, 10)
         self.create_subscription(Image, "/camera/image_raw", self._on_image, 5)
@@ -47,6 +50,8 @@ class PerceptionNode(Node):
         try:
             self._odom = odometry_to_array(msg)
             self._odom_time = self._now()
+            stamp = stamp_to_sec(msg.header.stamp)
+            self._odom_stamp = stamp if stamp > 0 else self._odom_time  # an unstamped source: its arrival
         except InputError as err:
             self._odom = None
             self.get_logger().error(str(err), throttle_duration_sec=1.0)
@@ -67,11 +72,12 @@ class PerceptionNode(Node):
             self.get_logger().error(str(err), throttle_duration_sec=1.0)
             return
         state = self.model.encode(rgb[None], proprio_from_odom(self._odom)[None])[0]
-        self.state_pub.publish(Float32MultiArray(data=state.astype(np.float32).tolist()))
+        captured = min(stamp_to_sec(msg.header.stamp), self._odom_stamp, now)
+        self.state_pub.publish(state_message(state, round(captured * 1e9)))
 
 
 def main(args: list[str] | None = None) -> None:
-    from ojepa_ros.nodes.runtime import run_node  # imports torch (for its threads); the node itself does not
+    from ojepa_ros.nodes.runtime import run_node
 
     run_node(PerceptionNode, args)
 

@@ -9,7 +9,6 @@ import time
 from typing import Callable
 
 import rclpy
-import torch
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -56,6 +55,12 @@ class NodeSpinner:
             executor.shutdown()
 
 
+def _one_torch_thread() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
+
+
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None) -> None:
     """Create the nodes in one process and spin them until Ctrl-C or `until()`; then each node's `stop()` runs.
@@ -64,13 +69,16 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     actor publishes its final zero command.
     """
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
-    # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer.
-    torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
+    # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer. Only where
+    # torch is used: a node without it (configurator, memory, collision monitor, sim) starts ~1 s sooner
+    # without importing it, which is what a restart after a crash waits for.
+    _one_torch_thread()
     # The planner makes hundreds of short torch calls per step, each giving up and retaking the GIL;
     # with the default 5 ms switch interval every retake can wait behind the sim and message threads.
     sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
+    _one_torch_thread()  # again: a node may have loaded torch while it was created (a model)
     spinner = NodeSpinner()
     for node in created:
         spinner.add(node)

@@ -59,7 +59,7 @@ class WorldModelNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    from ojepa_ros.nodes.runtime import run_node  # imports torch (for its threads); the node itself does not
+    from ojepa_ros.nodes.runtime import run_node
 
     run_node(WorldModelNode, args)
 

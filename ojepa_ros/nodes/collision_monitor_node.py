@@ -1,0 +1,188 @@
+"""collision_monitor_node: the last, independent check between the actor and the base (as Nav2's
+collision_monitor): every command on `cmd_vel_raw` is checked against the range scanner (`scan`, a
+sensor_msgs/LaserScan) and the bumper (`collision`) and goes out on `cmd_vel` unchanged, slowed or stopped
+(core/collision_monitor.py). Topic names are relative, so a namespace moves them all; in the root namespace
+they are `/cmd_vel_raw`, `/scan`, `/collision`, `/cmd_vel`. The graph remaps the actor's `cmd_vel` to
+`cmd_vel_raw` (ojepa_ros/graph.py), so the monitor is the only publisher the base hears.
+
+No learned model, and nothing a task can switch off: its parameters are read-only (set in the parameters
+file at start-up) with minimum margins, it is not among the configurator's managed nodes, and it has no
+enable flag. A scan older than `scan_timeout` (by its stamp), none yet, or an unreadable one, and bumper
+contact, mean (0, 0). A timer re-checks the command in force every CHECK_PERIOD, so an obstacle or a stale
+scan between two commands stops the robot without waiting for the next command; a command source silent
+for `cmd_timeout` gets one zero command.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from geometry_msgs.msg import Point32, PolygonStamped, Twist
+from rclpy.node import Node
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool, String
+
+from ojepa_ros.core.collision_monitor import MonitorConfig, check, scan_points, zone_outline
+from ojepa_ros.core.safety import ROBOT_LIMITS
+from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.convert import stamp_to_sec
+from ojepa_ros.nodes.runtime import run_node
+
+CHECK_PERIOD = 0.02  # s
+MAX_BEAMS = 100_000  # a scan with more is refused: no real planar scanner sends that many
+MAX_FUTURE_STAMP = 0.05  # s
+_D = MonitorConfig()
+PARAMS = {
+    "footprint_radius": P.ranged(_D.footprint_radius, 0.05, 2.0, "m; the robot's round footprint", read_only=True),
+    "stop_margin": P.ranged(_D.stop_margin, 0.02, 1.0, "m beyond the footprint: the stop zone", read_only=True),
+    "slowdown_margin": P.ranged(_D.slowdown_margin, 0.02, 2.0, "m beyond the footprint: the slowdown zone "
+                                "(>= stop_margin)", read_only=True),
+    "slowdown_ratio": P.ranged(_D.slowdown_ratio, 0.0, 1.0, "share of the linear speed kept in the slowdown zone",
+                               read_only=True),
+    "deceleration": P.ranged(_D.deceleration, 0.1, ROBOT_LIMITS.linear_acceleration, "m/s^2 the base brakes "
+                             "with: sizes the stop zone", read_only=True),
+    "latency": P.ranged(_D.latency, 0.0, 1.0, "s from a command to the base acting on it (scan age included)",
+                        read_only=True),
+    "slowdown_time": P.ranged(_D.slowdown_time, 0.0, 5.0, "s of travel beyond the braking distance the slowdown "
+                              "zone looks ahead", read_only=True),
+    "scan_timeout": P.ranged(0.3, 0.05, 1.0, "s; a scan captured longer ago (its stamp) stops the robot",
+                             read_only=True),
+    "cmd_timeout": P.ranged(0.5, 0.05, 2.0, "s; after this long without a command, one zero command",
+                            read_only=True),
+    "base_frame": P.Param("base_link", "frame of the published zone outline", read_only=True),
+    "scan_pose": P.Param([0.0, 0.0, 0.0], "x, y (m), yaw (rad) of the scanner in the base frame",
+                         lambda v: len(v) == 3 and all(map(math.isfinite, v)), "must be 3 finite numbers",
+                         read_only=True),
+}
+
+
+def _config_problem(p: dict) -> str | None:
+    return None if p["slowdown_margin"] >= p["stop_margin"] else "slowdown_margin must be >= stop_margin"
+
+
+class CollisionMonitorNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("collision_monitor_node", **kwargs)
+        self.p = P.declare(self, PARAMS, joint_check=_config_problem)
+        if _config_problem(self.p):
+            self.get_logger().error(f"{_config_problem(self.p)}; using the default margins")
+            self.p["stop_margin"], self.p["slowdown_margin"] = _D.stop_margin, _D.slowdown_margin
+        self.cfg = MonitorConfig(**{k: self.p[k] for k in ("footprint_radius", "stop_margin", "slowdown_margin",
+                                                            "slowdown_ratio", "deceleration", "latency",
+                                                            "slowdown_time")})
+        self._points: np.ndarray | None = None
+        self._scan_stamp = -math.inf  # capture time (s, node clock) of the scan in _points
+        self._bumper = False
+        self._raw = (0.0, 0.0)  # the command in force and when it came (monotonic)
+        self._raw_at = -math.inf
+        self._out = (0.0, 0.0)  # what was last published
+        self._state = ""
+        self.cmd_pub = self.create_publisher(Twist, "cmd_vel", 10)
+        self.state_pub = self.create_publisher(String, "~/state", 10)
+        self.zone_pub = self.create_publisher(PolygonStamped, "~/stop_zone", 1)
+        self.create_subscription(Twist, "cmd_vel_raw", self._on_cmd, 10)
+        self.create_subscription(LaserScan, "scan", self._on_scan, 5)
+        self.create_subscription(Bool, "collision", self._on_bumper, 10)
+        self.create_timer(CHECK_PERIOD, self._recheck)
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _on_scan(self, msg: LaserScan) -> None:
+        now = self._now()
+        stamp = stamp_to_sec(msg.header.stamp)
+        numbers = (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
+        problem = None
+        if len(msg.ranges) == 0 or len(msg.ranges) > MAX_BEAMS:
+            problem = f"{len(msg.ranges)} ranges (1..{MAX_BEAMS} expected)"
+        elif not all(map(math.isfinite, numbers)) or msg.angle_increment == 0 or not 0 <= msg.range_min < msg.range_max:
+            problem = "angles or range limits are not finite, or the increment is 0, or range_min >= range_max"
+        elif abs(msg.angle_increment) * (len(msg.ranges) - 1) > 2 * math.pi + 1e-3:
+            problem = f"{len(msg.ranges)} beams of {msg.angle_increment} rad span more than a full turn"
+        elif stamp > now + MAX_FUTURE_STAMP:
+            problem = f"stamped {stamp - now:.3f} s in the future"
+        if problem:
+            self.get_logger().error(f"scan refused: {problem}", throttle_duration_sec=1.0)
+            self._points = None
+            self._recheck()
+            return
+        self._points = scan_points(np.asarray(msg.ranges), msg.angle_min, msg.angle_increment, msg.range_min,
+                                   msg.range_max, self.p["scan_pose"])
+        self._scan_stamp = min(stamp, now) if stamp > 0 else now
+        self._recheck()
+
+    def _on_bumper(self, msg: Bool) -> None:
+        self._bumper = bool(msg.data)
+        self._recheck()
+
+    def _on_cmd(self, msg: Twist) -> None:
+        self._raw = (float(msg.linear.x), float(msg.angular.z))
+        self._raw_at = time.monotonic()
+        self._publish(self._allowed())
+
+    # -- the check ------------------------------------------------------------------------------
+    def _allowed(self) -> tuple[float, float]:
+        v, w = self._raw
+        if not (math.isfinite(v) and math.isfinite(w)):
+            return self._set_state("stop: command not finite", (0.0, 0.0))
+        v = float(np.clip(v, -ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.linear_velocity))
+        w = float(np.clip(w, -ROBOT_LIMITS.angular_velocity, ROBOT_LIMITS.angular_velocity))
+        if self._bumper:
+            return self._set_state("stop: bumper contact", (0.0, 0.0))
+        if self._points is None or self._now() - self._scan_stamp > self.p["scan_timeout"]:
+            return self._set_state("stop: no fresh scan", (0.0, 0.0))
+        verdict = check(self._points, (v, w), self.cfg)
+        if verdict.zone != "clear":
+            self._publish_zone((v, w))
+        return self._set_state(verdict.zone if verdict.zone == "clear" else
+                               f"{verdict.zone}: obstacle {verdict.nearest:.2f} m from the footprint", verdict.command)
+
+    def _recheck(self) -> None:
+        """Between commands: the command in force against the latest scan and bumper; a silent source: zero."""
+        if time.monotonic() - self._raw_at > self.p["cmd_timeout"]:
+            if self._out != (0.0, 0.0):
+                self._set_state("stop: no command", (0.0, 0.0))
+                self._publish((0.0, 0.0))
+            return
+        allowed = self._allowed()
+        if allowed != self._out:
+            self._publish(allowed)
+
+    def _set_state(self, state: str, command: tuple[float, float]) -> tuple[float, float]:
+        if state != self._state:
+            self._state = state
+            self.state_pub.publish(String(data=state))
+            if state.startswith("stop") and not state.startswith("stop: no command"):
+                self.get_logger().warning(f"stopping the robot: {state}", throttle_duration_sec=1.0)
+        return command
+
+    def _publish(self, command: tuple[float, float]) -> None:
+        self._out = command
+        msg = Twist()
+        msg.linear.x, msg.angular.z = command
+        self.cmd_pub.publish(msg)
+
+    def _publish_zone(self, command: tuple[float, float]) -> None:
+        """The stop zone of the command refused or slowed, while someone watches (RViz)."""
+        if self.zone_pub.get_subscription_count() == 0:
+            return
+        zone = PolygonStamped()
+        zone.header.stamp = self.get_clock().now().to_msg()
+        zone.header.frame_id = self.p["base_frame"]
+        zone.polygon.points = [Point32(x=float(x), y=float(y)) for x, y in zone_outline(command, self.cfg, "stop")]
+        self.zone_pub.publish(zone)
+
+    def stop(self) -> None:
+        """Shutdown: the last word to the base is zero velocity."""
+        self._publish((0.0, 0.0))
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(CollisionMonitorNode, args)
+
+
+if __name__ == "__main__":
+    main()

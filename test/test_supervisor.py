@@ -1,0 +1,195 @@
+"""Supervision with real processes: a killed node process is respawned with bounded retries, children die
+with their parent even when it is killed with SIGKILL, and a restarted actor gets its goal back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from geometry_msgs.msg import PoseStamped
+from rclpy.parameter import Parameter
+from std_msgs.msg import String
+
+from ojepa_ros.supervisor import Supervisor
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead too
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_a_killed_child_is_respawned_with_backoff_and_given_up_on_when_it_keeps_dying():
+    lines: list[str] = []
+    supervisor = Supervisor({"sleeper": SLEEPER, "crasher": [sys.executable, "-c", "raise SystemExit(3)"]},
+                            log=lines.append, max_restarts=3, window_s=60.0, backoff_s=0.1, max_backoff_s=0.4)
+    supervisor.start()
+    try:
+        first = supervisor.children["sleeper"].process
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        started = time.monotonic()
+        while supervisor.children["sleeper"].process is first and time.monotonic() - started < 2.0:
+            supervisor.poll()
+            time.sleep(0.01)
+        assert supervisor.children["sleeper"].process is not first
+        assert time.monotonic() - started < 0.2  # the first restart is immediate
+        deadline = time.monotonic() + 10.0
+        while not supervisor.children["crasher"].given_up and time.monotonic() < deadline:
+            supervisor.poll()
+            time.sleep(0.01)
+        crasher = supervisor.children["crasher"]
+        assert crasher.given_up and len(crasher.restarts) == 3
+        gaps = [b - a for a, b in zip(crasher.restarts, list(crasher.restarts)[1:])]
+        assert gaps[0] >= 0.1 - 0.02 and gaps[1] >= 0.2 - 0.02  # back-off doubles
+        assert any("not restarting" in line for line in lines)
+    finally:
+        supervisor.stop(timeout=5.0)
+    assert supervisor.children["sleeper"].process.poll() is not None
+
+
+def test_children_die_with_a_runner_killed_by_sigkill(tmp_path):
+    """Found on main: kill -9 of the runner left its 7 node processes driving, unsupervised."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from ojepa_ros.supervisor import Supervisor
+        s = Supervisor({{"a": {SLEEPER!r}, "b": {SLEEPER!r}}})
+        s.start()
+        print(" ".join(str(c.process.pid) for c in s.children.values()), flush=True)
+        time.sleep(60)
+    """)
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in runner.stdout.readline().split()]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 3.0
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not any(_alive(p) for p in pids), "a child outlived its runner"
+
+
+def test_a_restarted_actor_process_gets_the_active_goal_back(graph, tiny_model_path):
+    """Found on main: a restarted actor was idle, its goal lost."""
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    configurator = graph.add(ConfiguratorNode())
+    statuses = graph.collect(String, "/ojepa/actor_status")
+    command = [sys.executable, "-m", "ojepa_ros.nodes.actor_node", "--ros-args",
+               "-p", f"model_path:={tiny_model_path}", "-p", "num_samples:=32", "-p", "horizon:=4"]
+    supervisor = Supervisor({"actor_node": command}, log=lambda line: None)
+    supervisor.start()
+    try:
+        graph.wait_for(lambda: configurator._param_clients["actor_node"].service_is_ready(), 60.0, "the actor")
+        configurator.set_goal(5.0, 5.0)
+        graph.wait_for(lambda: statuses and statuses[-1].data.startswith("stale"), 10.0,
+                       "the actor to take the goal (stale: no inputs here)")
+        supervisor.children["actor_node"].process.send_signal(signal.SIGKILL)
+        count = len(statuses)
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline and not (len(statuses) > count and statuses[-1].data.startswith("stale")
+                                                     and supervisor.respawned):
+            supervisor.poll()
+            time.sleep(0.05)
+        assert supervisor.respawned == 1
+        assert configurator.restores >= 1 and statuses[-1].data.startswith("stale"), [s.data for s in statuses[-5:]]
+    finally:
+        supervisor.stop()
+
+
+def test_the_agent_defaults_to_localhost_discovery_unless_told_otherwise(monkeypatch):
+    from ojepa_ros.runner import discovery_environment
+
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "42")
+    assert discovery_environment() == {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST", "ROS_DOMAIN_ID": "42"}
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SUBNET")
+    assert discovery_environment()["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "SUBNET"
+
+
+def test_a_goal_set_before_the_actor_is_up_reaches_it_when_it_is(graph, tiny_model_path):
+    """Found with bench/faults.py: goals sent just after a configurator restart were dropped ('not available')
+    while the actor's parameter service was being discovered."""
+    from ojepa_ros.nodes.actor_node import ActorNode
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    configurator = graph.add(ConfiguratorNode())
+    configurator.set_goal(4.0, 5.0)
+    time.sleep(0.5)
+    actor = graph.add(ActorNode(parameter_overrides=[Parameter("model_path", value=str(tiny_model_path))]))
+    graph.wait_for(lambda: actor.p["goal_active"] and (actor.p["goal_x"], actor.p["goal_y"]) == (4.0, 5.0), 10.0,
+                   "the goal to reach the actor")
+
+
+def test_a_restarted_configurator_adopts_the_goal_the_actor_drives_to(graph, tiny_model_path):
+    """A configurator that restarts must not forget the goal (a later actor restart would lose it) nor replace
+    it with its start-up task's goal."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from ojepa_ros.nodes.actor_node import ActorNode
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    actor = graph.add(ActorNode(parameter_overrides=[Parameter("model_path", value=str(tiny_model_path))]))
+    first = graph.add(ConfiguratorNode())
+    first.set_goal(4.0, 5.0)
+    graph.wait_for(lambda: actor.p["goal_active"], 10.0, "the goal on the actor")
+    first.destroy_node()  # "killed"
+    graph.nodes.remove(first)
+    goals = graph.collect(PoseStamped, "/ojepa/goal", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    second = graph.add(ConfiguratorNode(parameter_overrides=[Parameter("task", value="demo")]))
+    graph.wait_for(lambda: second.active_goal == (4.0, 5.0), 10.0, "the second configurator to adopt the goal")
+    graph.wait_for(lambda: goals and (goals[-1].pose.position.x, goals[-1].pose.position.y) == (4.0, 5.0), 5.0,
+                   "the adopted goal on /ojepa/goal")
+    time.sleep(1.0)  # the start-up task (demo) is applied without its goal
+    assert (actor.p["goal_x"], actor.p["goal_y"]) == (4.0, 5.0) and actor.p["goal_active"]
+
+
+def test_a_standby_twin_takes_over_a_dead_node_without_starting_python_again(tmp_path):
+    """The twin has done its imports ahead of need: the handover is a word on its stdin."""
+    marker = tmp_path / "ran"
+    module = tmp_path / "fake_node.py"
+    module.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        def main():
+            open({str(marker)!r}, "a").write(f"{{os.getpid()}} {{' '.join(sys.argv[1:])}}\\n")
+            time.sleep(60)
+        if __name__ == "__main__":
+            main()
+    """))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
+    supervisor = Supervisor({"fake": [sys.executable, "-m", "fake_node", "--flag"]}, log=lambda line: None,
+                            standby=True, standby_delay=0.0, env=env)
+    supervisor.start()
+    try:
+        supervisor.poll()
+        child = supervisor.children["fake"]
+        twin = child.standby
+        assert twin is not None
+        time.sleep(1.0)  # its imports are done
+        assert marker.read_text().count("\n") == 1  # the twin waits; only the first one ran main()
+        child.process.send_signal(signal.SIGKILL)
+        child.process.wait()
+        handed = time.monotonic()
+        supervisor.poll()
+        assert child.process is twin and supervisor.handovers == 1
+        deadline = time.monotonic() + 5.0
+        while marker.read_text().count("\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        lines = marker.read_text().splitlines()
+        assert len(lines) == 2 and lines[1] == f"{twin.pid} --flag"
+        assert time.monotonic() - handed < 0.5
+        supervisor.poll()
+        assert child.standby is not None and child.standby is not twin  # a new twin for the next time
+    finally:
+        supervisor.stop(timeout=5.0)
+    assert all(p.poll() is not None for p in (child.process, child.standby))
