@@ -53,17 +53,18 @@ def _params_files(args: argparse.Namespace) -> list[str]:
 
 
 def _spawn(specs: list[graph.NodeSpec], params: list[str]) -> list[subprocess.Popen]:
-    return [subprocess.Popen([sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", *params])
+    return [subprocess.Popen([sys.executable, "-m", "ojepa_ros.nodes.entry", spec.name,
+                              "--ros-args", "-r", f"__node:={spec.name}", *params])
             for spec in specs]
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    from ojepa_ros.nodes.monitor_node import MonitorNode
-    from ojepa_ros.nodes.runtime import run_nodes
+    from ojepa_ros.nodes.entry import exit_quietly_on_signals
 
+    exit_quietly_on_signals()  # a Ctrl-C while torch and rclpy load: no traceback (the children's finally stops them)
     specs = graph.nodes(args.sim)
     params = _params_files(args)
-    children = _spawn(specs, params) if args.processes else []
+    children: list[subprocess.Popen] = []
     monitor: list[MonitorNode] = []
 
     def create() -> list:
@@ -81,6 +82,11 @@ def run_agent(args: argparse.Namespace) -> int:
         return bool(args.until_reached and monitor and monitor[0].reached_after is not None)
 
     try:
+        if args.processes:
+            children += _spawn(specs, params)
+        from ojepa_ros.nodes.monitor_node import MonitorNode  # rclpy and torch load while the children do
+        from ojepa_ros.nodes.runtime import run_nodes
+
         run_nodes(create, ["--ros-args", *params], until=done)
     finally:
         for child in children:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -58,10 +59,13 @@ class NodeSpinner:
 
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None) -> None:
-    """Create the nodes in one process and spin them until Ctrl-C or `until()`; then each node's `stop()` runs.
+    """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
+    `stop()` runs.
 
-    rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the
-    actor publishes its final zero command.
+    rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the actor
+    publishes its final zero command. Once the nodes spin, SIGINT and SIGTERM only ask for that stop: a
+    second Ctrl-C (a terminal's reaches `ros2 launch` and every node, then launch sends its own) cannot cut
+    the stop short with a KeyboardInterrupt. Before that, a signal ends the process quietly (see entry.py).
     """
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
     # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer.
@@ -71,13 +75,17 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
+    stop_requested = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda _signum, _frame: stop_requested.set())
     spinner = NodeSpinner()
     for node in created:
         spinner.add(node)
     try:
-        while spinner.alive() and not (until is not None and until()):
-            time.sleep(0.05)
-    except KeyboardInterrupt:
+        while spinner.alive() and not stop_requested.is_set() and not (until is not None and until()):
+            stop_requested.wait(0.05)
+    except KeyboardInterrupt:  # a caller in another thread, or one that set SIGINT back to Python's default
         pass
     finally:
         spinner.stop()
