@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="world model checkpoint (default: models/world_model.pt)")
     parser.add_argument("--task", default="", help="task file in config/tasks/ to apply at start-up, e.g. demo")
     parser.add_argument("--processes", action="store_true", help="one process per node instead of one process")
+    parser.add_argument("--use-sim-time", nargs="?", const="true", default="auto", choices=("auto", "true", "false"),
+                        help="nodes run on /clock (auto, the default: when an embedded simulator runs; bare flag: true)")
+    parser.add_argument("--namespace", default="", help="namespace of every node and topic, e.g. robot1")
+    parser.add_argument("--log-level", default="info", choices=graph.LOG_LEVELS, help="log level of every node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
     parser.add_argument("--until-reached", action="store_true", help="stop once the actor reports the goal reached")
     parser.add_argument("--topdown", type=Path, default=Path("runs/agent_topdown.png"),
@@ -41,11 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _params_files(args: argparse.Namespace) -> list[str]:
     config = args.config or config_file()
     extra = {name: {"ros__parameters": values}
-             for name, values in graph.overrides(args.sim, args.model, args.task).items()}
-    files = ["--params-file", str(config)]
-    if extra:
-        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_overrides_", delete=False)
-        yaml.safe_dump(extra, handle)
+             for name, values in graph.overrides(args.sim, args.model, args.task,
+                                                 use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time)).items()}
+    files = graph.ros_arguments(args.namespace, args.log_level)
+    docs = [extra] if extra else []
+    if args.namespace:  # `node:` sections reach /ns/node only as `/**/node:`
+        docs = [graph.anywhere(yaml.safe_load(Path(config).read_text()))] + [graph.anywhere(d) for d in docs]
+    else:
+        files += ["--params-file", str(config)]
+    for doc in docs:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_params_", delete=False)
+        yaml.safe_dump(doc, handle)
         handle.close()
         atexit.register(os.unlink, handle.name)  # the nodes read it at start-up; none outlives this process
         files += ["--params-file", handle.name]
