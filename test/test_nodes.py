@@ -12,8 +12,9 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import Image
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -24,7 +25,7 @@ from ojepa_ros.nodes.convert import rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.cost_node import CostNode
 from ojepa_ros.nodes.memory_node import MemoryNode
 from ojepa_ros.nodes.perception_node import PerceptionNode
-from ojepa_ros.nodes.sim_node import SimNode
+from ojepa_ros.nodes.sim_node import TFMessage, SimNode
 from ojepa_ros.nodes.world_model_node import WorldModelNode
 from ojepa_ros.core.episodes import read_episode
 
@@ -38,10 +39,10 @@ def overrides(**values) -> list[Parameter]:
 class Feeder:
     """A test node that plays the robot's sensors: odometry and camera images, or raw states."""
 
-    def __init__(self, graph) -> None:
+    def __init__(self, graph, sensor_qos=10) -> None:
         self.node = graph.add(Node(f"feeder_{time.monotonic_ns()}"))
-        self.odom = self.node.create_publisher(Odometry, "/odom", 10)
-        self.image = self.node.create_publisher(Image, "/camera/image_raw", 10)
+        self.odom = self.node.create_publisher(Odometry, "/odom", sensor_qos)
+        self.image = self.node.create_publisher(Image, "/camera/image_raw", sensor_qos)
         self.state = self.node.create_publisher(Float32MultiArray, "/ojepa/state", 10)
 
     def send_odom(self, x=1.0, y=1.0, yaw=0.0, v=0.0, w=0.0) -> None:
@@ -96,6 +97,20 @@ def test_perception_encodes_good_images_and_refuses_bad_ones(graph, tiny_model_p
         assert states == [], f"state published for a bad image {bad}"
     pump(graph, send, lambda: len(states) >= 2, what="a state from a good image")
     assert len(states[-1].data) == 16 and np.all(np.isfinite(states[-1].data))
+
+
+@pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
+def test_perception_hears_best_effort_and_reliable_sensors(graph, tiny_model_path, reliability):
+    """Most camera drivers publish best effort; a reliable subscription would never connect to them."""
+    graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
+    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    feed = Feeder(graph, QoSProfile(depth=5, reliability=reliability))
+
+    def send():
+        feed.send_odom()
+        feed.send_image()
+
+    pump(graph, send, lambda: len(states) >= 2, what=f"a state from a {reliability.name} camera and odometry")
 
 
 def test_perception_needs_fresh_finite_odometry(graph, tiny_model_path):
@@ -372,6 +387,34 @@ def test_sim_node_moves_on_cmd_vel_and_resets(graph):
     response = sim._on_reset(Trigger.Request(), Trigger.Response())  # called as the service would be
     assert response.success
     graph.wait_for(lambda: abs(odoms[-1].pose.pose.position.x - 2.0) < 0.05, 2.0, "the reset pose")
+
+
+def test_sim_node_stamps_with_its_own_clock_and_describes_its_camera(graph):
+    sim = graph.add(SimNode(parameter_overrides=overrides(image_width=80, image_height=60, camera_fovy=90.0)))
+    clocks = graph.collect(Clock, "/clock")
+    odoms = graph.collect(Odometry, "/odom")
+    images = graph.collect(Image, "/camera/image_raw")
+    infos = graph.collect(CameraInfo, "/camera/camera_info")
+    graph.wait_for(lambda: len(images) >= 3 and len(infos) >= 3 and len(odoms) >= 10, 15.0, "camera and odometry")
+    ticks = {(c.clock.sec, c.clock.nanosec) for c in list(clocks)}
+    # every stamp is a tick of the simulation clock on /clock, not wall time (which is ~1.8e9 s)
+    for msg in list(odoms)[-5:] + list(images)[-2:]:
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) in ticks
+        assert msg.header.stamp.sec < 600
+    image, info = images[-1], next(i for i in reversed(infos) if i.header.stamp == images[-1].header.stamp)
+    assert image.header.frame_id == info.header.frame_id == "camera_optical_frame"
+    assert (info.width, info.height) == (80, 60)
+    f = 30.0 / math.tan(math.radians(45.0))  # half the height over tan(fovy / 2)
+    assert np.allclose(info.k, [f, 0, 39.5, 0, f, 29.5, 0, 0, 1]) and np.allclose(info.p[:3], [f, 0, 39.5])
+    if TFMessage is None:  # the PyPI wheels: no tf2_msgs, so no /tf (the pose is in /odom)
+        assert sim.tf_pub is None and sim.tf_static_pub is None
+    else:
+        static = graph.collect(TFMessage, "/tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        dynamic = graph.collect(TFMessage, "/tf")
+        graph.wait_for(lambda: static and dynamic, 5.0, "/tf and /tf_static")
+        assert {(t.header.frame_id, t.child_frame_id) for t in static[-1].transforms} == {
+            ("base_link", "camera_link"), ("camera_link", "camera_optical_frame"), ("base_link", "laser_link")}
+        assert [(t.header.frame_id, t.child_frame_id) for t in dynamic[-1].transforms] == [("odom", "base_link")]
 
 
 def test_sim_node_wraps_a_gymnasium_env(graph):

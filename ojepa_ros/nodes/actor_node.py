@@ -34,6 +34,7 @@ from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
 from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
+from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
 
@@ -124,7 +125,7 @@ class ActorNode(Node):
         # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
         # timer cannot starve the diagnostics.
         self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
+        self.create_subscription(Odometry, "/odom", self._on_odom, SENSOR)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         self.create_timer(1.0, self._publish_diagnostics)
 

@@ -22,6 +22,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 
 from ojepa_ros.core.episodes import EpisodeWriter
 from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
 PARAMS = {
@@ -58,7 +59,7 @@ class MemoryNode(Node):
         self._actor_active = False  # an episode ends on the actor's first ending status after it went active
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for topic, msg_type in self.topics.items():
-            qos = latched if topic == "/ojepa/goal" else 10
+            qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image) else 10
             self.create_subscription(msg_type, topic, lambda data, t=topic: self._record(t, data), qos, raw=True)
         self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
 
