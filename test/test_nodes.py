@@ -425,3 +425,18 @@ def test_sim_node_wraps_a_gymnasium_env(graph):
     pump(graph, lambda: pub.publish(Float64MultiArray(data=[0.5])),
          lambda: len(images) >= 3 and len(observations) >= 3, what="gym images")
     assert images[-1].width == 64 and len(observations[-1].data) == 4
+
+
+def test_sim_time_stamps_never_step_back_a_second():
+    """The simulator's clock is a sum of 2 ms physics steps; near whole seconds such a sum lands a hair under
+    the integer (5.9999999997), which an earlier conversion sent out as 5 s: /clock went back one second."""
+    from ojepa_ros.nodes.convert import sec_to_stamp
+
+    t, last = 0.0, -1.0
+    for _ in range(30_000):  # one minute of steps
+        t += 0.002
+        stamp = sec_to_stamp(t)
+        value = stamp.sec + stamp.nanosec * 1e-9
+        assert abs(value - t) < 1e-9 and value > last and 0 <= stamp.nanosec < 1_000_000_000
+        last = value
+    assert sec_to_stamp(5.9999999997) == sec_to_stamp(6.0)
