@@ -21,7 +21,8 @@ def _graph(context):
     processes, warnings = launch_plan(values, get_package_share_directory("ojepa_ros"))
     return [LogInfo(msg=f"WARNING: {text}") for text in warnings] + [
         Node(package=p.package, executable=p.executable, name=p.name, namespace=p.namespace, output="screen",
-             parameters=p.parameters, ros_arguments=p.ros_arguments, arguments=p.arguments)
+             parameters=p.parameters, ros_arguments=p.ros_arguments, arguments=p.arguments,
+             remappings=p.remappings)
         for p in processes
     ]
 

@@ -86,6 +86,7 @@ class Process:
     parameters: list = field(default_factory=list)  # file paths and {name: value} dicts, in order
     ros_arguments: list[str] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
+    remappings: list[tuple[str, str]] = field(default_factory=list)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -178,7 +179,7 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
     extra = overrides(sim, v["model_path"], v["task"], use_sim_time=sim_time)
     processes = [Process("ojepa_ros", spec.name, spec.name, namespace,
                          [params_file if doc is None else node_parameters(doc, spec.name), extra.get(spec.name, {})],
-                         list(ros_args))
+                         list(ros_args), remappings=list(getattr(spec, "remaps", ())))
                  for spec in nodes(sim)]
     warnings = []
     if want_rviz:

@@ -440,3 +440,37 @@ def test_sim_time_stamps_never_step_back_a_second():
         assert abs(value - t) < 1e-9 and value > last and 0 <= stamp.nanosec < 1_000_000_000
         last = value
     assert sec_to_stamp(5.9999999997) == sec_to_stamp(6.0)
+
+
+# -- namespaces ---------------------------------------------------------------------------------
+
+def test_two_namespaced_robots_keep_to_their_own_topics_and_parameters(graph, tiny_model_path):
+    """Every topic is relative: a namespace (`-r __ns:=/robot1`, launch `namespace:=robot1`) moves the whole
+    graph, the configurator's parameter pushes included, and two robots on one domain do not hear each other."""
+    sims = {ns: graph.add(SimNode(namespace=ns, parameter_overrides=overrides(start_pose=[2.0, 2.0, 0.0])))
+            for ns in ("robot1", "robot2")}
+    odoms = {ns: graph.collect(Odometry, f"/{ns}/odom") for ns in sims}
+    images = graph.collect(Image, "/robot1/camera/image_raw")
+    unspaced = graph.collect(Odometry, "/odom")
+    actor = graph.add(ActorNode(namespace="robot1", parameter_overrides=overrides(model_path=str(tiny_model_path))))
+    config = graph.add(ConfiguratorNode(namespace="robot1", parameter_overrides=overrides(managed_nodes=["actor_node"])))
+    assert sims["robot1"].get_fully_qualified_name() == "/robot1/sim_node"
+    feeder = Feeder(graph).node
+    cmd_pub = feeder.create_publisher(Twist, "/robot1/cmd_vel", 10)
+    cmd = Twist()
+    cmd.linear.x = 0.4
+    pump(graph, lambda: cmd_pub.publish(cmd), lambda: odoms["robot1"] and odoms["robot1"][-1].pose.pose.position.x > 2.3,
+         timeout=15, what="robot1 to move")
+    assert images and odoms["robot2"] and unspaced == []
+    assert abs(odoms["robot2"][-1].pose.pose.position.x - 2.0) < 0.02, "robot2 moved on robot1's command"
+
+    goal_pub = feeder.create_publisher(PoseStamped, "/robot1/goal_pose", 10)
+    graph.wait_for(lambda: all(c.service_is_ready() for c in config._param_clients.values()), 5.0,
+                   "/robot1/actor_node/set_parameters")
+    goal = PoseStamped()
+    goal.header.frame_id = "odom"
+    goal.pose.position.x, goal.pose.position.y = 3.0, 1.5
+    goal.pose.orientation.w = 1.0
+    graph.wait_for(lambda: goal_pub.get_subscription_count() > 0, 3.0, "the configurator's goal_pose")
+    goal_pub.publish(goal)
+    graph.wait_for(lambda: actor.p["goal_active"] and actor.p["goal_x"] == 3.0, 3.0, "robot1's actor to take the goal")

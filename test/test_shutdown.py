@@ -12,6 +12,8 @@ import time
 
 from geometry_msgs.msg import Twist
 
+from ojepa_ros.graph import nodes as graph_nodes
+
 STOP_WITHIN_S = 2.0  # the target for a Ctrl-C
 PROBLEMS = ("Traceback", "KeyboardInterrupt", "escalating")
 
@@ -55,7 +57,7 @@ def test_ctrl_c_while_driving_stops_every_node_within_2_s_with_a_zero_command(gr
     try:
         cmds = graph.collect(Twist, "/cmd_vel")
         graph.wait_for(lambda: any(abs(c.linear.x) > 0.05 for c in cmds), 90.0, "the robot to drive")
-        assert len(_group(agent.pid)) == 8, "expected the runner and seven node processes"
+        assert len(_group(agent.pid)) == 1 + len(graph_nodes("rooms")), "expected the runner and its node processes"
         took = _ctrl_c(agent)
     finally:
         if agent.poll() is None:
@@ -72,7 +74,7 @@ def test_ctrl_c_while_driving_stops_every_node_within_2_s_with_a_zero_command(gr
 def test_ctrl_c_during_start_up_exits_quietly(tmp_path):
     agent = _start_agent("--duration", "120", cwd=tmp_path)
     time.sleep(2.0)  # the node processes are importing torch, rclpy and MuJoCo
-    assert len(_group(agent.pid)) == 8
+    assert len(_group(agent.pid)) == 1 + len(graph_nodes("rooms"))
     took = _ctrl_c(agent)
     out, _ = agent.communicate(timeout=30)
     print(f"all processes gone {took:.2f} s after SIGINT")

@@ -39,8 +39,8 @@ from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
 
 FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
-CANDIDATES_TOPIC = "/ojepa/candidates"
-SUBGOALS_TOPIC = "/ojepa/subgoals"
+CANDIDATES_TOPIC = "ojepa/candidates"
+SUBGOALS_TOPIC = "ojepa/subgoals"
 
 
 def _planner_param(name: str, default: float | int | str) -> P.Param:
@@ -111,21 +111,21 @@ class ActorNode(Node):
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
         self._ticks: deque[float] = deque(maxlen=200)
         if self.p["effector"] == "twist":
-            self.cmd_pub = self.create_publisher(Twist, "/cmd_vel", 10)
+            self.cmd_pub = self.create_publisher(Twist, "cmd_vel", 10)
         else:
-            self.cmd_pub = self.create_publisher(Float64MultiArray, "/commands", 10)
-        self.plan_pub = self.create_publisher(Path, "/ojepa/plan", 5)
+            self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", 10)
+        self.plan_pub = self.create_publisher(Path, "ojepa/plan", 5)
         self.candidates_pub = self.create_publisher(MarkerArray, CANDIDATES_TOPIC, 1)
         self.subgoals_pub = self.create_publisher(MarkerArray, SUBGOALS_TOPIC, 1)
         self.candidate_arrays = 0  # MarkerArrays built: stays 0 while nobody subscribes
         self._candidates_shown = False
-        self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.status_pub = self.create_publisher(String, "ojepa/actor_status", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
         # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
         # timer cannot starve the diagnostics.
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, SENSOR)
+        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         self.create_timer(1.0, self._publish_diagnostics)
 

@@ -39,10 +39,10 @@ class ConfiguratorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("configurator_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.goal_pub = self.create_publisher(PoseStamped, "/ojepa/goal", LATCHED)
-        self.create_subscription(PoseStamped, "/goal_pose", self._on_goal_pose, 10)
+        self.goal_pub = self.create_publisher(PoseStamped, "ojepa/goal", LATCHED)
+        self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
-        self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
+        self._param_clients = {name: self.create_client(SetParameters, f"{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
         if self.p["task"]:
             # Give the managed nodes a moment to come up before the start-up task is pushed to them.

@@ -35,11 +35,11 @@ class CostNode(Node):
         self._apply_weights()
         self._velocity = torch.zeros(2)
         self._bumper = False
-        self.cost_pub = self.create_publisher(Float32, "/ojepa/cost", 10)
-        self.terms_pub = self.create_publisher(DiagnosticArray, "/ojepa/cost_terms", 10)
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, SENSOR)
-        self.create_subscription(Bool, "/collision", self._on_bumper, 10)
+        self.cost_pub = self.create_publisher(Float32, "ojepa/cost", 10)
+        self.terms_pub = self.create_publisher(DiagnosticArray, "ojepa/cost_terms", 10)
+        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(Bool, "collision", self._on_bumper, 10)
 
     def _apply_weights(self) -> None:
         self.objective.set_weights({k.removeprefix("weight_"): v for k, v in self.p.items() if k.startswith("weight_")})

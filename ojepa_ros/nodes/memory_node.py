@@ -30,6 +30,8 @@ PARAMS = {
     "record_images": P.Param(False, "also record /camera/image_raw"),
     "max_episode_duration": P.positive(300.0, "s; a longer episode is closed and a new one opened"),
 }
+# Episode channel names: the topics as an un-namespaced agent names them, so datasets read the same channels
+# from every robot; each is subscribed relative (without the leading /), so a namespace moves it.
 RECORDED = {
     "/ojepa/state": Float32MultiArray,
     "/cmd_vel": Twist,
@@ -60,8 +62,8 @@ class MemoryNode(Node):
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for topic, msg_type in self.topics.items():
             qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image) else 10
-            self.create_subscription(msg_type, topic, lambda data, t=topic: self._record(t, data), qos, raw=True)
-        self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
+            self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos, raw=True)
+        self.create_subscription(String, "ojepa/actor_status", self._on_status, 10)
 
     def _record(self, topic: str, data: bytes) -> None:
         with self._lock:

@@ -33,9 +33,9 @@ class PerceptionNode(Node):
         self.model = load_engine(self, self.p)
         self._odom: np.ndarray | None = None
         self._odom_time = -np.inf
-        self.state_pub = self.create_publisher(Float32MultiArray, "/ojepa/state", 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, SENSOR)
-        self.create_subscription(Image, "/camera/image_raw", self._on_image, SENSOR)
+        self.state_pub = self.create_publisher(Float32MultiArray, "ojepa/state", 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR)
 
     def _on_params(self, changed: set[str]) -> None:
         if changed & ENGINE_PARAMS.keys():

@@ -96,25 +96,25 @@ class SimNode(Node):
         super().__init__("sim_node", **kwargs)
         self.p = P.declare(self, PARAMS)
         self.gym = self.p["world"] == "gym"
-        self.image_pub = self.create_publisher(Image, "/camera/image_raw", 5)
-        self.info_pub = self.create_publisher(CameraInfo, "/camera/camera_info", 5)
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
+        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", 5)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
         self.tf_pub = self.tf_static_pub = None
         if TFMessage is None:
             self.get_logger().info("tf2_msgs is not installed (the PyPI wheels lack it): no /tf; the odom -> "
                                    "base_link pose is in /odom")
         elif not self.gym:
-            self.tf_pub = self.create_publisher(TFMessage, "/tf", 50)
+            self.tf_pub = self.create_publisher(TFMessage, "tf", 50)
             self.tf_static_pub = self.create_publisher(
-                TFMessage, "/tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+                TFMessage, "tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         if self.gym:
-            self.obs_pub = self.create_publisher(Float64MultiArray, "/sim/observation", 10)
-            self.reward_pub = self.create_publisher(Float64, "/sim/reward", 10)
-            self.create_subscription(Float64MultiArray, "/commands", self._on_array, 10)
+            self.obs_pub = self.create_publisher(Float64MultiArray, "sim/observation", 10)
+            self.reward_pub = self.create_publisher(Float64, "sim/reward", 10)
+            self.create_subscription(Float64MultiArray, "commands", self._on_array, 10)
         else:
-            self.odom_pub = self.create_publisher(Odometry, "/odom", 10)
-            self.collision_pub = self.create_publisher(Bool, "/collision", 10)
-            self.create_subscription(Twist, "/cmd_vel", self._on_twist, 10)
+            self.odom_pub = self.create_publisher(Odometry, "odom", 10)
+            self.collision_pub = self.create_publisher(Bool, "collision", 10)
+            self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._lock = threading.Lock()
         self._command: np.ndarray | None = None
