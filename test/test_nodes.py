@@ -474,3 +474,17 @@ def test_two_namespaced_robots_keep_to_their_own_topics_and_parameters(graph, ti
     graph.wait_for(lambda: goal_pub.get_subscription_count() > 0, 3.0, "the configurator's goal_pose")
     goal_pub.publish(goal)
     graph.wait_for(lambda: actor.p["goal_active"] and actor.p["goal_x"] == 3.0, 3.0, "robot1's actor to take the goal")
+
+
+def test_memory_default_folder_is_absolute_under_ros_home(monkeypatch, tmp_path):
+    from pathlib import Path as FsPath  # this module's Path is nav_msgs'
+
+    from ojepa_ros.nodes.memory_node import PARAMS as MEMORY_PARAMS, episodes_dir
+
+    assert MEMORY_PARAMS["output_dir"].default == ""
+    monkeypatch.setenv("ROS_HOME", str(tmp_path))
+    assert episodes_dir("") == tmp_path.resolve() / "ojepa" / "episodes"
+    monkeypatch.delenv("ROS_HOME")
+    assert episodes_dir("") == FsPath.home().resolve() / ".ros" / "ojepa" / "episodes"
+    monkeypatch.chdir(tmp_path)
+    assert episodes_dir("runs/x") == tmp_path.resolve() / "runs" / "x"

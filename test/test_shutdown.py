@@ -23,7 +23,7 @@ def _start_agent(*args: str, cwd) -> subprocess.Popen:
     # test runs from a shell's background job (which ignores it), as a terminal user's agent would not.
     return subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--processes", "--quiet", *args],
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True,
+                            start_new_session=True, env=dict(os.environ, ROS_HOME=str(cwd)),
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 

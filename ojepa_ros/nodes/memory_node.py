@@ -7,6 +7,7 @@ written as they came, so nothing is lost to re-serialisation.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime
@@ -26,7 +27,9 @@ from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
 PARAMS = {
-    "output_dir": P.Param("runs/episodes", "directory that receives one rosbag2 MCAP folder per episode"),
+    "output_dir": P.Param("", "directory that receives one rosbag2 MCAP folder per episode; empty: "
+                              "$ROS_HOME/ojepa/episodes (ROS_HOME defaults to ~/.ros); a relative path is taken "
+                              "from the node's working directory"),
     "record_images": P.Param(False, "also record /camera/image_raw"),
     "max_episode_duration": P.positive(300.0, "s; a longer episode is closed and a new one opened"),
 }
@@ -46,6 +49,14 @@ ENDING_STATUS = ("reached", "idle", "fault")
 def _ros_type_name(msg_type: type) -> str:
     module = msg_type.__module__.split(".")[0]
     return f"{module}/msg/{msg_type.__name__}"
+
+
+def episodes_dir(output_dir: str) -> Path:
+    """Where episodes go, as an absolute path (logged with every episode)."""
+    if output_dir:
+        return Path(output_dir).expanduser().resolve()
+    ros_home = os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros")
+    return Path(ros_home).resolve() / "ojepa" / "episodes"
 
 
 class MemoryNode(Node):
@@ -77,7 +88,7 @@ class MemoryNode(Node):
 
     def _open(self) -> None:
         self._close()
-        root = Path(self.p["output_dir"])
+        root = episodes_dir(self.p["output_dir"])
         root.mkdir(parents=True, exist_ok=True)
         path = root / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
         self.episode = EpisodeWriter(path, {t: _ros_type_name(m) for t, m in self.topics.items()})
