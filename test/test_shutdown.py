@@ -80,3 +80,38 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path):
     print(f"all processes gone {took:.2f} s after SIGINT")
     assert took <= STOP_WITHIN_S, out
     assert not [p for p in PROBLEMS if p in out], out
+
+
+STUCK_NODE = """
+import time
+from rclpy.node import Node
+from ojepa_ros.nodes.entry import exit_quietly_on_signals
+from ojepa_ros.nodes.runtime import run_nodes
+
+class Stuck(Node):
+    def __init__(self):
+        super().__init__("stuck_node")
+    def stop(self):
+        print("stopping", flush=True)
+        time.sleep(30)  # a stop that never finishes
+
+exit_quietly_on_signals()
+print("spinning", flush=True)
+run_nodes(lambda: [Stuck()], [])
+"""
+
+
+def test_a_stuck_stop_prints_its_stacks_and_exits_within_the_deadline(tmp_path):
+    """Whatever hangs in a node's stop, the process is gone within STOP_DEADLINE_S, saying where it hung."""
+    from ojepa_ros.nodes.runtime import STOP_DEADLINE_S
+
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_NODE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline().strip() == "spinning"
+    time.sleep(1.0)
+    took = _ctrl_c(proc)
+    out = proc.stdout.read()
+    assert proc.wait() == 1, out
+    assert took <= STOP_DEADLINE_S + 0.5, out
+    assert "stopping" in out and "in stop" in out, out  # faulthandler's dump names the stuck frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -14,6 +15,10 @@ import torch
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+# A stop that takes longer than this is stuck: the process then prints every thread's stack (what hung) and
+# exits with status 1, rather than wait for `ros2 launch` to escalate to SIGTERM and SIGKILL (5 s and 15 s).
+STOP_DEADLINE_S = float(os.environ.get("OJEPA_STOP_DEADLINE", "1.5"))
 
 
 class NodeSpinner:
@@ -88,6 +93,7 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     except KeyboardInterrupt:  # a caller in another thread, or one that set SIGINT back to Python's default
         pass
     finally:
+        faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
         spinner.stop()
         for node in created:
             stop = getattr(node, "stop", None)
@@ -98,6 +104,7 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
         for node in created:
             node.destroy_node()
         rclpy.try_shutdown()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
