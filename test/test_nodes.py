@@ -488,3 +488,20 @@ def test_memory_default_folder_is_absolute_under_ros_home(monkeypatch, tmp_path)
     assert episodes_dir("") == FsPath.home().resolve() / ".ros" / "ojepa" / "episodes"
     monkeypatch.chdir(tmp_path)
     assert episodes_dir("runs/x") == tmp_path.resolve() / "runs" / "x"
+
+
+def test_every_node_runs_on_sim_time_when_asked(graph, tiny_model_path):
+    """use_sim_time (ROS 2's own parameter, set by the launch argument and `ojepa agent --use-sim-time`): each
+    node's clock then follows /clock."""
+    from rclpy.clock import ClockType
+
+    publisher = Feeder(graph).node.create_publisher(Clock, "/clock", 10)
+    model = {"model_path": str(tiny_model_path)}
+    nodes = [graph.add(cls(parameter_overrides=overrides(use_sim_time=True, **(model if uses_model else {}))))
+             for cls, uses_model in ((PerceptionNode, True), (WorldModelNode, True), (CostNode, True),
+                                     (ActorNode, True), (ConfiguratorNode, False), (MemoryNode, False))]
+    stamp = Clock()
+    stamp.clock.sec = 42
+    pump(graph, lambda: publisher.publish(stamp),
+         lambda: all(n.get_clock().now().nanoseconds == 42_000_000_000 for n in nodes), what="the nodes on /clock")
+    assert all(n.get_clock().clock_type == ClockType.ROS_TIME for n in nodes)
