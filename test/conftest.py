@@ -95,7 +95,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
     from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
     path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    cfg = WorldModelConfig(embed_dim=16, hidden_dim=32, channels=(8, 8, 8, 8), clearance_octaves=2)  # as shipped
+    cfg = WorldModelConfig(embed_dim=16, hidden_dim=32, channels=(8, 8, 8, 8))
     save_world_model(WorldModel(cfg), path, {"note": "untrained test model"})
     grid_roadmap(cfg.level2_dim).save(roadmap_beside(path))  # the actor is hierarchical by default ...
     save_mode1(Mode1Policy(Mode1Config(state_dim=cfg.embed_dim)), mode1_beside(path), {"note": "untrained"})  # ... with Mode-1

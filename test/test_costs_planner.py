@@ -211,8 +211,8 @@ def test_policy_commands_are_finite_and_limited(model):
         assert step.plan_poses.shape == (5, 3) and np.isfinite(step.plan_poses).all() and step.plan_ms > 0
         previous = step.command
     plan, states = policy.planner.plan, policy.planner.last_states
-    assert set(step.cost_terms) == {"goal_distance", "heading", "collision", "speed", "backward", "acceleration",
-                                    "energy", "critic"}
+    assert set(step.cost_terms) == {"goal_distance", "goal_embedding", "heading", "collision", "obstacles", "speed",
+                                    "backward", "acceleration", "energy", "critic"}
     total = policy.objective.total(states[None], plan[None], policy._ctx).item()
     assert sum(step.cost_terms.values()) == pytest.approx(total, rel=1e-5)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 
-from ojepa_ros.sim.rooms_world import default_layout, room_of
-from ojepa_ros.train.evaluate import MIN_PAIR_DISTANCE, evaluate, main, sample_pairs
+from ojepa_ros.sim.rooms_world import clearance, default_layout, doorways, room_of
+from ojepa_ros.sim.world_family import HELDOUT_SEEDS
+from ojepa_ros.train.evaluate import MIN_PAIR_DISTANCE, Scenario, evaluate, main, sample_pairs, scenario_trials
 
 
 @pytest.mark.parametrize("mode", ["same_room", "cross_room"])
@@ -23,8 +25,26 @@ def test_pairs_follow_the_mode_and_are_reproducible(mode):
         sample_pairs(layout, np.random.default_rng(0), 1, "teleport")
 
 
+def test_scenario_trials_are_held_out_reproducible_and_carry_their_obstacles():
+    scenario = Scenario("heldout", "same_room", obstacles=2, moving_obstacles=1)
+    trials = scenario_trials(scenario, 4, seed=3)
+    assert [(t.world, t.start, t.goal) for t in trials] == [(t.world, t.start, t.goal)
+                                                           for t in scenario_trials(scenario, 4, seed=3)]
+    for t in trials:
+        assert int(t.world.removeprefix("seed_")) in HELDOUT_SEEDS
+        placed = [b for b in t.layout.obstacles if b.name.startswith("placed_")]
+        assert len(placed) == 2 and len(t.layout.movers) == 1
+        assert room_of(t.layout, *t.start[:2]) == room_of(t.layout, *t.goal)
+        assert clearance(t.layout, np.array(t.start[:2])) > 0.4 and clearance(t.layout, np.array(t.goal)) > 0.4
+        doors = np.array([c for c, _ in doorways(t.layout)])
+        for box in placed:  # never closing a doorway
+            assert np.hypot(*(doors - box.center).T).min() > 0.9
+    with pytest.raises(ValueError, match="unknown world"):
+        Scenario("atlantis")
+
+
 def test_evaluate_reports_sane_figures(tiny_model_path):
-    report = evaluate(tiny_model_path, pairs=2, mode="cross_room", seed=1, max_steps=4,
+    report = evaluate(tiny_model_path, pairs=2, scenario=Scenario("four_rooms", "cross_room"), seed=1, max_steps=4,
                       params={"num_samples": 32, "horizon": 4})
     assert report["pairs"] == 2 and len(report["episodes"]) == 2
     assert 0.0 <= report["success_rate"] <= 1.0
@@ -34,10 +54,17 @@ def test_evaluate_reports_sane_figures(tiny_model_path):
     assert 0.0 < report["plan_ms_median"] <= report["plan_ms_p99"] < 1000.0
 
 
-def test_main_prints_a_table(tiny_model_path, capsys):
-    assert main(["--model", str(tiny_model_path), "--pairs", "1", "--mode", "same_room", "--max-steps", "2"]) == 0
+def test_main_prints_a_table_and_writes_json(tiny_model_path, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["--model", str(tiny_model_path), "--pairs", "2", "--mode", "same_room", "--max-steps", "2",
+                 "--obstacles", "1", "--camera", "black", "--per-pair", "--json", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0].split()[:3] == ["mode", "pairs", "success"] and lines[1].startswith("same_room")
+    assert lines[0].startswith("# worlds=heldout mode=same_room obstacles=1") and "camera=black" in lines[0]
+    assert lines[1].split()[:3] == ["pair", "world", "success"]
+    assert lines[2].startswith("0 ") and lines[4].startswith("total")
+    report = json.loads(out.read_text())[0]
+    assert report["scenario"]["camera"] == "black" and len(report["episodes"]) == 2
+    assert not report["high_level"]  # no roadmap of a held-out world
 
 
 def test_main_names_an_unusable_model_file(tmp_path, capsys):
@@ -46,7 +73,8 @@ def test_main_names_an_unusable_model_file(tmp_path, capsys):
 
 
 def test_main_overrides_the_actor_and_names_a_missing_roadmap(tiny_model_path, tmp_path, capsys):
-    args = ["--model", str(tiny_model_path), "--pairs", "1", "--mode", "same_room", "--max-steps", "2"]
+    args = ["--model", str(tiny_model_path), "--pairs", "1", "--mode", "same_room", "--max-steps", "2",
+            "--worlds", "four_rooms"]  # the roadmap's world: the high level runs
     assert main(args + ["--set", "hierarchical=false", "--set", "mode1=alone"]) == 0
     assert main(args + ["--set", f"roadmap_path={tmp_path / 'none.npz'}"]) == 2
     assert "none.npz does not exist" in capsys.readouterr().err

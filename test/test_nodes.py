@@ -14,7 +14,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -415,6 +415,65 @@ def test_sim_node_stamps_with_its_own_clock_and_describes_its_camera(graph):
         assert {(t.header.frame_id, t.child_frame_id) for t in static[-1].transforms} == {
             ("base_link", "camera_link"), ("camera_link", "camera_optical_frame"), ("base_link", "laser_link")}
         assert [(t.header.frame_id, t.child_frame_id) for t in dynamic[-1].transforms] == [("odom", "base_link")]
+
+
+def test_sim_node_scans_and_takes_obstacles_dropped_in_and_out(graph):
+    """Start at (2, 2) facing +x in the four-room world: the nearest thing ahead is the doorway's far jamb, more
+    than 1.5 m away; a box dropped 0.6 m ahead shows in /scan and on the bumper's way, and leaves again."""
+    graph.add(SimNode(parameter_overrides=overrides(start_pose=[2.0, 2.0, 0.0], scan_rate=20.0)))
+    scans = graph.collect(LaserScan, "/scan")
+    pub = Feeder(graph).node.create_publisher(Marker, "/sim/obstacles", 10)
+
+    def ahead() -> float:
+        scan = scans[-1]
+        i = round((0.0 - scan.angle_min) / scan.angle_increment)
+        return scan.ranges[i]
+
+    graph.wait_for(lambda: len(scans) >= 2, 5.0, "a scan")
+    assert len(scans[-1].ranges) == 180 and scans[-1].header.frame_id == "laser_link" and ahead() > 1.5
+    box = Marker(type=Marker.CUBE, action=Marker.ADD, ns="test", id=1)
+    box.header.frame_id = "odom"
+    box.pose.position.x, box.pose.position.y = 2.7, 2.0
+    box.scale.x = box.scale.y = 0.2
+    box.scale.z = 0.5
+    pump(graph, lambda: pub.publish(box), lambda: ahead() < 0.65, what="the dropped box in the scan")
+    assert ahead() == pytest.approx(0.6, abs=0.03)
+    bad = Marker(type=Marker.SPHERE, action=Marker.ADD, ns="test", id=2)  # refused with a log line, nothing changes
+    pub.publish(bad)
+    delete = Marker(action=Marker.DELETE, ns="test", id=1)
+    pump(graph, lambda: pub.publish(delete), lambda: ahead() > 1.5, what="the box taken out again")
+
+
+def test_actor_drives_toward_a_goal_image(graph, tiny_model_path):
+    actor = graph.add(ActorNode(parameter_overrides=overrides(model_path=str(tiny_model_path), hierarchical=False,
+                                                              mode1="none", weight_critic=0.0, num_samples=32,
+                                                              horizon=4, image_goal_tolerance=1e-9)))
+    statuses = graph.collect(String, "/ojepa/actor_status")
+    feed = Feeder(graph)
+    goal_pub = feed.node.create_publisher(Image, "/goal_image", 1)
+    state = [0.1] * 16
+
+    def tick():
+        feed.send_odom()
+        feed.state.publish(Float32MultiArray(data=state))
+
+    bad = rgb_to_image(np.zeros((8, 8, 3), np.uint8), feed.node.get_clock().now().to_msg(), "")
+    bad.encoding = "mono16"
+    goal_pub.publish(bad)  # refused: the actor stays idle
+    for _ in range(5):
+        tick()
+        time.sleep(0.05)
+    assert not actor._image_goal and statuses and statuses[-1].data == "idle"
+    goal = rgb_to_image(np.full((48, 80, 3), 90, np.uint8), feed.node.get_clock().now().to_msg(), "")  # any size
+    pump(graph, lambda: goal_pub.publish(goal), lambda: actor._image_goal, what="the goal image")
+    pump(graph, tick, lambda: statuses and statuses[-1].data == "active",
+         what=f"the actor driving toward the goal image: {[m.data for m in statuses]}")
+    assert actor.policy.goal is None and actor.policy.goal_features is not None
+    for _ in range(10):  # the goal images pumped above may still be queued at the actor: let them land first,
+        tick()           # or one arriving after the cancel sets the goal again
+        time.sleep(0.05)
+    actor.set_parameters([Parameter("goal_active", value=False)])  # the configurator's cancel stops it too
+    pump(graph, tick, lambda: statuses[-1].data == "idle", what="the image goal cancelled")
 
 
 def test_sim_node_wraps_a_gymnasium_env(graph):

@@ -18,6 +18,8 @@ def test_shipped_tasks_load():
     task = load_task(task_file("demo"))
     assert task.goal == (6.0, 2.0)
     assert task.weights == {"goal_distance": 1.0}
+    image = load_task(task_file("image_goal"))
+    assert image.goal is None and image.goal_image.name == "doorway_view.png" and image.goal_image.is_file()
 
 
 @pytest.mark.parametrize("text, problem", [
@@ -30,6 +32,9 @@ def test_shipped_tasks_load():
     ("planner: {mode1: off}", "planner.mode1 must be one of"),  # YAML reads off as false: refused, not guessed
     ("speed: 3", "unknown keys"),
     ("goal: [1, 2", "not valid YAML"),
+    ("goal_image: nowhere.png", "does not exist"),
+    ("goal_image: 3", "must be an image file name"),
+    ("{goal: {x: 1, y: 2}, goal_image: x.png}", "not both"),
 ])
 def test_bad_task_files_are_refused_with_the_file_named(tmp_path: Path, text: str, problem: str):
     path = tmp_path / "bad.yaml"

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ojepa_ros.core.episodes import TYPESTORE, EpisodeWriter
+from ojepa_ros.core.sensing import RangeLabels
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
 from ojepa_ros.train.distributed import DistContext
 from ojepa_ros.train.episode_files import find_episodes, load_episode
@@ -84,7 +85,9 @@ def write_npz_episode(path: Path, steps: int, size: int = 32, seed: int = 0) -> 
     np.savez_compressed(path, images=rng.integers(0, 255, (steps + 1, size, size, 3), dtype=np.uint8),
                         odom=rng.normal(size=(steps + 1, 5)).astype(np.float32),
                         actions=rng.uniform(-0.5, 0.5, (steps, 2)).astype(np.float32),
-                        collision=np.zeros(steps + 1, bool), clearance=rng.uniform(0, 1, steps + 1).astype(np.float32))
+                        collision=np.arange(steps + 1) == 2, scan=rng.uniform(0.3, 5.0, (steps + 1, 36)).astype(np.float32),
+                        scan_angles=np.linspace(-np.pi, np.pi, 36, endpoint=False).astype(np.float32),
+                        clearance=np.full(steps + 1, 7.0, np.float32))  # old files' ground truth: never read
     return path
 
 
@@ -95,7 +98,10 @@ def test_npz_episode_loads_as_written_and_resizes(tmp_path) -> None:
     path = write_npz_episode(tmp_path / "episode_00000.npz", steps=10)
     ep = load_episode(path)
     with np.load(path) as raw:
-        assert all(np.array_equal(ep[k], raw[k]) for k in ("images", "odom", "actions", "clearance"))
+        assert all(np.array_equal(ep[k], raw[k]) for k in ("images", "odom", "actions"))
+        clearance, ranges = RangeLabels().of(raw["scan"], raw["scan_angles"])
+    assert np.array_equal(ep["clearance"][3:], clearance[3:]) and ep["clearance"][2] == 0.0  # the bumper says touching
+    assert np.array_equal(ep["ranges"], ranges) and not (ep["clearance"] == 7.0).any()
     assert ep["images"].dtype == np.uint8 and ep["odom"].dtype == ep["actions"].dtype == np.float32
     small = load_episode(path, image_size=16)["images"]
     assert small.shape == (11, 16, 16, 3)
@@ -124,6 +130,7 @@ def test_mcap_episode_is_resampled_at_the_control_period(tmp_path) -> None:
     assert np.allclose(ep["actions"][13], [0.7 * 0.9, 0.7 * -1.8], atol=1e-6)  # last command times out at 1.42 s
     assert np.all(ep["actions"][14:] == 0.0)
     assert ep["clearance"].shape == (20,) and np.isnan(ep["clearance"]).all()
+    assert ep["ranges"].shape == (20, RangeLabels().sectors) and np.isnan(ep["ranges"]).all()  # no /scan logged
 
 
 def test_mcap_camera_gap_keeps_the_longest_continuous_stretch(tmp_path) -> None:

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from ojepa_ros.core.model_io import load_world_model, read_metadata
-from ojepa_ros.train.collect import collect, doorways
+from ojepa_ros.sim.rooms_world import doorways
+from ojepa_ros.train.collect import collect
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
 from ojepa_ros.train import trainer
 from ojepa_ros.train.trainer import log_path, state_path, train
@@ -19,10 +20,10 @@ STEPS = 60
 TINY = {"seed": 0, "threads": 1, "epochs": 3, "steps_per_epoch": 12, "batch": 8, "horizon": 4, "val_horizon": 6,
         "val_fraction": 0.5, "val_windows": 32, "lr": 3e-3, "weight_decay": 0.0, "warmup_steps": 1, "grad_clip": 1.0,
         "ema": False, "ema_tau": 0.9, "embed_dim": 16, "hidden_dim": 32, "probe_dim": 16, "channels": [8, 8, 8, 8],
-        "kind": "jepa", "z_dim": 2, "level2_k": 2, "level2_dim": 12, "expander_dim": 32, "predictor_sees_position": False,
-        "clearance_octaves": 2, "probe_steps": 50, "probe_batch": 64, "probe_lr": 3e-3, "probe_stride": 4,
+        "kind": "jepa", "z_dim": 2, "level2_k": 2, "level2_dim": 12, "expander_dim": 32, "robot_radius": 0.18,
+        "scan_max": 4.0, "range_sectors": 5, "range_fov": 90.0, "range_cap": 3.0, "probe_steps": 50, "probe_batch": 64, "probe_lr": 3e-3, "probe_stride": 4,
         "weights": {"prediction": 1.0, "odometry": 100.0, "view": 1.0, "variance": 5.0, "covariance": 0.04, "kl": 0.05,
-                    "level2": 1.0, "reconstruction": 1.0, "clearance": 1.0}}
+                    "level2": 1.0, "reconstruction": 1.0, "clearance": 1.0, "ranges": 1.0}}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,10 @@ def test_collected_episode_format(data_dir) -> None:
         assert ep["odom"].shape == (STEPS + 1, 5) and ep["odom"].dtype == np.float32
         assert ep["actions"].shape == (STEPS, 2) and ep["actions"].dtype == np.float32
         assert ep["collision"].shape == (STEPS + 1,) and ep["collision"].dtype == bool
-        assert ep["clearance"].shape == (STEPS + 1,) and ep["clearance"].dtype == np.float32
+        assert ep["scan"].shape == (STEPS + 1, 180) and ep["scan"].dtype == np.float32
+        assert ep["scan_angles"].shape == (180,) and "clearance" not in ep  # sensors only, no simulator truth
+        returns = ep["scan"][np.isfinite(ep["scan"])]
+        assert returns.min() > 0.1 and returns.max() <= 4.0
         assert np.abs(ep["actions"]).max(0).tolist() <= [0.5, 1.5]
         assert np.linalg.norm(ep["odom"][-1, :2] - ep["odom"][0, :2]) > 0.1  # the robot moved
         assert ep["images"].std() > 5  # rendered, not blank
@@ -61,7 +65,7 @@ def test_dataset_windows_and_split(data_dir) -> None:
     assert len(ds) == STEPS - 4 + 1
     item = ds[len(ds) - 1]
     assert item["images"].shape == (5, 32, 32, 3) and item["proprio"].shape == (5, 6)
-    assert item["actions"].shape == (4, 2) and item["clearance"].shape == (5,)
+    assert item["actions"].shape == (4, 2) and item["clearance"].shape == (5,) and item["ranges"].shape == (5, 9)
     with np.load(split["train"][0]) as ep:
         assert np.allclose(item["actions"].numpy(), ep["actions"][-4:])
         assert np.allclose(item["proprio"][:, :2].numpy(), ep["odom"][-5:, :2])
@@ -105,17 +109,17 @@ def test_train_decreases_loss_writes_a_loadable_model_and_resumes_exactly(data_d
 
 def test_probes_only_refits_the_clearance_probe_and_keeps_the_trained_model(data_dir, tmp_path) -> None:
     out = tmp_path / "refit" / "wm.pt"
-    train(TINY | {"epochs": 1, "clearance_octaves": 0}, data_dir, out)
+    train(TINY | {"epochs": 1}, data_dir, out)
     before = load_world_model(out).state_dict()
-    metrics = trainer.refit_probes(TINY | {"clearance_octaves": 3, "epochs": 99}, data_dir, out)
+    metrics = trainer.refit_probes(TINY | {"probe_dim": 24, "epochs": 99}, data_dir, out)
     after = load_world_model(out)
-    assert after.cfg.clearance_octaves == 3 and after.clearance_head[0].in_features == 16 + 4 * 3
+    assert after.cfg.probe_dim == 24 and after.clearance_head[0].out_features == 24
     kept = [k for k in before if not k.startswith("clearance_head.")]
     assert kept and all(torch.equal(before[k], after.state_dict()[k]) for k in kept)
     assert math.isfinite(metrics["val_clearance_mae_m"])
     assert [r["epoch"] for r in csv.DictReader(log_path(out).open())] == ["1", "probe", "probe"]
     config = read_metadata(out)["train_config"]
-    assert config["clearance_octaves"] == 3 and config["epochs"] == 1  # probe settings only: the training stays
+    assert config["probe_dim"] == 24 and config["epochs"] == 1  # probe settings only: the training stays
 
 
 def test_ema_target_trails_the_online_encoder(data_dir, tmp_path) -> None:

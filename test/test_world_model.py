@@ -16,7 +16,7 @@ from ojepa_ros.core.model_io import (VERSION, ModelFileError, load_world_model, 
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 
-SMALL = WorldModelConfig(embed_dim=16, hidden_dim=32, probe_dim=16, channels=(8, 8, 8, 8), clearance_octaves=2,
+SMALL = WorldModelConfig(embed_dim=16, hidden_dim=32, probe_dim=16, channels=(8, 8, 8, 8),
                          proprio_mean=[4.0, 4.0, 0.0, 0.0, 0.1, 0.0], proprio_std=[2.0, 2.0, 0.7, 0.7, 0.2, 0.6],
                          action_scale=[0.5, 1.5])
 
@@ -75,16 +75,19 @@ def test_a_bfloat16_rollout_copy_keeps_float32_states_and_tracks_the_model(model
         assert torch.equal(fast.pose(approx), model.pose(approx))  # read-out and normalisation stay float32
 
 
-def test_the_clearance_probe_reads_sinusoids_of_the_position(model: WorldModel) -> None:
-    """Its input is s, then sin and cos of x and y at pi * 2^k (k < clearance_octaves), so it can resolve a
-    doorway; the sinusoids are of the state given, so imagined positions get them too."""
-    seen = []
-    model.clearance_head[0].register_forward_hook(lambda module, args, out: seen.append(args[0]))
+def test_obstacle_read_outs_never_see_the_position(model: WorldModel) -> None:
+    """Clearance and forward ranges come from the image features and velocities: moving the robot in the state
+    alone (x, y) changes neither, so what is in the way cannot be looked up by position."""
     s = model.encode(*batch(3)).detach()
-    model.clearance(s)
-    x, y, n = s[:, 0], s[:, 1], model.cfg.clearance_octaves
-    angles = torch.cat([x[:, None] * math.pi * 2.0 ** torch.arange(n), y[:, None] * math.pi * 2.0 ** torch.arange(n)], 1)
-    assert torch.allclose(seen[0], torch.cat([s, angles.sin(), angles.cos()], 1))
+    moved = s.clone()
+    moved[:, :2] += torch.tensor([3.0, -2.0])
+    assert torch.equal(model.clearance(moved), model.clearance(s))
+    assert torch.equal(model.ranges(moved), model.ranges(s))
+    assert model.ranges(s).shape == (3, SMALL.range_sectors)
+    assert bool(((model.ranges(s) >= 0) & (model.ranges(s) <= SMALL.range_cap)).all())
+    features = s.clone()
+    features[:, SMALL.proprio_dim:] += 1.0
+    assert not torch.allclose(model.ranges(features), model.ranges(s))
 
 
 def test_actions_change_the_prediction(model: WorldModel) -> None:
@@ -109,35 +112,48 @@ def test_covariance_term_detects_correlated_dimensions() -> None:
 
 
 WEIGHTS = {"prediction": 1.0, "odometry": 10.0, "view": 1.0, "variance": 2.0, "covariance": 0.5, "kl": 0.1, "level2": 1.0,
-           "reconstruction": 1.0, "clearance": 1.0}
+           "reconstruction": 1.0, "clearance": 1.0, "ranges": 1.0}
 
 
 def _windows(n: int = 6, horizon: int = 16) -> dict[str, torch.Tensor]:
     images = torch.randint(0, 256, (n, horizon + 1, 64, 64, 3), dtype=torch.uint8)
     proprio = torch.randn(n, horizon + 1, 6)
     return {"images": images, "proprio": proprio, "actions": torch.rand(n, horizon, 2) - 0.5,
-            "clearance": torch.rand(n, horizon + 1)}
+            "clearance": torch.rand(n, horizon + 1), "ranges": 3.0 * torch.rand(n, horizon + 1, SMALL.range_sectors)}
 
 
 def test_world_model_losses_are_the_weighted_sum_of_named_terms(model: WorldModel) -> None:
     torch.manual_seed(0)
     terms = world_model_losses(model, model, _windows(), WEIGHTS, torch.Generator().manual_seed(0))
     assert set(terms) == {"prediction", "odometry", "view", "kl", "variance", "covariance", "level2", "clearance",
-                          "total"}
+                          "ranges", "total"}
     assert all(bool(torch.isfinite(v)) for v in terms.values())
     weighted = sum(WEIGHTS[k] * v for k, v in terms.items() if k != "total")
     assert torch.isclose(terms["total"], weighted)
     terms["total"].backward()  # every module that training should move gets a gradient
     for part in (model._conv, model._image_head, model._dynamics, model._posterior, model._abstract, model._dynamics2,
-                 model._expander):
+                 model._expander, model.range_head):
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
 
 
-def test_unknown_clearance_is_skipped_not_propagated(model: WorldModel) -> None:
+def test_unknown_labels_are_skipped_not_propagated(model: WorldModel) -> None:
     batch = _windows()
     batch["clearance"][:] = float("nan")
+    batch["ranges"][:] = float("nan")  # no scan recorded (a bumper-only log)
     terms = world_model_losses(model, model, batch, WEIGHTS)
-    assert terms["clearance"] == 0.0 and bool(torch.isfinite(terms["total"]))
+    assert terms["clearance"] == 0.0 and terms["ranges"] == 0.0 and bool(torch.isfinite(terms["total"]))
+
+
+def test_the_scanner_teaches_the_encoder(model: WorldModel) -> None:
+    """The ranges term is not a detached probe: its gradient reaches the convolutions (what is in the way must be
+    in the image features), while the clearance probe's does not."""
+    batch = _windows(n=3, horizon=SMALL.level2_k)
+    only = {k: 0.0 for k in WEIGHTS}
+    for term, reaches in (("ranges", True), ("clearance", False)):
+        model.zero_grad()
+        world_model_losses(model, model, batch, only | {term: 1.0})["total"].backward()
+        grad = sum(p.grad.abs().sum() for p in model._conv.parameters() if p.grad is not None)
+        assert bool(grad > 0) == reaches
 
 
 def test_pixel_baseline_adds_a_reconstruction_term() -> None:
@@ -180,8 +196,9 @@ def test_predictors_are_blind_to_what_the_image_must_supply(model: WorldModel) -
     moved[:, :2] += 1.0
     a = torch.rand(2, 2)
     assert torch.allclose((model.next(moved, a) - moved)[:, 2:], (model.next(s, a) - s)[:, 2:], atol=1e-6)
-    sighted = WorldModel(WorldModelConfig(**{**SMALL.__dict__, "predictor_sees_position": True}))
-    assert not torch.allclose((sighted.next(moved, a) - moved)[:, 2:], (sighted.next(s, a) - s)[:, 2:], atol=1e-6)
+    turned = s.clone()
+    turned[:, 2:4] = -turned[:, 2:4]
+    assert not torch.allclose((model.next(turned, a) - turned)[:, :2], (model.next(s, a) - s)[:, :2], atol=1e-6)
     h, h_turned = model.abstract(s), model.abstract(moved)
     h_turned[:, 2:4] = -h_turned[:, 2:4]
     macro = torch.rand(2, SMALL.level2_k, 2)

@@ -28,6 +28,9 @@ class CostContext:
     goal_xy: Tensor | None = None  # [2]
     prev_action: Tensor | None = None  # [A], the command being executed now
     critic_fn: Callable[[Tensor], Tensor] | None = None  # states [...,D] -> predicted future intrinsic cost [...]
+    obstacles: Tensor | None = None  # [P, 2] perceived obstacle points in the odometry frame (core/obstacle_memory.py)
+    features_fn: Callable[[Tensor], Tensor] | None = None  # states [...,D] -> image features [...,F]
+    goal_features: Tensor | None = None  # [F] the goal image's features (a goal given as an image)
 
 
 class CostTerm:
@@ -64,6 +67,25 @@ class GoalDistance(CostTerm):
             return states.new_zeros(states.shape[0])
         dist = torch.linalg.vector_norm(ctx.pose_fn(states)[..., :2] - ctx.goal_xy, dim=-1)  # [N,T]
         return dist.mean(dim=1) + self.terminal_weight * dist[:, -1]
+
+
+class GoalEmbedding(CostTerm):
+    """Task objective for a goal given as an image: the mean squared divergence of the imagined states' image
+    features from the goal image's, averaged over the horizon plus a stronger terminal term (summing over the
+    horizon, not scoring the last state alone, is what EB-JEPA's planning ablation favours)."""
+
+    name = "goal_embedding"
+    default_weight = 20.0
+
+    def __init__(self, weight: float | None = None, power: float = 1.0, terminal_weight: float = 2.0) -> None:
+        super().__init__(weight, power)
+        self.terminal_weight = terminal_weight
+
+    def __call__(self, states: Tensor, actions: Tensor, ctx: CostContext) -> Tensor:
+        if ctx.goal_features is None or ctx.features_fn is None:
+            return states.new_zeros(states.shape[0])
+        divergence = (ctx.features_fn(states) - ctx.goal_features.to(states)).square().mean(-1)  # [N,T]
+        return divergence.mean(dim=1) + self.terminal_weight * divergence[:, -1]
 
 
 class Heading(CostTerm):
@@ -126,6 +148,31 @@ class Collision(CostTerm):
         return intrusion.square().sum(dim=1)
 
 
+class PerceivedObstacles(CostTerm):
+    """Guardrail: the imagined path's distance to what the camera showed in the way (ObstacleMemory's points),
+    below `margin` from the robot's rim, as (intrusion / margin)^2 summed over the horizon, like Collision.
+
+    The points come from the world model's range read-out of the current (and recent) image features; the path
+    from its predicted odometry part. Both share the odometry frame, so an offset in odometry moves both."""
+
+    name = "obstacles"
+    default_weight = 50.0
+    guardrail = True
+
+    def __init__(self, weight: float | None = None, power: float = 1.0, margin: float = 0.15,
+                 robot_radius: float = 0.18) -> None:
+        super().__init__(weight, power)
+        self.margin, self.robot_radius = margin, robot_radius
+
+    def __call__(self, states: Tensor, actions: Tensor, ctx: CostContext) -> Tensor:
+        if ctx.obstacles is None or not len(ctx.obstacles):
+            return states.new_zeros(states.shape[0])
+        xy = ctx.pose_fn(states)[..., :2]  # [N,T,2]
+        gap = torch.cdist(xy.flatten(0, 1), ctx.obstacles.to(xy)).amin(-1).view(xy.shape[:2]) - self.robot_radius
+        intrusion = torch.relu(self.margin - gap) / self.margin
+        return intrusion.square().sum(dim=1)
+
+
 class Speed(CostTerm):
     """Guardrail: squared excess of |v| and |w| over soft limits (below the hard limits the planner clamps to)."""
 
@@ -179,7 +226,8 @@ class CriticCost(CostTerm):
 
 
 def default_terms() -> list[CostTerm]:
-    return [GoalDistance(), Heading(), Collision(), Speed(), Backward(), Acceleration(), Energy(), CriticCost()]
+    return [GoalDistance(), GoalEmbedding(), Heading(), Collision(), PerceivedObstacles(), Speed(), Backward(),
+            Acceleration(), Energy(), CriticCost()]
 
 
 class Objective:

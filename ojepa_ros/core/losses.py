@@ -1,5 +1,6 @@
 """World-model training losses: multistep latent prediction with a KL-limited latent, VICReg anti-collapse
-terms, the level-2 jump prediction, the pixel baseline's reconstruction, and the clearance probe.
+terms, the level-2 jump prediction, the pixel baseline's reconstruction, the forward ranges the range scanner
+measured (read from encoded and imagined states, shaping both), and the clearance probe.
 
 The prediction term rolls the predictor recurrently from s_0 (no teacher forcing after step 0), so the
 model is trained the way the planner uses it: 16 steps on its own outputs. The view term (VICReg's
@@ -55,11 +56,27 @@ def probe_loss(model: WorldModel, states: Tensor, clearance: Tensor) -> dict[str
     return {"clearance": (model.clearance(states.detach())[known] - clearance[known]).square().mean()}
 
 
+RANGE_LOG_OFFSET = 0.1  # m: the log-range loss counts 0.2 m vs 0.4 m as much as 1.4 m vs 2.8 m, nearly
+
+
+def ranges_loss(model: WorldModel, states: Tensor, ranges: Tensor) -> Tensor:
+    """Huber loss of log(range + 0.1 m) of the forward-range read-out of states [..., D] against scanned ranges
+    [..., sectors]: relative error, as depth estimation scores it, so what is near (what the robot may hit) is
+    learned sharply and what is far only roughly. Frames without a scan (NaN) are skipped. Not detached: the
+    scanner teaches the encoder what is in the way."""
+    known = torch.isfinite(ranges).all(-1)
+    if not bool(known.any()):
+        return states.new_zeros(())
+    predicted = torch.log(model.ranges(states[known]) + RANGE_LOG_OFFSET)
+    return torch.nn.functional.smooth_l1_loss(predicted, torch.log(ranges[known] + RANGE_LOG_OFFSET), beta=0.1)
+
+
 def world_model_losses(model: WorldModel, target_model: WorldModel, batch: dict[str, Tensor],
                        weights: dict[str, float], generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """All named loss terms of one batch of windows; "total" is what is minimised.
 
-    batch: images uint8 [B, H+1, S, S, 3], proprio [B, H+1, 6], actions [B, H, 2], clearance [B, H+1].
+    batch: images uint8 [B, H+1, S, S, 3], proprio [B, H+1, 6], actions [B, H, 2], clearance [B, H+1],
+    ranges [B, H+1, sectors].
     Targets are target_model's encodings of frames 1..H under stop-gradient (target_model is the model
     itself, or its EMA copy).
     """
@@ -96,6 +113,8 @@ def world_model_losses(model: WorldModel, target_model: WorldModel, batch: dict[
         frames = images[:, picks].permute(0, 1, 4, 2, 3).float().div(255.0)
         states = torch.cat((s0.unsqueeze(1), predicted), dim=1)[:, picks]
         terms["reconstruction"] = (model.decode(states.flatten(0, 1)) - frames.flatten(0, 1)).square().mean()
-    terms.update(probe_loss(model, torch.cat((s0.unsqueeze(1), predicted), dim=1), clear.clamp_min(0.0)))
+    states = torch.cat((s0.unsqueeze(1), predicted), dim=1)
+    terms["ranges"] = ranges_loss(model, states, batch["ranges"])
+    terms.update(probe_loss(model, states, clear.clamp_min(0.0)))
     terms["total"] = sum(weights.get(name, 0.0) * value for name, value in terms.items())
     return terms

@@ -24,8 +24,10 @@ from ojepa_ros.core.hierarchy import SubgoalPlanner
 from ojepa_ros.core.onnx_runtime import OrtWorldModel
 from ojepa_ros.core.ort_rollouts import OrtRolloutModel
 from ojepa_ros.core.mode1 import Mode1Policy, load_mode1, mode1_beside, relative_target
+from ojepa_ros.core.obstacle_memory import ObstacleMemory
+from ojepa_ros.core.sensing import sector_edges
 from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext, CriticCost, Energy, GoalDistance,
-                                  Heading, Objective, Speed, default_terms)
+                                  GoalEmbedding, Heading, Objective, PerceivedObstacles, Speed, default_terms)
 from ojepa_ros.core.critic import Critic, critic_beside, load_critic
 from ojepa_ros.core.planners import CEM, MPPI, RISKS, DeadlineMissed, Gradient, Planner
 from ojepa_ros.core.roadmap import Roadmap, load_roadmap, roadmap_beside
@@ -54,6 +56,10 @@ DEFAULTS: dict[str, float | int | str] = {
     "max_linear_acceleration": 1.0,   # m/s^2; limiter
     "max_angular_acceleration": 3.0,  # rad/s^2
     "goal_tolerance": 0.3,            # m, on odometry
+    "image_goal_tolerance": 0.02,     # an image goal is reached when the features' mean squared divergence is below
+    "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
+                                      # perceived obstacle point (from the robot's rim)
+    "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
     "hierarchical": True,             # route subgoals over the roadmap (core/hierarchy.py); False: flat MPC
     "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
     "subgoal_period": 8,              # control steps between high-level replans (the level-2 step)
@@ -81,6 +87,8 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
     "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
     "plan_deadline": (lambda v: 0 <= v <= 10, "must be a number of seconds in 0..10"),
+    "obstacle_margin": (lambda v: 0 < v <= 1, "must be a distance in (0, 1] m"),
+    "obstacle_memory": (lambda v: 1 <= v <= 600, "must be a number of control steps in 1..600"),
     "latent_draws": (lambda v: 0 <= v <= 1024, "must be an integer in 0..1024"),
     "cem_elite_fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "cem_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -141,6 +149,7 @@ class PolicyStep:
     source: str = "mode2"  # who chose the command: mode2 | mode1 (alone, or Mode-2 missed its deadline)
     subgoal: np.ndarray | None = None  # [2] the low level's target when the high level runs
     route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [S,2] the remaining subgoal route
+    obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [P,2] perceived obstacle points
 
 
 class MpcPolicy:
@@ -149,7 +158,8 @@ class MpcPolicy:
     def __init__(self, model: WorldModel | OrtRolloutModel, objective: Objective, limiter: CommandLimiter, *,
                  planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
-                 mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None) -> None:
+                 mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
+                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
         mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1)."""
         keep_freed_memory()
@@ -160,9 +170,16 @@ class MpcPolicy:
         self.mode1, self.mode1_use, self.plan_deadline = mode1, mode1_use, plan_deadline
         self.fallbacks = 0  # Mode-2 steps that missed the deadline (Mode-1 commanded instead)
         self.goal: Tensor | None = None
+        self.goal_features: Tensor | None = None
+        self.image_goal_tolerance = image_goal_tolerance
+        cfg = model.cfg
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
                                     model.cfg.z_dim, seed)
+        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap, obstacle_memory)
+        obstacles_term = objective.terms.get("obstacles")
+        margin = 0.0 if obstacles_term is None else obstacles_term.margin + obstacles_term.robot_radius
+        self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
 
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
@@ -183,8 +200,9 @@ class MpcPolicy:
                 raise ValueError(f"{name}={p[name]!r} {requirement}")
         max_v, max_w = float(p["max_linear_velocity"]), float(p["max_angular_velocity"])
         soft = (SOFT_SPEED_FRACTION * max_v, SOFT_SPEED_FRACTION * max_w)
-        objective = Objective([GoalDistance(), Heading(), Collision(), Speed(soft_limits=soft), Backward(),
-                               Acceleration(), Energy(), CriticCost()])
+        objective = Objective([GoalDistance(), GoalEmbedding(), Heading(), Collision(),
+                               PerceivedObstacles(margin=float(p["obstacle_margin"])),
+                               Speed(soft_limits=soft), Backward(), Acceleration(), Energy(), CriticCost()])
         objective.set_weights({k.removeprefix("weight_"): float(v) for k, v in p.items() if k.startswith("weight_")})
         limiter = CommandLimiter(max_v, max_w, float(p["max_linear_acceleration"]),
                                  float(p["max_angular_acceleration"]))
@@ -206,7 +224,8 @@ class MpcPolicy:
             model = model.with_rollout_dtype(PRECISIONS[p["precision"]])
         return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
-                   mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic)
+                   mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
+                   image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]))
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
@@ -236,18 +255,33 @@ class MpcPolicy:
             self.planner.reset()  # a plan toward the old goal is a poor warm start
             if self.high_level is not None:
                 self.high_level.reset()
-        self.goal = goal
+        self.goal, self.goal_features = goal, None
+
+    def set_goal_image(self, goal_state: Tensor) -> None:
+        """The goal as what the camera should see there: goal_state [D] is the encoded goal image (its odometry
+        part is ignored). The task objective becomes the divergence of the imagined image features from it
+        (GoalEmbedding); reached when the current features are within image_goal_tolerance of it."""
+        features = self.model.features(torch.as_tensor(goal_state, dtype=torch.float32)).reshape(-1)
+        if features.shape != (self.model.cfg.feature_dim,) or not torch.isfinite(features).all():
+            raise ValueError(f"goal image state must be {self.model.cfg.embed_dim} finite numbers")
+        self.clear_goal()
+        self.goal_features = features
 
     def clear_goal(self) -> None:
-        self.goal = None
+        self.goal, self.goal_features = None, None
         self.planner.reset()
         if self.high_level is not None:
             self.high_level.reset()
 
     def reset(self) -> None:
-        """A new episode: no goal, no warm start, the limiter starts from standstill."""
+        """A new episode: no goal, no warm start, no remembered obstacles, the limiter starts from standstill."""
         self.clear_goal()
         self.limiter.reset()
+        self.memory.reset()
+
+    def image_divergence(self, states: Tensor) -> Tensor:
+        """Mean squared difference [...] of the image features of states [..., D] from the goal image's."""
+        return (self.model.features(states) - self.goal_features.to(states)).square().mean(-1)
 
     def _cost(self, states: Tensor, actions: Tensor) -> Tensor:
         return self.objective.total(states, actions, self._ctx)
@@ -262,33 +296,42 @@ class MpcPolicy:
         """Plan from `state` [D]; `current_velocity` (v, w) is what the base does now (the acceleration
         term's reference); `odom_xy` ends the task within goal_tolerance; `dt` defaults to the model's."""
         dt = self.model.cfg.dt if dt is None else dt
-        if self.goal is None:
+        if self.goal is None and self.goal_features is None:
             return self.stop("no_goal", dt)
-        if odom_xy is not None and float(np.hypot(*(np.asarray(odom_xy) - self.goal.numpy()))) <= self.goal_tolerance:
+        if self.goal is not None and odom_xy is not None \
+                and float(np.hypot(*(np.asarray(odom_xy) - self.goal.numpy()))) <= self.goal_tolerance:
             return self.stop("reached", dt)
         if not torch.isfinite(state).all():
             return self.stop("invalid_state", dt)
+        if self.goal_features is not None and float(self.image_divergence(state)) <= self.image_goal_tolerance:
+            return self.stop("reached", dt)
         prev = torch.as_tensor(np.asarray(current_velocity, dtype=np.float32)).reshape(2)
         prev = torch.nan_to_num(prev, nan=0.0, posinf=0.0, neginf=0.0)
         target, subgoal, route = self.goal, None, np.zeros((0, 2))
-        if self.high_level is not None:
+        if self.high_level is not None and self.goal is not None:
             here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else self.model.pose(state)[:2].cpu().numpy()
             subgoal = self.high_level.subgoal(here, self.goal.numpy())
             target, route = torch.as_tensor(subgoal, dtype=torch.float32), self.high_level.route.copy()
-        ctx = CostContext(self.model.pose, self.model.clearance, target.to(state.device), prev.to(state.device),
-                          self.critic)
+        pose = self.model.pose(state).cpu().numpy()
+        self.memory.add(pose, self.model.ranges(state).cpu().numpy())
+        points = self.memory.points()
+        points = points[np.hypot(*(points - pose[:2]).T) <= self._reach]  # only what the horizon can touch
+        obstacles = torch.as_tensor(points, dtype=torch.float32, device=state.device)
+        on_device = None if target is None else target.to(state.device)
+        ctx = CostContext(self.model.pose, self.model.clearance, on_device, prev.to(state.device), self.critic,
+                          obstacles, self.model.features, self.goal_features)
         proposal = None
-        if self.mode1 is not None:
+        if self.mode1 is not None and target is not None:  # Mode-1 was distilled toward positions, not images
             proposal = self.mode1(state[None], relative_target(self.model.pose(state), target.to(state.device))[None])[0]
             horizon = self.planner.horizon  # a Mode-1 distilled for another horizon: cut, or hold its last action
             proposal = torch.cat([proposal[:horizon], proposal[-1:].expand(max(0, horizon - len(proposal)), -1)])
         start = time.perf_counter()
         source, plan_ms = "mode2", 0.0
-        if self.mode1_use == "alone":
+        if self.mode1_use == "alone" and proposal is not None:
             raw, source = proposal[0].cpu(), "mode1"
         else:
             self._ctx = ctx
-            deadline = start + self.plan_deadline if self.mode1 is not None and self.plan_deadline > 0 else None
+            deadline = start + self.plan_deadline if proposal is not None and self.plan_deadline > 0 else None
             try:
                 raw = self.planner.command(state, proposal, deadline).cpu()
             except DeadlineMissed:
@@ -305,4 +348,4 @@ class MpcPolicy:
         return PolicyStep(command=self.limiter.limit(raw.numpy(), dt), raw_command=raw.numpy().astype(float),
                           status="ok", plan_poses=self.model.pose(states).cpu().numpy().astype(float),
                           cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms, source=source,
-                          subgoal=subgoal, route=route)
+                          subgoal=subgoal, route=route, obstacles=obstacles.cpu().numpy().astype(float))

@@ -39,3 +39,7 @@ class OrtRolloutModel:
 
     def pose(self, s: Tensor) -> Tensor:
         return self._model.pose(s)
+
+    def ranges(self, s: Tensor) -> Tensor:
+        """Once per control step (the obstacle memory's view), so it stays on the torch model."""
+        return self._model.ranges(s)

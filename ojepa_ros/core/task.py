@@ -1,4 +1,5 @@
-"""A task file (config/tasks/*.yaml): goal, task cost weights and planner settings, validated.
+"""A task file (config/tasks/*.yaml): goal (a pose, or an image file of what the camera should see there), task
+cost weights and planner settings, validated.
 
 A task may choose how to plan (planner, risk, hierarchy, Mode-1, budgets) and weigh its objective, but the
 guardrail floors and the velocity limits are the actor's: no key here reaches them."""
@@ -26,6 +27,7 @@ class TaskError(ValueError):
 @dataclass(frozen=True)
 class Task:
     goal: tuple[float, float] | None = None
+    goal_image: Path | None = None  # an image file; relative paths are from the task file's folder
     weights: dict[str, float] = field(default_factory=dict)
     planner: dict[str, Any] = field(default_factory=dict)
 
@@ -46,9 +48,18 @@ def load_task(path: Path) -> Task:
         raise TaskError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
     if not isinstance(raw, dict):
         raise TaskError(f"{path}: expected a mapping with goal/weights/planner")
-    unknown = set(raw) - {"goal", "weights", "planner"}
+    unknown = set(raw) - {"goal", "goal_image", "weights", "planner"}
     if unknown:
         raise TaskError(f"{path}: unknown keys {sorted(unknown)}")
+    if "goal" in raw and "goal_image" in raw:
+        raise TaskError(f"{path}: give goal or goal_image, not both")
+    goal_image = None
+    if "goal_image" in raw:
+        if not isinstance(raw["goal_image"], str):
+            raise TaskError(f"{path}: goal_image must be an image file name, got {raw['goal_image']!r}")
+        goal_image = (path.parent / raw["goal_image"]).resolve()
+        if not goal_image.is_file():
+            raise TaskError(f"{path}: goal_image {goal_image} does not exist")
     goal = None
     if "goal" in raw:
         g = raw["goal"]
@@ -70,4 +81,4 @@ def load_task(path: Path) -> Task:
             planner[key] = value
         else:
             planner[key] = kind(_number(path, f"planner.{key}", value))
-    return Task(goal=goal, weights=weights, planner=planner)
+    return Task(goal=goal, goal_image=goal_image, weights=weights, planner=planner)

@@ -2,11 +2,12 @@
 
 State s = Enc(camera image, odometry) = [normalised proprio (6) | learned image features (embed_dim - 6)].
 The odometry part is kept verbatim because it is already an abstract, exactly known state; the learned
-part sees the image only, so what it knows of walls, doorways and rooms (and of the pose: see
+part sees the image only, so what it knows of walls, doorways, furniture and rooms (and of the pose: see
 `probe_pose`) comes from the camera. Pred(s, a, z) predicts the whole state one control step (`dt`)
-ahead, never pixels. By default it is blind to the absolute position (x, y): motion is the same everywhere
-but for walls and doorways, so it must learn those from the image features, not memorise the map. The
-shipped model sets predictor_sees_position: the blind one let the actor graze door jambs (see MODEL_CARD).
+ahead, never pixels. It is blind to the absolute position (x, y), and so are the obstacle read-outs
+(`ranges`, `clearance`): what the robot may bump into is read from the image features, never from a
+memorised map, so it holds in layouts never seen. The ranges head is supervised by the range scanner (a
+sensor a real robot carries) and shapes the encoder; the clearance probe observes the detached states.
 z carries what the action cannot explain (trained through a noisy, KL-limited posterior; zero or prior
 draws when planning). Level 2 (H-JEPA) is a coarser state h = abstract(s)
 whose predictor jumps `level2_k` control steps per call, for subgoal proposals. It sees no pose at all
@@ -18,14 +19,13 @@ kind == "pixel" adds a decoder: the generative baseline that reconstructs pixels
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 KINDS = ("jepa", "pixel")
-POSITION_DIMS = 2  # x, y lead the odometry part; the level-1 predictor sees them only if predictor_sees_position
+POSITION_DIMS = 2  # x, y lead the odometry part; no predictor or obstacle read-out sees them
 POSE_DIMS = 4      # x, y, cos yaw, sin yaw: the level-2 predictor sees none of them
 
 
@@ -44,9 +44,10 @@ class WorldModelConfig:
     level2_k: int = 8       # control steps per level-2 prediction
     level2_dim: int = 32    # size of the level-2 state h (its first proprio_dim entries are s's odometry part)
     expander_dim: int = 256  # VICReg expander width (training only): decorrelating more dims demands more information
-    predictor_sees_position: bool = False  # True: level 1 also gets x, y, so it can learn where walls block motion
     kind: str = "jepa"      # "jepa" | "pixel" (generative baseline with a pixel decoder)
-    clearance_octaves: int = 0  # sin/cos of x, y at pi * 2^0..2^(n-1) beside s into the clearance probe (0: s alone)
+    range_sectors: int = 9      # forward range read-out: nearest obstacle per sector of the camera's view
+    range_fov: float = 90.0     # degrees the sectors span (the camera's horizontal field of view)
+    range_cap: float = 3.0      # m: farther (or no) returns read as this
     dt: float = 0.1         # s per predictor step: the environment's control period
     proprio_mean: list[float] = field(default_factory=lambda: [0.0] * 6)
     proprio_std: list[float] = field(default_factory=lambda: [1.0] * 6)
@@ -106,13 +107,14 @@ class WorldModel(nn.Module):
         h, d, f, p = cfg.hidden_dim, cfg.embed_dim, cfg.feature_dim, cfg.proprio_dim
         self._conv, conv_out = conv_net(cfg.channels, cfg.image_size)
         self._image_head = mlp([conv_out, h, f])
-        self._hidden = 0 if cfg.predictor_sees_position else POSITION_DIMS  # leading state dims level 1 does not see
+        self._hidden = POSITION_DIMS  # leading state dims no level-1 network sees
         self._dynamics = mlp([d - self._hidden + cfg.action_dim + cfg.z_dim, h, h, d])
         if cfg.z_dim:
             self._posterior = mlp([2 * d, h // 2, 2 * cfg.z_dim])  # q(z | s_t, s_t+1): only used in training
         self._abstract = mlp([f, h // 2, cfg.level2_dim - p])
         self._dynamics2 = mlp([cfg.level2_dim - POSE_DIMS + cfg.level2_k * cfg.action_dim, h, h, cfg.level2_dim])
-        self.clearance_head = mlp([d + 4 * cfg.clearance_octaves, cfg.probe_dim, cfg.probe_dim, 1])
+        self.clearance_head = mlp([d - self._hidden, cfg.probe_dim, cfg.probe_dim, 1])
+        self.range_head = mlp([d - self._hidden, h, cfg.range_sectors])
         self._expander = mlp([f, cfg.expander_dim, cfg.expander_dim])
         self.pose_head = nn.Linear(f, 4)  # linear probe: (x, y, cos, sin) in normalised odometry units
         if cfg.kind == "pixel":
@@ -121,8 +123,6 @@ class WorldModel(nn.Module):
         for name, values in (("proprio_mean", cfg.proprio_mean), ("proprio_std", cfg.proprio_std),
                              ("action_scale", cfg.action_scale)):
             self.register_buffer(name, torch.tensor(values, dtype=torch.float32), persistent=False)
-        self.register_buffer("clearance_frequencies", math.pi * 2.0 ** torch.arange(cfg.clearance_octaves),
-                             persistent=False)
 
     # --- level 1 -------------------------------------------------------------------------------------
     def encode(self, image: Tensor, proprio: Tensor) -> Tensor:
@@ -216,18 +216,16 @@ class WorldModel(nn.Module):
         return self._pose_from_normalised(self.pose_head(self.features(s)))
 
     def clearance(self, s: Tensor) -> Tensor:
-        """Distance [...] in metres from the robot's body to the nearest obstacle, >= 0.
-
-        With clearance_octaves > 0 the probe also sees sinusoids of the normalised x, y (Fourier features,
-        Tancik et al. 2020): an MLP on raw coordinates blurs a 1 m doorway into the wall around it (measured:
-        0.10 m too little clearance mid-door, inside the collision margin), the sinusoids let it resolve one.
-        """
+        """Distance [...] in metres from the robot's body to the nearest obstacle, >= 0, read from everything in
+        s but the position (the scan-derived label of sensing.clearance_from_scan)."""
         head_dtype = self.clearance_head[0].weight.dtype
-        x = s
-        if self.cfg.clearance_octaves:
-            angles = s[..., :POSITION_DIMS, None] * self.clearance_frequencies
-            x = torch.cat((s, angles.sin().flatten(-2), angles.cos().flatten(-2)), dim=-1)
-        return nn.functional.softplus(self.clearance_head(x.to(head_dtype)).squeeze(-1).to(s.dtype))
+        x = s[..., self._hidden:].to(head_dtype)
+        return nn.functional.softplus(self.clearance_head(x).squeeze(-1).to(s.dtype))
+
+    def ranges(self, s: Tensor) -> Tensor:
+        """Nearest obstacle [..., range_sectors] in metres in each sector of the camera's view (sector k centred
+        on sensing.sector_centres(range_fov, range_sectors)[k]), read from the state without its position."""
+        return nn.functional.softplus(self.range_head(s[..., self._hidden:])).clamp_max(self.cfg.range_cap)
 
     def with_rollout_dtype(self, dtype: torch.dtype) -> WorldModel:
         """A copy whose step and clearance MLPs hold `dtype` weights: what a planner calls thousands of times

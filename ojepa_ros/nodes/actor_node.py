@@ -1,7 +1,8 @@
 """actor_node: Mode-2 model-predictive control through the world model, at a fixed control rate.
 
 Every tick it plans from the latest state embedding toward the goal (set through its parameters by
-the configurator) and publishes the first action, after core's CommandLimiter. It commands a stop
+the configurator, or given as an image on /goal_image: what the camera should see there) and publishes the
+first action, after core's CommandLimiter. It commands a stop
 (ramped at the acceleration limit) when there is no goal, the goal is reached, the model is missing,
 or the watchdog finds the state or odometry older than `watchdog_timeout`.
 
@@ -15,6 +16,7 @@ import math
 import time
 from collections import deque
 
+import cv2
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -22,6 +24,7 @@ from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
 from std_msgs.msg import ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -32,6 +35,8 @@ from ojepa_ros.core.onnx_runtime import OnnxModelError
 from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.safety import Watchdog
 from ojepa_ros.nodes import params as P
+from ojepa_ros.core.formats import rgb_from_image
+from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, yaw_to_quaternion
 from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
 from ojepa_ros.nodes.qos import SENSOR
@@ -106,6 +111,7 @@ class ActorNode(Node):
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
         self._state: torch.Tensor | None = None
         self._odom: np.ndarray | None = None
+        self._image_goal = False  # driving toward a goal image (until reached or goal_active is set false)
         self._status = ""
         self._plan_ms: deque[float] = deque(maxlen=200)
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
@@ -126,6 +132,7 @@ class ActorNode(Node):
         # timer cannot starve the diagnostics.
         self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         self.create_timer(1.0, self._publish_diagnostics)
 
@@ -164,6 +171,7 @@ class ActorNode(Node):
         if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path"}):
             self.policy = self._build_policy()
         elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
+            self._image_goal = False
             if self.p["goal_active"]:
                 self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
             else:
@@ -193,6 +201,27 @@ class ActorNode(Node):
             return
         self.watchdog.feed("odom", self._now())
 
+    def _on_goal_image(self, msg: Image) -> None:
+        """A goal given as an image (rgb8/bgr8, any size: resized to the model's): encoded with the actor's model,
+        it replaces any pose goal; a bad image is refused with one line and changes nothing."""
+        if self.policy is None:
+            self.get_logger().error("goal image refused: no usable model", throttle_duration_sec=1.0)
+            return
+        try:
+            rgb = rgb_from_image(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+        except ValueError as err:
+            self.get_logger().error(f"goal image refused: {err}", throttle_duration_sec=1.0)
+            return
+        size = self.model.cfg.image_size
+        rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
+        with torch.no_grad():
+            state = self.model.encode(torch.from_numpy(rgb)[None], torch.from_numpy(proprio_from_odom(np.zeros(5)))[None])
+        if self.p["goal_active"]:  # the pose goal no longer applies (this clears it through _on_params)
+            self.set_parameters([Parameter("goal_active", value=False)])
+        self.policy.set_goal_image(state[0])
+        self._image_goal = True
+        self.get_logger().info("goal set as an image")
+
     # -- control loop -------------------------------------------------------------------------
     def _tick(self) -> None:
         self._ticks.append(time.monotonic())
@@ -203,7 +232,7 @@ class ActorNode(Node):
             self._publish_command(np.zeros(2))
             return
         stale = self.watchdog.stale(self._now())
-        if not self.p["goal_active"]:
+        if not (self.p["goal_active"] or self._image_goal):
             self._set_status("idle")
             if np.any(self.policy.limiter.last != 0):
                 self._publish_command(self.policy.stop("no_goal", dt).command)
@@ -218,7 +247,9 @@ class ActorNode(Node):
         self._publish_command(step.command)  # first: what follows only informs people, the base must not wait
         if step.status == "reached":
             self._set_status("reached")
-            self.set_parameters([Parameter("goal_active", value=False)])
+            self._image_goal = False
+            if self.p["goal_active"]:
+                self.set_parameters([Parameter("goal_active", value=False)])
         elif step.status == "ok":
             self._set_status("active")
             if step.source == "mode2":

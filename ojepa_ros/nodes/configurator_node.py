@@ -1,7 +1,7 @@
 """configurator_node: sets up the task by setting the parameters of the nodes it manages.
 
 Goals come from /goal_pose (RViz "2D Goal Pose") or from a task file in config/tasks/ named by the
-`task` parameter. A goal is refused, with one log line, when it holds NaN/inf, is in another frame,
+`task` parameter; a task's goal_image is published (latched) on /goal_image for the actor. A goal is refused, with one log line, when it holds NaN/inf, is in another frame,
 or lies outside `world_bounds`.
 """
 
@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import math
 
+import cv2
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from ojepa_ros.core.task import TaskError, load_task
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.convert import InputError, finite_pose_xy_yaw, yaw_to_quaternion
+from ojepa_ros.nodes.convert import InputError, finite_pose_xy_yaw, rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import task_file
 
@@ -40,6 +42,7 @@ class ConfiguratorNode(Node):
         super().__init__("configurator_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
         self.goal_pub = self.create_publisher(PoseStamped, "ojepa/goal", LATCHED)
+        self.goal_image_pub = self.create_publisher(Image, "goal_image", LATCHED)
         self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
         self._param_clients = {name: self.create_client(SetParameters, f"{name}/set_parameters")
@@ -68,6 +71,12 @@ class ConfiguratorNode(Node):
             self._push(task.planner, only=self.p["planner_node"])
         if task.goal is not None:
             self.set_goal(*task.goal)
+        if task.goal_image is not None:
+            bgr = cv2.imread(str(task.goal_image), cv2.IMREAD_COLOR)
+            if bgr is None:
+                self.get_logger().error(f"task '{name}': {task.goal_image} is not a readable image; goal not set")
+                return
+            self.goal_image_pub.publish(rgb_to_image(bgr[..., ::-1], self.get_clock().now().to_msg(), ""))
         self.get_logger().info(f"task '{name}' applied")
 
     def _on_goal_pose(self, msg: PoseStamped) -> None:

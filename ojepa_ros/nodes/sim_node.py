@@ -1,6 +1,8 @@
 """sim_node: the embedded simulator as a robot with Gazebo/ros_gz_bridge topic names.
 
-`world: rooms` runs our MuJoCo floor (diff-drive base, /cmd_vel in, camera + odometry out);
+`world: rooms` runs our MuJoCo floor (diff-drive base, /cmd_vel in; camera, odometry, bumper and a planar
+range scanner out) in the layout `rooms_layout` names (the four-room world or a generated `seed_N`);
+obstacles can be dropped in and taken out while it runs, as Gazebo's create / remove services do;
 `world: gym` wraps any Gymnasium env with an rgb_array render and a Box action space, commanded by
 std_msgs/Float64MultiArray as a ros2_control forward-command controller would be.
 
@@ -14,7 +16,7 @@ run the other nodes with use_sim_time (the launch file's and `ojepa agent`'s def
 simulator). Beside the image goes its CameraInfo (pinhole intrinsics from `camera_fovy`, frame
 `camera_optical_frame`, REP-103: z forward, x right, y down). Where tf2_msgs imports (a ROS 2 distro; not
 the PyPI wheels), /tf carries odom -> base_link and /tf_static base_link -> camera_link ->
-camera_optical_frame and base_link -> laser_link.
+camera_optical_frame and base_link -> scan_frame (laser_link).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from geometry_msgs.msg import TransformStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker
 
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import rgb_to_image, sec_to_stamp, yaw_to_quaternion
@@ -47,6 +50,10 @@ except ImportError:
 
 PARAMS = {
     "world": P.one_of("rooms", "rooms: embedded MuJoCo floor; gym: a Gymnasium env", ("rooms", "gym")),
+    "rooms_layout": P.Param("four_rooms", "floor plan of the rooms world: four_rooms or a generated seed_N",
+                            lambda v: v == "four_rooms" or (v.startswith("seed_") and v[5:].isdigit()),
+                            "must be four_rooms or seed_N"),
+    "scan_rate": P.positive(10.0, "/scan publish rate, Hz (rooms)"),
     "gym_env_id": P.Param("InvertedPendulum-v5", "Gymnasium env id used when world is gym"),
     "image_width": P.Param(64, "camera image width, px", lambda v: 8 <= v <= 1024, "must be in 8..1024"),
     "image_height": P.Param(64, "camera image height, px", lambda v: 8 <= v <= 1024, "must be in 8..1024"),
@@ -61,10 +68,10 @@ PARAMS = {
     "camera_frame": P.Param("camera_link", "the camera's body frame (x forward, z up), child of base_frame on /tf_static"),
     "camera_optical_frame": P.Param("camera_optical_frame", "frame of the image and its CameraInfo (z forward, "
                                     "x right, y down), child of camera_frame"),
-    "laser_frame": P.Param("laser_link", "the scanner's frame, child of base_frame on /tf_static"),
-    "laser_mount": P.Param([0.0, 0.0, 0.2], "x, y, z of laser_frame in base_frame, m",
-                           lambda v: len(v) == 3 and all(math.isfinite(x) for x in v), "must be 3 finite numbers"),
+    "scan_frame": P.Param("laser_link", "frame of /scan (the scanner sits at the base's centre, scan_height up), "
+                          "child of base_frame on /tf_static"),
 }
+OBSTACLE_SHAPES = {Marker.CUBE: "box", Marker.CYLINDER: "cylinder"}
 # base_link -> camera_link: where rooms_world mounts the camera (half-way to the rim, pitched down);
 # camera_link -> optical frame: the fixed REP-103 rotation (roll -90 deg, yaw -90 deg).
 OPTICAL_ROTATION = (-0.5, 0.5, -0.5, 0.5)  # x, y, z, w
@@ -114,9 +121,13 @@ class SimNode(Node):
         else:
             self.odom_pub = self.create_publisher(Odometry, "odom", 10)
             self.collision_pub = self.create_publisher(Bool, "collision", 10)
+            self.scan_pub = self.create_publisher(LaserScan, "scan", 5)
             self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
+            self.create_subscription(Marker, "sim/obstacles", self._on_obstacle, 10)
+            self.create_service(Trigger, "~/clear_obstacles", self._on_clear_obstacles)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._lock = threading.Lock()
+        self._obstacle_requests: list[Marker | None] = []  # None: take every dropped obstacle out
         self._command: np.ndarray | None = None
         self._command_time = -math.inf
         self._reset_done: threading.Event | None = None
@@ -151,6 +162,43 @@ class SimNode(Node):
             fresh = self._command is not None and time.monotonic() - self._command_time <= self.p["cmd_timeout"]
             return self._command if fresh else np.zeros(self.action_dim)
 
+    def _on_obstacle(self, msg: Marker) -> None:
+        """A CUBE or CYLINDER Marker (frame odom: pose position, scale x/y/z, color) adds or moves obstacle
+        `ns/id`; DELETE takes it out, DELETEALL takes out every dropped one. Anything else is refused."""
+        try:
+            if msg.action == Marker.ADD:
+                self._obstacle_box(msg)  # validate here, where the error can be logged at once
+            elif msg.action not in (Marker.DELETE, Marker.DELETEALL):
+                raise ValueError(f"action {msg.action} is not ADD (0), DELETE (2) or DELETEALL (3)")
+        except ValueError as err:
+            self.get_logger().error(f"/sim/obstacles refused: {err}", throttle_duration_sec=1.0)
+            return
+        with self._lock:
+            self._obstacle_requests.append(None if msg.action == Marker.DELETEALL else msg)
+
+    def _on_clear_obstacles(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self._obstacle_requests.append(None)
+        resp.success, resp.message = True, "dropped obstacles removed"
+        return resp
+
+    def _obstacle_box(self, msg: Marker):
+        from ojepa_ros.sim.rooms_world import Box
+
+        if msg.type not in OBSTACLE_SHAPES:
+            raise ValueError(f"marker type {msg.type} is neither CUBE (1) nor CYLINDER (3)")
+        if msg.header.frame_id not in ("", self.p["odom_frame"]):
+            raise ValueError(f"frame {msg.header.frame_id!r} is not {self.p['odom_frame']!r}")
+        p, sc, c = msg.pose.position, msg.scale, msg.color
+        values = (p.x, p.y, sc.x, sc.y, sc.z)
+        if not all(math.isfinite(v) for v in values) or not all(0.02 <= v <= 5.0 for v in values[2:]) \
+                or max(abs(p.x), abs(p.y)) > 1e3:
+            raise ValueError("position must be finite (|x|, |y| <= 1000 m) and scale x, y, z in 0.02..5 m")
+        shape = OBSTACLE_SHAPES[msg.type]
+        half = (sc.x / 2, sc.x / 2) if shape == "cylinder" else (sc.x / 2, sc.y / 2)
+        rgba = (c.r, c.g, c.b, 1.0) if c.a > 0 else (0.8, 0.2, 0.2, 1.0)
+        return Box(f"dropped_{msg.ns}_{msg.id}", (p.x, p.y), half, sc.z, rgba, shape)
+
     def _on_reset(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
         done = threading.Event()
         with self._lock:
@@ -164,7 +212,7 @@ class SimNode(Node):
         env = self._make_env()
         self._ready.set()
         tick = 1.0 / (self.p["camera_rate"] if self.gym else self.p["odom_rate"])
-        next_tick = next_frame = last = time.monotonic()
+        next_tick = next_frame = next_scan = last = time.monotonic()
         try:
             while self._running and rclpy.ok(context=self.context):
                 now = time.monotonic()
@@ -176,10 +224,14 @@ class SimNode(Node):
                 if self.gym:
                     self._step_gym(env)
                     continue
+                self._apply_obstacle_requests(env)
                 env.set_command(*self._current_command())
                 env.advance(min(now - last, 0.1))
                 last = now
                 self._publish_state(env)
+                if now >= next_scan:
+                    next_scan = max(next_scan + 1.0 / self.p["scan_rate"], now)
+                    self._publish_scan(env)
                 if now >= next_frame:
                     next_frame = max(next_frame + 1.0 / self.p["camera_rate"], now)
                     self._publish_image(env.camera_image(), sec_to_stamp(env.sim_time))
@@ -196,13 +248,44 @@ class SimNode(Node):
             env.reset()
             return env
         from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
+        from ojepa_ros.sim.world_family import world
 
         env = RoomsNavEnv(NavEnvConfig(image_width=self.p["image_width"], image_height=self.p["image_height"],
-                                       camera_fovy=self.p["camera_fovy"]))
+                                       camera_fovy=self.p["camera_fovy"]), world(self.p["rooms_layout"]))
+        self._base_layout = env.layout
         self.action_dim = 2
         env.reset(options={"start": tuple(self.p["start_pose"])})
-        self._publish_static_frames(env.config.robot_radius)
+        self._publish_static_frames(env.config.robot_radius, env.config.scan_height)
         return env
+
+    def _apply_obstacle_requests(self, env) -> None:
+        with self._lock:
+            requests, self._obstacle_requests = self._obstacle_requests, []
+        if not requests:
+            return
+        layout = env.layout
+        for msg in requests:
+            if msg is None:
+                layout = self._base_layout
+                continue
+            name = f"dropped_{msg.ns}_{msg.id}"
+            layout = layout.without(name)
+            if msg.action == Marker.ADD:
+                layout = layout.with_obstacles((self._obstacle_box(msg),))
+        env.set_layout(layout)
+
+    def _publish_scan(self, env) -> None:
+        c = env.config
+        scan = LaserScan()
+        scan.header.stamp = sec_to_stamp(env.sim_time)
+        scan.header.frame_id = self.p["scan_frame"]
+        scan.angle_min = float(env.scan_angles[0])
+        scan.angle_increment = float(env.scan_angles[1] - env.scan_angles[0])
+        scan.angle_max = float(env.scan_angles[-1])
+        scan.scan_time = 1.0 / self.p["scan_rate"]
+        scan.range_min, scan.range_max = 0.05, float(c.scan_range)
+        scan.ranges = env.scan().tolist()
+        self.scan_pub.publish(scan)
 
     def _handle_reset(self, env) -> None:
         with self._lock:
@@ -245,7 +328,7 @@ class SimNode(Node):
             self.tf_pub.publish(TFMessage(transforms=[transform(stamp, odom.header.frame_id, odom.child_frame_id,
                                                                 (x, y, 0.0), (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)))]))
 
-    def _publish_static_frames(self, robot_radius: float) -> None:
+    def _publish_static_frames(self, robot_radius: float, scan_height: float) -> None:
         if self.tf_static_pub is None:
             return
         stamp, base = sec_to_stamp(0.0), self.p["base_frame"]
@@ -254,7 +337,7 @@ class SimNode(Node):
             transform(stamp, base, self.p["camera_frame"], (robot_radius / 2, 0.0, CAMERA_HEIGHT),
                       (0.0, math.sin(pitch), 0.0, math.cos(pitch))),
             transform(stamp, self.p["camera_frame"], self.p["camera_optical_frame"], xyzw=OPTICAL_ROTATION),
-            transform(stamp, base, self.p["laser_frame"], self.p["laser_mount"]),
+            transform(stamp, base, self.p["scan_frame"], (0.0, 0.0, scan_height)),
         ]))
 
     def _publish_image(self, rgb: np.ndarray, stamp) -> None:

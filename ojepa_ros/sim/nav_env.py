@@ -1,4 +1,7 @@
-"""Gymnasium env (and real-time API for the sim node) of a camera robot in the four-room world.
+"""Gymnasium env (and real-time API for the sim node) of a camera robot in a rooms world (sim/world_family.py).
+
+The robot carries what a real one does: a forward RGB camera, odometry, a bumper (`in_collision`) and a planar
+360-degree range scanner (`scan`, REP-117 ranges: +inf where no return within range).
 
 One MuJoCo model serves both uses: `step` for dataset collection and benchmarks, and
 `set_command` / `advance` / `camera_image` for a ROS node that runs the same physics in
@@ -33,6 +36,9 @@ class NavEnvConfig:
     robot_radius: float = 0.18
     goal_tolerance: float = 0.3
     max_steps: int = 400
+    scan_beams: int = 180        # over 360 degrees, beam 0 straight back (angle -pi), counter-clockwise
+    scan_range: float = 4.0      # m; farther returns read +inf
+    scan_height: float = 0.15    # m above the floor: sees furniture, not the floor
 
 
 class RoomsNavEnv(gym.Env):
@@ -42,18 +48,15 @@ class RoomsNavEnv(gym.Env):
 
     def __init__(self, config: NavEnvConfig | None = None, layout: RoomsLayout | None = None):
         self.config = c = config or NavEnvConfig()
-        self.layout = layout or default_layout()
         self.render_mode = "rgb_array"
-        self.model = mujoco.MjModel.from_xml_string(
-            build_mjcf(self.layout, c.image_width, c.image_height, c.camera_fovy, c.robot_radius))
-        self.model.opt.timestep = c.physics_dt
-        self.data = mujoco.MjData(self.model)
-        self._robot_geom = self.model.geom("robot_collision").id
-        self._obstacle_geoms = np.array([self.model.geom(b.name).id for b in self.layout.obstacles])
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._substeps = max(1, round(c.control_dt / c.physics_dt))
         self._camera_option = mujoco.MjvOption()
         self._camera_option.geomgroup[ROBOT_GEOM_GROUP] = 0  # the robot must not block its own view
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        angles = -np.pi + 2 * np.pi * np.arange(c.scan_beams) / c.scan_beams
+        self.scan_angles = angles
+        self._scan_dirs = np.stack((np.cos(angles), np.sin(angles), np.zeros_like(angles)), axis=1)
+        self.set_layout(layout or default_layout())
         self._command = np.zeros(2)
         self._pending_time = 0.0
         self._goal: np.ndarray | None = None
@@ -63,9 +66,30 @@ class RoomsNavEnv(gym.Env):
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, (c.image_height, c.image_width, 3), np.uint8),
             "odom": spaces.Box(-np.inf, np.inf, (5,), np.float32),
+            "scan": spaces.Box(0.0, np.inf, (c.scan_beams,), np.float32),
         })
-        # qpos = 0 is a wall corner: start somewhere free so the real-time API works before any reset.
-        self.set_pose(*sample_free_pose(self.layout, np.random.default_rng(0)))
+
+    def set_layout(self, layout: RoomsLayout) -> None:
+        """Rebuild the world as `layout` (a new MuJoCo model); the robot keeps its pose, velocity and the clock."""
+        c = self.config
+        old = getattr(self, "data", None)
+        self.close()
+        self.layout = layout
+        self.model = mujoco.MjModel.from_xml_string(
+            build_mjcf(layout, c.image_width, c.image_height, c.camera_fovy, c.robot_radius))
+        self.model.opt.timestep = c.physics_dt
+        self.data = mujoco.MjData(self.model)
+        self._robot_geom = self.model.geom("robot_collision").id
+        self._robot_body = self.model.body("robot").id
+        names = [b.name for b in layout.obstacles] + [m.name for m in layout.movers]
+        self._obstacle_geoms = np.array([self.model.geom(n).id for n in names])
+        self._mocap = [(self.model.body(f"{m.name}_body").mocapid[0], m) for m in layout.movers]
+        if old is None:
+            self.set_pose(*sample_free_pose(layout, np.random.default_rng(0)))
+        else:
+            self.data.qpos[:], self.data.qvel[:], self.data.time = old.qpos, old.qvel, old.time
+            self._move_movers()
+            mujoco.mj_forward(self.model, self.data)
 
     # ---- real-time API (used by the ROS sim node) ----
 
@@ -116,8 +140,32 @@ class RoomsNavEnv(gym.Env):
         return bool(np.any(robot & obstacle))
 
     def clearance(self) -> float:
-        """Free space between the robot's rim and the nearest obstacle (negative when pressed in)."""
-        return float(clearance(self.layout, self.data.qpos[:2])) - self.config.robot_radius
+        """Free space between the robot's rim and the nearest obstacle (negative when pressed in): the simulator's
+        own geometry, for placing things and checking sensors; never a training label."""
+        return float(clearance(self.layout, self.data.qpos[:2], self.data.time)) - self.config.robot_radius
+
+    def scan(self) -> np.ndarray:
+        """Planar range scan [scan_beams] float32 from the robot's centre at scan_height, in the body frame
+        (angles self.scan_angles); +inf where nothing is within scan_range. The robot's own body is excluded."""
+        c = self.config
+        x, y, yaw = self.data.qpos
+        cos, sin = math.cos(yaw), math.sin(yaw)
+        dirs = self._scan_dirs @ np.array([[cos, sin, 0.0], [-sin, cos, 0.0], [0.0, 0.0, 1.0]])
+        dist = np.empty(c.scan_beams)
+        geoms = np.empty(c.scan_beams, dtype=np.int32)
+        mujoco.mj_multiRay(self.model, self.data, np.array([x, y, c.scan_height]), dirs.ravel(), None, 1,
+                           self._robot_body, geoms, dist, None, c.scan_beams, c.scan_range)
+        dist[(geoms < 0) | (dist > c.scan_range)] = np.inf
+        return dist.astype(np.float32)
+
+    def image_at(self, x: float, y: float, yaw: float) -> np.ndarray:
+        """What the camera would see from pose (x, y, yaw) now (e.g. a goal image); the robot is not moved."""
+        qpos, qvel = self.data.qpos.copy(), self.data.qvel.copy()
+        self.set_pose(x, y, yaw)
+        image = self.camera_image()
+        self.data.qpos[:], self.data.qvel[:] = qpos, qvel
+        mujoco.mj_forward(self.model, self.data)
+        return image
 
     def camera_image(self) -> np.ndarray:
         c = self.config
@@ -131,6 +179,7 @@ class RoomsNavEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         mujoco.mj_resetData(self.model, self.data)
+        self._move_movers()
         start = options.get("start")
         self.set_pose(*(sample_free_pose(self.layout, self.np_random) if start is None else start))
         goal = options.get("goal")
@@ -182,6 +231,7 @@ class RoomsNavEnv(gym.Env):
         return image
 
     def close(self) -> None:
+        """Free the renderers (the model stays usable; they are made again on the next render)."""
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
@@ -202,9 +252,15 @@ class RoomsNavEnv(gym.Env):
             ctrl[0] = v * math.cos(qpos[2])
             ctrl[1] = v * math.sin(qpos[2])
             ctrl[2] = w
+            if self._mocap:
+                self._move_movers()
             mujoco.mj_step(self.model, self.data)
             collided = collided or (self.data.ncon > 0 and self.in_collision())
         return collided
+
+    def _move_movers(self) -> None:
+        for mocap_id, mover in self._mocap:
+            self.data.mocap_pos[mocap_id, :2] = mover.position(self.data.time)
 
     def _distance(self) -> float:
         if self._goal is None:
@@ -212,7 +268,7 @@ class RoomsNavEnv(gym.Env):
         return float(np.hypot(*(self.data.qpos[:2] - self._goal)))
 
     def _observation(self) -> dict[str, np.ndarray]:
-        return {"image": self.camera_image(), "odom": self.odometry().astype(np.float32)}
+        return {"image": self.camera_image(), "odom": self.odometry().astype(np.float32), "scan": self.scan()}
 
     def _info(self, collision: bool) -> dict:
         x, y, yaw = self.odometry()[:3]

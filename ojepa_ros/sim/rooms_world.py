@@ -1,8 +1,8 @@
-"""Four-room floor plan and its MuJoCo model; pure python + numpy.
+"""Floor plans (rooms, doorways, landmarks, furniture, moving obstacles) and their MuJoCo model; python + numpy.
 
-Every obstacle is an axis-aligned box, so clearance is analytic and the planner's
-guardrail cost can be checked against ground truth. Rooms differ in floor, wall and
-landmark colours so a 64x64 camera image tells which room the robot is in.
+Obstacles are axis-aligned boxes or upright cylinders, so the simulator's own clearance is analytic: it places
+starts, goals and furniture, and checks the robot's sensors in tests; nothing the robot learns from reads it.
+The four-room world here is one named member of the generated family in sim/world_family.py.
 """
 from __future__ import annotations
 
@@ -25,13 +25,38 @@ TOPDOWN_MARGIN = 0.2
 
 @dataclass(frozen=True)
 class Box:
-    """Axis-aligned obstacle standing on the floor."""
+    """Obstacle standing on the floor: an axis-aligned box, or (shape "cylinder") an upright cylinder of
+    radius half_size[0]."""
 
     name: str
     center: tuple[float, float]
     half_size: tuple[float, float]
     height: float
     rgba: tuple
+    shape: str = "box"
+
+
+@dataclass(frozen=True)
+class Mover:
+    """A box that slides back and forth between a and b at `speed` m/s on its own (a MuJoCo mocap body)."""
+
+    name: str
+    a: tuple[float, float]
+    b: tuple[float, float]
+    half_size: tuple[float, float]
+    height: float
+    rgba: tuple
+    speed: float = 0.3
+    phase: float = 0.0  # s of motion already done at t = 0
+
+    def position(self, t: float) -> np.ndarray:
+        """Centre (x, y) at time t: a triangle wave between a and b."""
+        a, b = np.asarray(self.a, dtype=float), np.asarray(self.b, dtype=float)
+        length = float(np.hypot(*(b - a)))
+        if length < 1e-9 or self.speed <= 0:
+            return a
+        travelled = (t + self.phase) * self.speed % (2 * length)
+        return a + (b - a) * (min(travelled, 2 * length - travelled) / length)
 
 
 @dataclass(frozen=True)
@@ -48,6 +73,17 @@ class Room:
 class RoomsLayout:
     rooms: tuple[Room, ...]
     obstacles: tuple[Box, ...]
+    movers: tuple[Mover, ...] = ()
+    name: str = ""
+
+    def with_obstacles(self, extra: tuple[Box, ...] = (), movers: tuple[Mover, ...] = ()) -> RoomsLayout:
+        """The same floor with more static obstacles and moving ones (e.g. dropped in front of the robot)."""
+        return RoomsLayout(self.rooms, self.obstacles + tuple(extra), self.movers + tuple(movers), self.name)
+
+    def without(self, name: str) -> RoomsLayout:
+        """The same floor less the obstacle or mover called `name`."""
+        return RoomsLayout(self.rooms, tuple(b for b in self.obstacles if b.name != name),
+                           tuple(m for m in self.movers if m.name != name), self.name)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -70,8 +106,8 @@ _LANDMARKS = (
     (((7.3, 7.3), (0.0, 0.9, 0.9, 1)), ((4.7, 7.3), (1.0, 1.0, 1.0, 1))),
     (((0.7, 4.7), (0.1, 0.2, 1.0, 1)), ((2.0, 7.3), (1.0, 0.5, 0.0, 1))),
 )
-_LANDMARK_HALF = 0.15
-_LANDMARK_HEIGHT = 0.5
+LANDMARK_HALF = 0.15
+LANDMARK_HEIGHT = 0.5
 
 
 def _intervals_minus(lo: float, hi: float, gaps: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -88,7 +124,7 @@ def _intervals_minus(lo: float, hi: float, gaps: list[tuple[float, float]]) -> l
     return out
 
 
-def _room_walls(room: Room, bounds: tuple[float, float, float, float], doors: tuple[Door, ...],
+def room_walls(room: Room, bounds: tuple[float, float, float, float], doors: tuple[Door, ...],
                 rgba: tuple) -> list[Box]:
     """Wall skins on the room's own side of each wall line, so each room shows its own colour.
 
@@ -123,19 +159,52 @@ def default_layout() -> RoomsLayout:
     bounds = RoomsLayout(_ROOMS, ()).bounds
     obstacles: list[Box] = []
     for room, wall_rgba, landmarks in zip(_ROOMS, _WALL_RGBA, _LANDMARKS):
-        obstacles += _room_walls(room, bounds, _DOORS, wall_rgba)
-        obstacles += [Box(f"{room.name}_landmark_{k}", c, (_LANDMARK_HALF, _LANDMARK_HALF), _LANDMARK_HEIGHT, rgba)
+        obstacles += room_walls(room, bounds, _DOORS, wall_rgba)
+        obstacles += [Box(f"{room.name}_landmark_{k}", c, (LANDMARK_HALF, LANDMARK_HALF), LANDMARK_HEIGHT, rgba)
                       for k, (c, rgba) in enumerate(landmarks)]
-    return RoomsLayout(_ROOMS, tuple(obstacles))
+    return RoomsLayout(_ROOMS, tuple(obstacles), name="four_rooms")
 
 
-def clearance(layout: RoomsLayout, xy: np.ndarray) -> np.ndarray:
-    """Distance from each point (..., 2) to the nearest obstacle box; 0 inside one."""
+def clearance(layout: RoomsLayout, xy: np.ndarray, t: float = 0.0) -> np.ndarray:
+    """Distance from each point (..., 2) to the nearest obstacle (movers where they are at time t); 0 inside one."""
     xy = np.asarray(xy, dtype=np.float64)
-    centers = np.array([b.center for b in layout.obstacles])
-    halves = np.array([b.half_size for b in layout.obstacles])
-    outside = np.maximum(np.abs(xy[..., None, :] - centers) - halves, 0.0)
-    return np.sqrt((outside**2).sum(-1)).min(-1)
+    boxes = [b for b in layout.obstacles if b.shape == "box"]
+    boxes += [Box(m.name, tuple(m.position(t)), m.half_size, m.height, m.rgba) for m in layout.movers]
+    cylinders = [b for b in layout.obstacles if b.shape == "cylinder"]
+    best = np.full(xy.shape[:-1], np.inf)
+    if boxes:
+        centers = np.array([b.center for b in boxes])
+        halves = np.array([b.half_size for b in boxes])
+        outside = np.maximum(np.abs(xy[..., None, :] - centers) - halves, 0.0)
+        best = np.minimum(best, np.sqrt((outside**2).sum(-1)).min(-1))
+    if cylinders:
+        centers = np.array([c.center for c in cylinders])
+        radii = np.array([c.half_size[0] for c in cylinders])
+        gap = np.linalg.norm(xy[..., None, :] - centers, axis=-1) - radii
+        best = np.minimum(best, np.maximum(gap, 0.0).min(-1))
+    return best
+
+
+def doorways(layout: RoomsLayout) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(centre, unit normal) of every opening in a wall shared by two rooms, found from the geometry."""
+    found = []
+    for i, a in enumerate(layout.rooms):
+        for b in layout.rooms[i + 1:]:
+            for axis, line in ((0, a.xmax), (0, a.xmin), (1, a.ymax), (1, a.ymin)):
+                if line not in ((b.xmin, b.xmax) if axis == 0 else (b.ymin, b.ymax)):
+                    continue
+                lo = max(a.ymin, b.ymin) if axis == 0 else max(a.xmin, b.xmin)
+                hi = min(a.ymax, b.ymax) if axis == 0 else min(a.xmax, b.xmax)
+                if hi <= lo:
+                    continue
+                along = np.linspace(lo, hi, 161)
+                across = np.full_like(along, line)
+                pts = np.stack((across, along) if axis == 0 else (along, across), axis=1)
+                walls = RoomsLayout(layout.rooms, tuple(o for o in layout.obstacles if "_wall_" in o.name))
+                open_pts = pts[clearance(walls, pts) > 0.05]
+                if len(open_pts):
+                    found.append((open_pts.mean(0), np.eye(2)[axis]))
+    return found
 
 
 def room_of(layout: RoomsLayout, x: float, y: float) -> int | None:
@@ -171,11 +240,20 @@ def _fmt(*values: float) -> str:
 
 
 def _box_geom(name: str, center: tuple[float, float], half: tuple[float, float], z: tuple[float, float],
-              rgba: tuple, collide: bool) -> str:
-    """One box geom spanning heights z = (bottom, top); non-colliding ones are scenery only."""
+              rgba: tuple, collide: bool, shape: str = "box") -> str:
+    """One box (or cylinder of radius half[0]) geom spanning heights z = (bottom, top); non-colliding ones are
+    scenery only."""
     flag = int(collide)
-    return (f'\n    <geom name="{name}" type="box" size="{_fmt(*half, (z[1] - z[0]) / 2)}"'
+    size = _fmt(*half, (z[1] - z[0]) / 2) if shape == "box" else _fmt(half[0], (z[1] - z[0]) / 2)
+    return (f'\n    <geom name="{name}" type="{shape}" size="{size}"'
             f' pos="{_fmt(*center, (z[0] + z[1]) / 2)}" rgba="{_fmt(*rgba)}" contype="{flag}" conaffinity="{flag}"/>')
+
+
+def _mover_body(mover: Mover) -> str:
+    """A mocap body (moved by the simulator every physics step) holding one colliding box."""
+    x, y = mover.position(0.0)
+    geom = _box_geom(mover.name, (0.0, 0.0), mover.half_size, (0.0, mover.height), mover.rgba, True)
+    return f'\n    <body name="{mover.name}_body" mocap="true" pos="{_fmt(x, y, 0.0)}">{geom}\n    </body>'
 
 
 def _robot_xml(radius: float, camera_fovy: float) -> str:
@@ -226,8 +304,9 @@ def build_mjcf(layout: RoomsLayout, image_width: int, image_height: int, camera_
         _box_geom(f"{r.name}_floor", ((r.xmin + r.xmax) / 2, (r.ymin + r.ymax) / 2),
                   ((r.xmax - r.xmin) / 2, (r.ymax - r.ymin) / 2), (-0.01, 0.0), r.floor_rgba, False)
         for r in layout.rooms)
-    obstacles = "".join(_box_geom(b.name, b.center, b.half_size, (0.0, b.height), b.rgba, True)
+    obstacles = "".join(_box_geom(b.name, b.center, b.half_size, (0.0, b.height), b.rgba, True, b.shape)
                         for b in layout.obstacles)
+    obstacles += "".join(_mover_body(m) for m in layout.movers)
     actuators = (_velocity_actuator("robot_x", ROBOT_MASS, MAX_FORCE)
                  + _velocity_actuator("robot_y", ROBOT_MASS, MAX_FORCE)
                  + _velocity_actuator("robot_yaw", ROBOT_YAW_INERTIA, MAX_TORQUE))

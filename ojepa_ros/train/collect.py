@@ -1,9 +1,11 @@
-"""Reward-free exploration episodes in the embedded rooms world, one compressed .npz per episode.
+"""Reward-free exploration episodes in the training worlds of the family, one compressed .npz per episode.
 
 The world model only learns what the data shows, so the exploration policy is shaped for the planner:
-smooth, mostly-forward drives of varied speed and curvature (what MPPI proposes), starts in all four
-rooms and beside doorways (so crossings are seen), and wall contacts followed by backing away (so
-clearance near zero and blocked motion are seen).
+smooth, mostly-forward drives of varied speed and curvature (what MPPI proposes), starts in every room and
+beside doorways (so crossings are seen), and bumper contacts followed by backing away (so obstacles up
+close and blocked motion are seen). Episodes cycle over the four-room world and generated training
+layouts, with extra furniture dropped anywhere and, in some, a box sliding across the room. Each episode
+records only what the robot's own sensors give: camera, odometry, bumper and the range scan.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ import yaml
 
 from ojepa_ros.paths import config_file
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
-from ojepa_ros.sim.rooms_world import RoomsLayout, clearance, sample_free_pose
+from ojepa_ros.sim.rooms_world import RoomsLayout, clearance, doorways, sample_free_pose
+from ojepa_ros.sim.world_family import (HELDOUT_SEEDS, SPLITS, TRAINING_SEEDS, generate_layout, mover_across,
+                                        random_obstacle, world)
 
 DOOR_START_FRACTION = 0.3
+FOUR_ROOMS_EVERY = 4        # every 4th episode in the four-room world, the rest in generated training layouts
+EXTRA_OBSTACLE_FRACTION = 0.6  # episodes with 1-3 pieces of furniture dropped at random free spots
+MOVER_FRACTION = 0.25       # episodes with a box sliding across the room
 
 
 class ExplorationPolicy:
@@ -60,30 +67,11 @@ class ExplorationPolicy:
         return np.clip(self.action + jitter, -self.limits, self.limits)
 
 
-def doorways(layout: RoomsLayout) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(centre, unit normal) of every opening in a wall shared by two rooms, found from the geometry."""
-    found = []
-    for i, a in enumerate(layout.rooms):
-        for b in layout.rooms[i + 1:]:
-            for axis, line in ((0, a.xmax), (0, a.xmin), (1, a.ymax), (1, a.ymin)):
-                if line not in ((b.xmin, b.xmax) if axis == 0 else (b.ymin, b.ymax)):
-                    continue
-                lo = max(a.ymin, b.ymin) if axis == 0 else max(a.xmin, b.xmin)
-                hi = min(a.ymax, b.ymax) if axis == 0 else min(a.xmax, b.xmax)
-                if hi <= lo:
-                    continue
-                along = np.linspace(lo, hi, 161)
-                across = np.full_like(along, line)
-                pts = np.stack((across, along) if axis == 0 else (along, across), axis=1)
-                open_pts = pts[clearance(layout, pts) > 0.05]
-                if len(open_pts):
-                    found.append((open_pts.mean(0), np.eye(2)[axis]))
-    return found
-
-
 def door_start(layout: RoomsLayout, rng: np.random.Generator, margin: float) -> tuple[float, float, float]:
     """A pose 0.3-1.2 m to either side of a doorway, heading roughly through it."""
     doors = doorways(layout)
+    if not doors:
+        return sample_free_pose(layout, rng, margin=margin + 0.25)
     for _ in range(100):
         centre, normal = doors[int(rng.integers(len(doors)))]
         side = rng.choice([-1.0, 1.0])
@@ -95,30 +83,59 @@ def door_start(layout: RoomsLayout, rng: np.random.Generator, margin: float) -> 
     raise RuntimeError("no free start pose near any doorway")
 
 
+def episode_layout(i: int, rng: np.random.Generator, split: str = "train") -> RoomsLayout:
+    """The world of episode i, plus dropped furniture and a mover: the four-room world or a training layout
+    (split "train"), or a held-out layout (split "heldout": episodes for scoring models, never for training)."""
+    if split == "heldout":
+        layout = generate_layout(HELDOUT_SEEDS[i % len(HELDOUT_SEEDS)])
+    elif i % FOUR_ROOMS_EVERY == 0:
+        layout = world("four_rooms")
+    else:
+        layout = generate_layout(TRAINING_SEEDS[(i - i // FOUR_ROOMS_EVERY - 1) % len(TRAINING_SEEDS)])
+    extra = []
+    if rng.random() < EXTRA_OBSTACLE_FRACTION:
+        for k in range(int(rng.integers(1, 4))):
+            try:
+                x, y, _ = sample_free_pose(layout.with_obstacles(tuple(extra)), rng, margin=0.7)
+            except RuntimeError:  # that room is full
+                break
+            extra.append(random_obstacle(rng, f"dropped_{k}", (x, y)))
+    movers = []
+    if rng.random() < MOVER_FRACTION:
+        room = int(rng.integers(len(layout.rooms)))
+        a, b = (sample_free_pose(layout, rng, room=room)[:2] for _ in range(2))
+        if np.hypot(*np.subtract(a, b)) > 0.5:
+            movers.append(mover_across(layout, a, b, rng, speed=float(rng.uniform(0.15, 0.4))))
+    return layout.with_obstacles(tuple(extra), tuple(movers))
+
+
 def run_episode(env: RoomsNavEnv, rng: np.random.Generator, steps: int, room: int) -> dict[str, np.ndarray]:
     """One episode of `steps` actions; goal termination and truncation are ignored (nothing is being reached)."""
     cfg = env.config
+    room = room % len(env.layout.rooms)
     if rng.random() < DOOR_START_FRACTION:
         start = door_start(env.layout, rng, cfg.robot_radius + 0.1)
     else:
         start = sample_free_pose(env.layout, rng, room=room)
     obs, info = env.reset(seed=int(rng.integers(2**31)), options={"start": start})
     policy = ExplorationPolicy(rng, cfg.max_linear, cfg.max_angular)
-    images, odom, actions, collision, clear = [obs["image"]], [obs["odom"]], [], [False], [info["clearance"]]
+    images, odom, scans, actions, collision = [obs["image"]], [obs["odom"]], [obs["scan"]], [], [False]
     for _ in range(steps):
         action = policy(collision[-1])
         obs, _, _, _, info = env.step(action)
         images.append(obs["image"])
         odom.append(obs["odom"])
+        scans.append(obs["scan"])
         actions.append(action)
         collision.append(info["collision"])
-        clear.append(info["clearance"])
     return {"images": np.stack(images), "odom": np.stack(odom).astype(np.float32),
             "actions": np.stack(actions).astype(np.float32), "collision": np.array(collision),
-            "clearance": np.array(clear, dtype=np.float32)}
+            "scan": np.stack(scans).astype(np.float32), "scan_angles": env.scan_angles.astype(np.float32),
+            "world": np.array(env.layout.name)}
 
 
-def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_size: int) -> dict[str, float]:
+def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_size: int,
+            split: str = "train") -> dict[str, float]:
     """Write episode_XXXXX.npz files to out_dir; returns counts and speed. Episode i is seeded by (seed, i)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +144,9 @@ def collect(out_dir: str | Path, episodes: int, steps: int, seed: int, image_siz
     collisions = 0
     try:
         for i in range(episodes):
-            episode = run_episode(env, np.random.default_rng([seed, i]), steps, room=i % len(env.layout.rooms))
+            rng = np.random.default_rng([seed, i])
+            env.set_layout(episode_layout(i, rng, split))
+            episode = run_episode(env, rng, steps, room=i // FOUR_ROOMS_EVERY)
             collisions += int(episode["collision"].sum())
             np.savez_compressed(out_dir / f"episode_{i:05d}.npz", **episode)
             if (i + 1) % 10 == 0 or i + 1 == episodes:
@@ -147,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/rooms"), help="directory for the episode files")
     for name in ("episodes", "steps", "seed", "image-size"):
         parser.add_argument(f"--{name}", type=int, help="overrides the config file")
+    parser.add_argument("--split", choices=SPLITS, default="train",
+                        help="train: the four-room world and training layouts; heldout: held-out layouts, for "
+                             "scoring models only (`ojepa eval-wm --heldout`)")
     args = parser.parse_args(argv)
     settings = yaml.safe_load(args.config.read_text())["collect"]
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
-    stats = collect(args.out, settings["episodes"], settings["steps"], settings["seed"], settings["image_size"])
+    stats = collect(args.out, settings["episodes"], settings["steps"], settings["seed"], settings["image_size"],
+                    args.split)
     print(f"collect: wrote {stats['episodes']} episodes ({stats['steps']} steps) to {args.out} in "
           f"{stats['seconds']:.0f} s ({stats['steps_per_second']:.0f} steps/s), "
           f"{100 * stats['collision_fraction']:.1f} % of steps in contact")

@@ -2,7 +2,8 @@
 
 Episodes are split into train and val as a whole, so validation windows never overlap training ones.
 All episodes are held in memory (uint8 images: ~12 kB a 64x64 frame), which keeps sampling cheap.
-Clearance is NaN where the source did not record it (MCAP episodes); the loss masks it.
+The clearance and forward-range labels come from the recorded scan (NaN where a source has none); the
+losses mask NaNs.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.core.sensing import RangeLabels
 from ojepa_ros.train.episode_files import find_episodes, load_episode
 
 
@@ -30,24 +32,27 @@ def split_episodes(sources: str | Path | list[str | Path], val_fraction: float, 
 
 
 class EpisodeDataset(Dataset):
-    """Item i: {"images" uint8 [H+1, S, S, 3], "proprio" [H+1, 6], "actions" [H, 2], "clearance" [H+1]}.
+    """Item i: {"images" uint8 [H+1, S, S, 3], "proprio" [H+1, 6], "actions" [H, 2], "clearance" [H+1],
+    "ranges" [H+1, sectors]}.
 
     Every episode's images are resized to image_size (None: the first episode's size), so .npz and MCAP
     episodes recorded at different resolutions mix.
     """
 
-    def __init__(self, files: list[Path], horizon: int, image_size: int | None = None) -> None:
+    def __init__(self, files: list[Path], horizon: int, image_size: int | None = None,
+                 labels: RangeLabels = RangeLabels()) -> None:
         self.horizon = horizon
         self.image_size = image_size
         self.episodes = []
         for path in files:
-            ep = load_episode(path, self.image_size)
+            ep = load_episode(path, self.image_size, labels)
             self.image_size = ep["images"].shape[1]
             self.episodes.append({
                 "images": torch.from_numpy(ep["images"]),
                 "proprio": torch.from_numpy(proprio_from_odom(ep["odom"])),
                 "actions": torch.from_numpy(ep["actions"]),
                 "clearance": torch.from_numpy(ep["clearance"]),
+                "ranges": torch.from_numpy(ep["ranges"]),
             })
         # (episode, first frame) of every window that fits inside its episode.
         self.index = [(e, t) for e, ep in enumerate(self.episodes) for t in range(len(ep["actions"]) - horizon + 1)]
@@ -59,7 +64,8 @@ class EpisodeDataset(Dataset):
         e, t = self.index[i]
         ep, end = self.episodes[e], t + self.horizon
         return {"images": ep["images"][t:end + 1], "proprio": ep["proprio"][t:end + 1],
-                "actions": ep["actions"][t:end], "clearance": ep["clearance"][t:end + 1]}
+                "actions": ep["actions"][t:end], "clearance": ep["clearance"][t:end + 1],
+                "ranges": ep["ranges"][t:end + 1]}
 
     def normalisation(self) -> dict[str, list[float]]:
         """Proprio mean/std and per-dimension action scale (max |a|) for WorldModelConfig; NaNs are ignored."""

@@ -1,8 +1,10 @@
 """Episode files of both kinds as one array format: `ojepa collect` .npz files and memory_node MCAP episodes.
 
 Every episode becomes {"images" uint8 [T+1, S, S, 3] RGB, "odom" float32 [T+1, 5] (x, y, yaw, v, w),
-"actions" float32 [T, 2] (v, w), "clearance" float32 [T+1] (NaN where unknown; MCAP: 0 at bumper contacts)},
-sampled at the control period, so training never has to know where its data came from.
+"actions" float32 [T, 2] (v, w), "clearance" float32 [T+1], "ranges" float32 [T+1, sectors]}, sampled at the
+control period, so training never has to know where its data came from. The two labels come from the
+robot's own sensors only (core/sensing.py): the range scan where one was recorded, else the bumper
+(clearance 0 at contacts, NaN, unknown, elsewhere; ranges NaN).
 
 MCAP episodes are logged streams (camera ~20 Hz, /odom ~50 Hz, /cmd_vel whenever the actor publishes); they
 are resampled onto a DT grid of camera frames, all on the log clock (the receive time at memory_node, the
@@ -21,10 +23,12 @@ import numpy as np
 
 from ojepa_ros.core.episodes import read_episode
 from ojepa_ros.core.formats import rgb_from_image
+from ojepa_ros.core.sensing import RangeLabels
 
 DT = 0.1  # s: the control period; one kept frame per DT
 CMD_TIMEOUT = 0.5  # s: sim_node's default cmd_timeout; an older /cmd_vel no longer moves the base
 IMAGE_TOPIC, ODOM_TOPIC, CMD_TOPIC, BUMPER_TOPIC = "/camera/image_raw", "/odom", "/cmd_vel", "/collision"
+SCAN_TOPIC = "/scan"
 _ACTION_SUBSAMPLES = 20  # points per interval at which the piecewise-constant /cmd_vel is averaged
 
 
@@ -54,7 +58,17 @@ def _is_bag_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "metadata.yaml").is_file() or any(path.glob("*.mcap")))
 
 
-def load_episode(path: str | Path, image_size: int | None = None) -> dict[str, np.ndarray]:
+def recorded_world(path: str | Path) -> str | None:
+    """The world an `ojepa collect` episode was recorded in (None where the file does not say, e.g. MCAP)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        return None
+    with np.load(path) as ep:
+        return str(ep["world"]) if "world" in ep else None
+
+
+def load_episode(path: str | Path, image_size: int | None = None,
+                 labels: RangeLabels = RangeLabels()) -> dict[str, np.ndarray]:
     """One episode as arrays; images resized to image_size x image_size when given and different.
 
     With image_size None images keep their recorded size, which must then be square.
@@ -62,14 +76,27 @@ def load_episode(path: str | Path, image_size: int | None = None) -> dict[str, n
     path = Path(path)
     episode = _load_npz(path) if path.suffix == ".npz" else _load_mcap(path, image_size)
     episode["images"] = _resize_all(episode["images"], image_size, path)
+    scan, angles, bumper = episode.pop("scan"), episode.pop("scan_angles"), episode.pop("bumper")
+    frames = len(episode["odom"])
+    if scan is not None:
+        episode["clearance"], episode["ranges"] = labels.of(scan, angles)
+    else:
+        episode["clearance"] = np.full(frames, np.nan, dtype=np.float32)
+        episode["ranges"] = np.full((frames, labels.sectors), np.nan, dtype=np.float32)
+    episode["clearance"][bumper] = 0.0  # touching, whatever the scan says
     return episode
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """A collected episode; its sensor channels only (a "clearance" array some old files hold is the simulator's
+    ground truth, and is never read)."""
     with np.load(path) as ep:
-        clearance = ep["clearance"] if "clearance" in ep else np.full(len(ep["odom"]), np.nan)
+        frames = len(ep["odom"])
         return {"images": ep["images"], "odom": ep["odom"].astype(np.float32),
-                "actions": ep["actions"].astype(np.float32), "clearance": clearance.astype(np.float32)}
+                "actions": ep["actions"].astype(np.float32),
+                "scan": ep["scan"] if "scan" in ep else None,
+                "scan_angles": ep["scan_angles"] if "scan_angles" in ep else None,
+                "bumper": ep["collision"].astype(bool) if "collision" in ep else np.zeros(frames, dtype=bool)}
 
 
 def _resize_all(images: np.ndarray, size: int | None, path: Path) -> np.ndarray:
@@ -97,6 +124,7 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
     odom: list[tuple[float, np.ndarray]] = []
     cmds: list[tuple[float, np.ndarray]] = []
     bumper: list[tuple[float, bool]] = []
+    scans: list[tuple[float, np.ndarray, np.ndarray]] = []
     for topic, stamp_ns, msg in read_episode(path):
         t = stamp_ns * 1e-9
         if topic == IMAGE_TOPIC:
@@ -108,6 +136,9 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
             cmds.append((t, np.array([msg.linear.x, msg.angular.z])))
         elif topic == BUMPER_TOPIC:
             bumper.append((t, bool(msg.data)))
+        elif topic == SCAN_TOPIC:
+            ranges = np.asarray(msg.ranges, dtype=np.float32)
+            scans.append((t, ranges, msg.angle_min + msg.angle_increment * np.arange(len(ranges))))
     if not frames:
         raise ValueError(f"{path} has no {IMAGE_TOPIC} messages; record episodes with memory_node "
                          "`record_images:=true` to train on them")
@@ -121,22 +152,23 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
     picks = _longest_run(_grid_frames(frame_t[usable[0]:]), path) + usable[0]
     times = frame_t[picks]
     odom_i = np.searchsorted(odom_t, times, side="right") - 1
+    scan = scan_angles = None
+    if scans:
+        scan_i = np.clip(np.searchsorted(np.array([entry[0] for entry in scans]), times, side="right") - 1, 0, None)
+        scan, scan_angles = np.stack([scans[i][1] for i in scan_i]), scans[0][2]
     return {"images": np.stack([frames[i][1] for i in picks]),
             "odom": np.stack([odom[i][1] for i in odom_i]).astype(np.float32),
-            "actions": _mean_command(cmds, times),
-            "clearance": _contact_clearance(bumper, times)}
+            "actions": _mean_command(cmds, times), "scan": scan, "scan_angles": scan_angles,
+            "bumper": _contacts(bumper, times)}
 
 
-def _contact_clearance(bumper: list[tuple[float, bool]], times: np.ndarray) -> np.ndarray:
-    """Clearance where a log can tell it: 0 at frames whose latest /collision reported contact, NaN (unknown
-    distance) elsewhere; a bumper knows touching, not how far the wall is."""
-    clearance = np.full(len(times), np.nan, dtype=np.float32)
-    if bumper:
-        bump_t = np.array([t for t, _ in bumper])
-        latest = np.searchsorted(bump_t, times, side="right") - 1
-        touching = np.array([c for _, c in bumper])[np.clip(latest, 0, None)] & (latest >= 0)
-        clearance[touching] = 0.0
-    return clearance
+def _contacts(bumper: list[tuple[float, bool]], times: np.ndarray) -> np.ndarray:
+    """[len(times)] bool: the latest /collision at or before each frame reported contact."""
+    if not bumper:
+        return np.zeros(len(times), dtype=bool)
+    bump_t = np.array([t for t, _ in bumper])
+    latest = np.searchsorted(bump_t, times, side="right") - 1
+    return np.array([c for _, c in bumper])[np.clip(latest, 0, None)] & (latest >= 0)
 
 
 def _grid_frames(frame_t: np.ndarray) -> np.ndarray:

@@ -1,7 +1,11 @@
-"""Closed-loop evaluation: the MPC actor drives the embedded rooms world from random start/goal pairs.
+"""Closed-loop evaluation: the MPC actor drives the embedded world from start/goal pairs of a scenario.
 
-Each control step encodes the camera image + odometry with the world model and plans with MpcPolicy,
-exactly as the actor node does, so the figures describe the shipped agent, not a privileged oracle.
+A scenario names the worlds (held-out layouts by default, training ones, or one world by name), same-room or
+cross-room pairs, obstacles dropped on the path and boxes sliding across it (placed by the evaluation's own
+seeded generator, so never seen in training), the goal as a pose or as the camera image at the goal, and the
+camera as it is or blacked out (the ablation that shows what the camera is for). Each control step encodes
+the camera image + odometry with the world model and plans with MpcPolicy, exactly as the actor node does,
+so the figures describe the shipped agent, not a privileged oracle.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -26,26 +31,91 @@ from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file, default_model
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
 from ojepa_ros.sim.rooms_world import RoomsLayout, sample_free_pose
+from ojepa_ros.sim.world_family import SPLITS, mover_across, obstacles_on_path, split_seeds, world
 
 MODES = ("same_room", "cross_room")
 MIN_PAIR_DISTANCE = 1.0  # m: closer goals would be reached by drifting
+OBSTACLE_PAIR_DISTANCE = 2.5  # m: with obstacles or movers, room for them between start and goal
+GOALS = ("pose", "image")
+CAMERAS = ("normal", "black")
+ROADMAP_WORLD = "four_rooms"  # the shipped roadmap's world: elsewhere the actor plans without its high level
 
 
-def sample_pairs(layout: RoomsLayout, rng: np.random.Generator, pairs: int,
-                 mode: str) -> list[tuple[tuple[float, float, float], tuple[float, float]]]:
+@dataclass(frozen=True)
+class Scenario:
+    """What the pairs are driven in: see the module docstring. worlds: "train", "heldout" or a world name."""
+
+    worlds: str = "heldout"
+    mode: str = "same_room"
+    obstacles: int = 0
+    moving_obstacles: int = 0
+    goal: str = "pose"
+    camera: str = "normal"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES or self.goal not in GOALS or self.camera not in CAMERAS:
+            raise ValueError(f"mode must be one of {MODES}, goal one of {GOALS}, camera one of {CAMERAS}")
+        if self.obstacles < 0 or self.moving_obstacles < 0:
+            raise ValueError("obstacles and moving_obstacles must be >= 0")
+        if self.worlds not in SPLITS:
+            world(self.worlds)  # raises for an unknown name
+
+    @property
+    def has_roadmap(self) -> bool:
+        return self.worlds == ROADMAP_WORLD
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One start/goal pair in its world, with what the scenario dropped into it."""
+
+    world: str
+    layout: RoomsLayout
+    start: tuple[float, float, float]
+    goal: tuple[float, float]
+
+
+def sample_pairs(layout: RoomsLayout, rng: np.random.Generator, pairs: int, mode: str,
+                 min_distance: float = MIN_PAIR_DISTANCE) -> list[tuple[tuple[float, float, float], tuple[float, float]]]:
     """(start pose, goal xy) pairs in free space; same_room: one room, cross_room: two different rooms."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     n_rooms = len(layout.rooms)
+    if mode == "cross_room" and n_rooms < 2:
+        raise ValueError(f"world {layout.name!r} has one room: no cross-room pairs")
     out = []
     while len(out) < pairs:
         room = int(rng.integers(n_rooms))
         goal_room = room if mode == "same_room" else (room + int(rng.integers(1, n_rooms))) % n_rooms
         start = sample_free_pose(layout, rng, room=room)
         gx, gy, _ = sample_free_pose(layout, rng, room=goal_room)
-        if math.hypot(gx - start[0], gy - start[1]) >= MIN_PAIR_DISTANCE:
+        if math.hypot(gx - start[0], gy - start[1]) >= min_distance:
             out.append((start, (gx, gy)))
     return out
+
+
+def scenario_trials(scenario: Scenario, pairs: int, seed: int) -> list[Trial]:
+    """`pairs` trials, reproducible from seed: a world per trial (drawn from the split, or the named one), a pair
+    in it, then the obstacles and movers on that pair's path; a pair whose path has no room for them is redrawn."""
+    rng = np.random.default_rng([seed, 0x5EE])
+    far = OBSTACLE_PAIR_DISTANCE if scenario.obstacles or scenario.moving_obstacles else MIN_PAIR_DISTANCE
+    trials = []
+    while len(trials) < pairs:
+        name = (f"seed_{int(rng.choice(split_seeds(scenario.worlds)))}" if scenario.worlds in SPLITS
+                else scenario.worlds)
+        layout = world(name)
+        for _ in range(50):
+            start, goal = sample_pairs(layout, rng, 1, scenario.mode, far)[0]
+            placed = obstacles_on_path(layout, start[:2], goal, scenario.obstacles, rng)
+            if len(placed) == scenario.obstacles:
+                break
+        else:
+            continue  # this world has no room for them: draw another
+        movers = tuple(mover_across(layout.with_obstacles(placed), start[:2], goal, rng, name=f"mover_{k}",
+                                    fraction=(k + 1) / (scenario.moving_obstacles + 1))
+                       for k in range(scenario.moving_obstacles))
+        trials.append(Trial(name, layout.with_obstacles(placed, movers), start, goal))
+    return trials
 
 
 def actor_params(path: Path) -> dict[str, Any]:
@@ -65,16 +135,27 @@ StepHook = Callable[[torch.Tensor, dict[str, np.ndarray], PolicyStep], None]
 
 @torch.no_grad()
 def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[float, float, float],
-          goal: tuple[float, float], max_steps: int, seed: int, on_step: StepHook | None = None) -> dict[str, Any]:
+          goal: tuple[float, float], max_steps: int, seed: int, on_step: StepHook | None = None,
+          camera: str = "normal", goal_as_image: bool = False) -> dict[str, Any]:
     """One closed-loop episode from `start` to `goal`; `on_step(state, obs, step)` sees every command before it
-    is executed (DAgger records the student's states through it)."""
+    is executed (DAgger records the student's states through it). camera "black": every image is zeros.
+    goal_as_image: the actor gets the camera image at the goal (facing along start -> goal), not its pose;
+    success is still the robot within the goal tolerance of the goal position."""
     obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
     policy.reset()
-    policy.set_goal(goal)
+    if goal_as_image:
+        yaw = math.atan2(goal[1] - start[1], goal[0] - start[0])
+        odom = np.array([goal[0], goal[1], yaw, 0.0, 0.0])
+        goal_state = model.encode(torch.from_numpy(env.image_at(goal[0], goal[1], yaw))[None],
+                                  torch.from_numpy(proprio_from_odom(odom))[None])[0]
+        policy.set_goal_image(goal_state)
+    else:
+        policy.set_goal(goal)
     steps, collisions, success, mode1_steps, plan_ms = 0, 0, False, 0, []
     while steps < max_steps and not success:
+        image = obs["image"] if camera == "normal" else np.zeros_like(obs["image"])
         proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
-        state = model.encode(torch.from_numpy(obs["image"])[None], proprio)[0]
+        state = model.encode(torch.from_numpy(image)[None], proprio)[0]
         out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=env.config.control_dt)
         if on_step is not None:
             on_step(state, obs, out)
@@ -91,12 +172,16 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
 
 
 @torch.no_grad()
-def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", seed: int = 0,
+def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scenario(), seed: int = 0,
              max_steps: int = 600, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Success rate, time to goal, collisions and planning time over `pairs` closed-loop episodes."""
+    """Success rate, time to goal, contacts and planning time over `pairs` closed-loop episodes of `scenario`.
+
+    Outside the roadmap's world the actor plans without its high level (a roadmap is one world's experience)."""
     model = load_world_model(model_path)
     env = rooms_env(model, max_steps)
-    params = params or {}
+    params = dict(params or {})
+    if not scenario.has_roadmap:
+        params["hierarchical"] = False
     onnx = None
     if params.get("backend", "torch") == "onnxruntime":  # as actor_node: rollouts on the exported graphs
         onnx = OrtWorldModel(params.get("onnx_dir") or onnx_dir_for(model_path), params.get("onnx_providers", "auto"),
@@ -105,18 +190,26 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
     dt = env.config.control_dt
     episodes = []
     try:
-        for start, goal in sample_pairs(env.layout, np.random.default_rng(seed), pairs, mode):
-            episodes.append(drive(model, env, policy, start, goal, max_steps, seed))
+        for trial in scenario_trials(scenario, pairs, seed):
+            env.set_layout(trial.layout)
+            episode = drive(model, env, policy, trial.start, trial.goal, max_steps, seed, camera=scenario.camera,
+                            goal_as_image=scenario.goal == "image")
+            episode["world"] = trial.world
+            episode["plan_ms_median"] = float(np.median(episode["plan_ms"])) if episode["plan_ms"] else float("nan")
+            episodes.append(episode)
     finally:
         env.close()
     plan_ms = [ms for e in episodes for ms in e.pop("plan_ms")]
     mode1_steps = sum(e.pop("mode1_steps") for e in episodes)
     times = [e["steps"] * dt for e in episodes if e["success"]]
+    steps = sum(e["steps"] for e in episodes)
     return {
-        "mode": mode, "pairs": pairs,
+        "scenario": asdict(scenario), "mode": scenario.mode, "pairs": pairs, "seed": seed,
+        "high_level": bool(params.get("hierarchical", True)),
         "success_rate": float(np.mean([e["success"] for e in episodes])),
         "mean_time_to_goal_s": float(np.mean(times)) if times else float("nan"),
         "collisions": int(sum(e["collision_steps"] for e in episodes)),
+        "contact_step_fraction": sum(e["collision_steps"] for e in episodes) / max(steps, 1),
         "episodes_with_collision": int(sum(e["collision_steps"] > 0 for e in episodes)),
         "mean_final_distance_m": float(np.mean([e["final_distance_m"] for e in episodes])),
         "mode1_commands": mode1_steps,  # Mode-1 alone, or Mode-2 past its deadline
@@ -126,15 +219,40 @@ def evaluate(model_path: str | Path, pairs: int = 20, mode: str = "same_room", s
     }
 
 
+def print_report(report: dict[str, Any], per_pair: bool) -> None:
+    """The table `ojepa eval` prints: one row per pair (with per_pair), then the total."""
+    sc = report["scenario"]
+    print(f"# worlds={sc['worlds']} mode={sc['mode']} obstacles={sc['obstacles']} moving={sc['moving_obstacles']} "
+          f"goal={sc['goal']} camera={sc['camera']} high_level={'on' if report['high_level'] else 'off'}")
+    print(f"{'pair':<6} {'world':<11} {'success':>8} {'time s':>7} {'contact':>8} {'final m':>8} {'plan ms':>8}")
+    if per_pair:
+        for i, e in enumerate(report["episodes"]):
+            time_s = f"{e['steps'] * 0.1:.1f}" if e["success"] else "-"
+            print(f"{i:<6} {e['world']:<11} {'yes' if e['success'] else 'no':>8} {time_s:>7} {e['collision_steps']:>8} "
+                  f"{e['final_distance_m']:>8.2f} {e['plan_ms_median']:>8.1f}")
+    print(f"{'total':<6} {report['pairs']:<11} {report['success_rate']:>8.0%} {report['mean_time_to_goal_s']:>7.1f} "
+          f"{report['collisions']:>8} {report['mean_final_distance_m']:>8.2f} {report['plan_ms_median']:>8.1f}")
+    print(f"  episodes with contact: {report['episodes_with_collision']}/{report['pairs']}, steps in contact: "
+          f"{100 * report['contact_step_fraction']:.2f} %, plan ms p99: {report['plan_ms_p99']:.1f}, "
+          f"Mode-1 commands: {report['mode1_commands']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`ojepa eval`: planner settings and cost weights come from actor_node in config/agent.yaml."""
     parser = argparse.ArgumentParser(prog="ojepa eval", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=default_model())
     parser.add_argument("--config", type=Path, default=config_file("agent.yaml"))
+    parser.add_argument("--worlds", default="heldout",
+                        help="heldout (default: layouts no training saw), train, or a world: four_rooms, seed_N")
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--mode", choices=(*MODES, "both"), default="both")
+    parser.add_argument("--obstacles", type=int, default=0, help="obstacles dropped on or beside each pair's path")
+    parser.add_argument("--moving-obstacles", type=int, default=0, help="boxes sliding across each pair's path")
+    parser.add_argument("--goal", choices=GOALS, default="pose", help="the goal as a pose, or as the image seen there")
+    parser.add_argument("--camera", choices=CAMERAS, default="normal", help="black: the blind-camera ablation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-steps", type=int, default=600, help="control steps per episode (0.1 s each)")
+    parser.add_argument("--per-pair", action="store_true", help="print a row per pair, not just the total")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an actor_node parameter, e.g. hierarchical=false or planner=cem (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the full report (incl. every episode) here")
@@ -147,16 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         params[key] = yaml.safe_load(value)
     modes = MODES if args.mode == "both" else (args.mode,)
     try:
-        reports = [evaluate(args.model, args.pairs, m, args.seed, args.max_steps, params) for m in modes]
+        scenarios = [Scenario(args.worlds, m, args.obstacles, args.moving_obstacles, args.goal, args.camera)
+                     for m in modes]
+        reports = [evaluate(args.model, args.pairs, sc, args.seed, args.max_steps, params) for sc in scenarios]
     except (ModelFileError, RoadmapFileError, OnnxModelError, ValueError) as err:
         print(f"ojepa eval: {err}", file=sys.stderr)
         return 2
-    print(f"{'mode':<11} {'pairs':>5} {'success':>8} {'time s':>7} {'collisions':>10} {'final m':>8} "
-          f"{'plan ms p50':>11} {'p99':>6} {'mode1 cmds':>10}")
-    for r in reports:
-        print(f"{r['mode']:<11} {r['pairs']:>5} {r['success_rate']:>8.0%} {r['mean_time_to_goal_s']:>7.1f} "
-              f"{r['collisions']:>10} {r['mean_final_distance_m']:>8.2f} {r['plan_ms_median']:>11.1f} "
-              f"{r['plan_ms_p99']:>6.1f} {r['mode1_commands']:>10}")
+    for report in reports:
+        print_report(report, args.per_pair)
     if args.json:
         args.json.write_text(json.dumps(reports, indent=2))
     return 0

@@ -3,8 +3,11 @@
 Per model: k-step latent prediction error (z = prior mean) relative to the copy-last-state baseline, for
 k = 1, 4, 16 and for the level-2 jumps; linear (and small-MLP) probe R^2 of x, y, yaw from the image
 features alone; per-dimension feature std and effective rank (collapse shows as std -> 0, rank -> 1);
-parameter counts; optionally the closed-loop success of the MPC agent planning with that model. Every model
-is scored on the episodes its own training held out (same split seed), so nothing it saw is scored.
+forward-range error (what the camera says is in the way, against the scanner: all, and where the scanner saw
+something within 1 m); parameter counts; optionally the closed-loop success of the MPC agent planning with
+that model on held-out layouts, two obstacles on each path. Every model is scored on episodes it never saw:
+with --heldout, episodes collected in held-out layouts (`ojepa collect --split heldout`); otherwise the
+episodes its own training held out (same split seed) from its training worlds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from ojepa_ros.core.mpc import LOW_LEVEL_ONLY
 from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
-from ojepa_ros.train.evaluate import actor_params, evaluate
+from ojepa_ros.train.episode_files import find_episodes
+from ojepa_ros.train.evaluate import Scenario, actor_params, evaluate
 from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 from ojepa_ros.train.trainer import encode_episodes
 
@@ -59,6 +63,23 @@ def prediction_ratios(model: WorldModel, encoded: list[torch.Tensor], dataset: E
     return out
 
 
+NEAR = 1.0  # m: returns nearer than this are what the robot may soon touch
+
+
+@torch.no_grad()
+def ranges_errors(model: WorldModel, states: torch.Tensor, dataset: EpisodeDataset) -> dict[str, float]:
+    """Mean absolute error (m) of the forward ranges read from encoded states [N, D] against the scanner, over
+    every sector and over the sectors where the scanner saw something within NEAR."""
+    labels = torch.cat([ep["ranges"] for ep in dataset.episodes])
+    known = torch.isfinite(labels).all(-1)
+    if not bool(known.any()):
+        return {"ranges_mae_m": math.nan, "near_ranges_mae_m": math.nan}
+    error = (model.ranges(states[known]) - labels[known]).abs()
+    near = labels[known] < NEAR
+    return {"ranges_mae_m": error.mean().item(),
+            "near_ranges_mae_m": error[near].mean().item() if bool(near.any()) else math.nan}
+
+
 def mlp_probe_r2(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
                  steps: int = 2000, seed: int = 0) -> dict[str, float]:
     """R^2 of a 2-layer MLP probe (128 units) trained on frozen features: what is there, if not linearly."""
@@ -81,11 +102,15 @@ def mlp_probe_r2(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tens
 
 
 @torch.no_grad()
-def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: dict | None = None) -> dict:
-    """All figures of one model file on the episodes its training held out."""
+def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: dict | None = None,
+                         heldout: Path | None = None) -> dict:
+    """All figures of one model file on the episodes its training held out, or on `heldout`'s episodes (probes
+    are then fitted on the training episodes and scored there)."""
     model = load_world_model(path)
     train_config = read_metadata(path).get("train_config", {})
     split = split_episodes(data, train_config.get("val_fraction", 0.1), train_config.get("seed", 0))
+    if heldout is not None:
+        split["val"] = find_episodes(heldout)
     train_set, val_set = EpisodeDataset(split["train"], max(STEPS)), EpisodeDataset(split["val"], max(STEPS))
     train_states, val_states = encode_episodes(model, train_set), encode_episodes(model, val_set)
     train_all, val_all = torch.cat(train_states), torch.cat(val_states)
@@ -100,6 +125,7 @@ def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: di
         **{f"linear_r2_{k}": v for k, v in pose_r_squared(val_f @ w + b, pose_targets(val_all)).items()},
         **{f"mlp_r2_{k}": v for k, v in mlp_probe_r2(train_f, pose_targets(train_all), val_f,
                                                      pose_targets(val_all)).items()},
+        **ranges_errors(model, val_all, val_set),
         "feature_std": val_f.std(0).mean().item(),
         "feature_std_min": val_f.std(0).min().item(),
         "effective_rank": effective_rank(val_f),
@@ -109,17 +135,21 @@ def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: di
     if plan_pairs:
         # The world model alone drives: the roadmap, Mode-1 and critic are built per model; baselines have none.
         low_level = {**(params or {}), **LOW_LEVEL_ONLY}
-        closed_loop = evaluate(path, pairs=plan_pairs, mode="same_room", params=low_level)
+        closed_loop = evaluate(path, pairs=plan_pairs, scenario=Scenario("heldout", "same_room", obstacles=2),
+                               params=low_level)
         report |= {"plan_success": closed_loop["success_rate"], "plan_time_s": closed_loop["mean_time_to_goal_s"],
-                   "plan_collisions": closed_loop["collisions"]}
+                   "plan_collisions": closed_loop["collisions"],
+                   "plan_contact_episodes": closed_loop["episodes_with_collision"]}
     return report
 
 
 COLUMNS = [("model", "{}"), ("pred_ratio_k1", "{:.3f}"), ("pred_ratio_k4", "{:.3f}"), ("pred_ratio_k16", "{:.3f}"),
            ("level2_ratio_k8", "{:.3f}"), ("linear_r2_x", "{:.3f}"), ("linear_r2_y", "{:.3f}"),
            ("linear_r2_yaw", "{:.3f}"), ("mlp_r2_x", "{:.3f}"), ("mlp_r2_y", "{:.3f}"), ("mlp_r2_yaw", "{:.3f}"),
+           ("ranges_mae_m", "{:.3f}"), ("near_ranges_mae_m", "{:.3f}"),
            ("feature_std", "{:.3f}"), ("effective_rank", "{:.1f}"), ("planning_parameters", "{}"),
-           ("parameters", "{}"), ("plan_success", "{:.0%}"), ("plan_time_s", "{:.1f}")]
+           ("parameters", "{}"), ("plan_success", "{:.0%}"), ("plan_time_s", "{:.1f}"),
+           ("plan_contact_episodes", "{}")]
 
 
 def table(reports: dict[str, dict]) -> str:
@@ -170,12 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ojepa eval-wm", description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", metavar="LABEL=PATH",
                         default=["ours=models/world_model.pt",
-                                 "ours-position-blind=models/baselines/jepa_position_blind.pt",
                                  "no-regulariser=models/baselines/no_regulariser.pt",
                                  "pixel-autoencoder=models/baselines/pixel_autoencoder.pt"],
-                        help="models to compare (default: the shipped model, its position-blind twin and the two "
-                             "baselines, which share the twin's architecture)")
-    parser.add_argument("--data", type=Path, default=Path("data/rooms"), help="the episodes the models were trained on")
+                        help="models to compare (default: the shipped model and the two baselines, which share its "
+                             "architecture and data)")
+    parser.add_argument("--data", type=Path, default=Path("data/family"), help="the episodes the models were trained on")
+    parser.add_argument("--heldout", type=Path, default=None,
+                        help="score on these episodes (`ojepa collect --split heldout`) instead of the training's split")
     parser.add_argument("--plan-pairs", type=int, default=0, help="also run N same-room closed-loop episodes per model")
     parser.add_argument("--config", type=Path, default=config_file("agent.yaml"), help="actor settings for --plan-pairs")
     parser.add_argument("--png", type=Path, default=Path("runs/eval_wm.png"))
@@ -187,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         label, sep, path = item.partition("=")
         label, path = (label, Path(path)) if sep else (Path(item).stem, Path(item))
         try:
-            reports[label] = evaluate_world_model(path, args.data, args.plan_pairs, actor_params(args.config))
+            reports[label] = evaluate_world_model(path, args.data, args.plan_pairs, actor_params(args.config),
+                                                  args.heldout)
         except (ModelFileError, FileNotFoundError) as err:
             print(f"ojepa eval-wm: {err}", file=sys.stderr)
             return 2

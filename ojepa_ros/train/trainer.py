@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ojepa_ros.core.losses import probe_loss, world_model_losses
 from ojepa_ros.core.model_io import load_world_model, read_metadata, save_world_model
+from ojepa_ros.core.sensing import RangeLabels
 from ojepa_ros.core.world_model import KINDS, WorldModel, WorldModelConfig
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
@@ -36,7 +37,7 @@ from ojepa_ros.train.plots import plot_training_log
 from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 
 NEAR_WALL = 0.2  # m: clearance below which a state counts as near a wall in the validation metrics
-PROBE_SETTINGS = ("probe_dim", "probe_steps", "probe_batch", "probe_lr", "probe_stride", "clearance_octaves")
+PROBE_SETTINGS = ("probe_dim", "probe_steps", "probe_batch", "probe_lr", "probe_stride")
 
 
 def state_path(out_path: Path) -> Path:
@@ -62,18 +63,19 @@ def validate(model: WorldModel, dataset: EpisodeDataset, windows: int, batch: in
     level2_error_ratio: the same for the level-2 jumps (h after each k actions vs copy h_0);
     rollout_pose_rmse_m: position error averaged over the H steps; final_*: at step H;
     near_wall_recall / free_space_recall: clearance probe on either side of NEAR_WALL;
+    ranges_mae_m / final_ranges_mae_m: forward ranges read from encoded states / from imagined states at step H;
     feature_std / effective_rank: of the image features (collapse shows as std -> 0, rank -> 1).
     """
     model.eval()
     k = model.cfg.level2_k
     picks = torch.linspace(0, len(dataset) - 1, min(windows, len(dataset))).long().unique().tolist()
     sums = dict.fromkeys(("err", "copy", "err2", "copy2", "xy", "xy_h", "yaw_h", "clear", "clear_h", "near_ok", "near",
-                          "free_ok", "free", "frames", "windows"), 0.0)
+                          "free_ok", "free", "frames", "windows", "rng", "rng_h", "rng_n", "rng_hn"), 0.0)
     features = []
     for i in range(0, len(picks), batch):
         items = [dataset[j] for j in picks[i:i + batch]]
-        images, proprio, actions, clear = (torch.stack([it[key] for it in items])
-                                           for key in ("images", "proprio", "actions", "clearance"))
+        images, proprio, actions, clear, ranges = (torch.stack([it[key] for it in items]) for key in
+                                                   ("images", "proprio", "actions", "clearance", "ranges"))
         b, n = images.shape[:2]
         s = model.encode(images.flatten(0, 1), proprio.flatten(0, 1)).view(b, n, -1)
         predicted = model.rollout(s[:, 0], actions)
@@ -102,6 +104,12 @@ def validate(model: WorldModel, dataset: EpisodeDataset, windows: int, batch: in
         sums["free"] += (~near).sum().item()
         sums["free_ok"] += (~near & (c >= NEAR_WALL)).sum().item()
         sums["frames"] += known.sum().item()
+        scanned = torch.isfinite(ranges).all(-1)
+        sums["rng"] += (model.ranges(s)[scanned] - ranges[scanned]).abs().mean(-1).sum().item()
+        sums["rng_n"] += scanned.sum().item()
+        end = scanned[:, -1]
+        sums["rng_h"] += (model.ranges(predicted[:, -1])[end] - ranges[:, -1][end]).abs().mean(-1).sum().item()
+        sums["rng_hn"] += end.sum().item()
         sums["windows"] += b
         features.append(model.features(s).flatten(0, 1))
     model.train()
@@ -114,6 +122,8 @@ def validate(model: WorldModel, dataset: EpisodeDataset, windows: int, batch: in
         "val_final_yaw_mae_deg": math.degrees(sums["yaw_h"] / w),
         "val_clearance_mae_m": sums["clear"] / max(sums["frames"], 1),
         "val_final_clearance_mae_m": sums["clear_h"] / w,
+        "val_ranges_mae_m": sums["rng"] / max(sums["rng_n"], 1),
+        "val_final_ranges_mae_m": sums["rng_h"] / max(sums["rng_hn"], 1),
         "val_near_wall_recall": sums["near_ok"] / max(sums["near"], 1),
         "val_free_space_recall": sums["free_ok"] / max(sums["free"], 1),
         "val_feature_std": f.std(0).mean().item(),
@@ -223,8 +233,8 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
         image_size=train_set.image_size, embed_dim=config["embed_dim"],
         hidden_dim=config["hidden_dim"], probe_dim=config["probe_dim"], channels=tuple(config["channels"]),
         z_dim=config["z_dim"], level2_k=config["level2_k"], level2_dim=config["level2_dim"], kind=config["kind"],
-        expander_dim=config["expander_dim"], predictor_sees_position=config["predictor_sees_position"],
-        clearance_octaves=config["clearance_octaves"], **train_set.normalisation())
+        expander_dim=config["expander_dim"], range_sectors=config["range_sectors"], range_fov=config["range_fov"],
+        range_cap=config["range_cap"], **train_set.normalisation())
     model = WorldModel(model_config)
     target_model = copy.deepcopy(model).requires_grad_(False) if config["ema"] else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
@@ -289,14 +299,21 @@ def _train(ctx: DistContext, config: dict, data: str | Path | list, out_path: Pa
     return _fit_probes(model, train_set, val_set, config, generator, metrics, elapsed, data, split, out_path)
 
 
+def range_labels(config: dict) -> RangeLabels:
+    """The scan -> label settings of a train config (robot_radius, scan_max, range_sectors / fov / cap)."""
+    return RangeLabels(config["robot_radius"], config["scan_max"], config["range_sectors"], config["range_fov"],
+                       config["range_cap"])
+
+
 def _episode_sets(config: dict, data: str | Path | list,
                   image_size: int | None) -> tuple[dict[str, list[Path]], EpisodeDataset, EpisodeDataset]:
     """The split (seeded, so a refit sees its training's split) and the training and held-out windows."""
     split = split_episodes(data, config["val_fraction"], config["seed"])
     if not split["val"]:
         raise ValueError(f"{data} needs at least two episodes (one is held out for validation)")
-    train_set = EpisodeDataset(split["train"], config["horizon"], image_size=image_size)
-    val_set = EpisodeDataset(split["val"], config["val_horizon"], image_size=train_set.image_size)
+    labels = range_labels(config)
+    train_set = EpisodeDataset(split["train"], config["horizon"], image_size=image_size, labels=labels)
+    val_set = EpisodeDataset(split["val"], config["val_horizon"], image_size=train_set.image_size, labels=labels)
     return split, train_set, val_set
 
 
@@ -320,8 +337,8 @@ def _fit_probes(model: WorldModel, train_set: EpisodeDataset, val_set: EpisodeDa
 
 
 def refit_probes(config: dict, data: str | Path | list, out_path: str | Path) -> dict:
-    """Refit the probes of the trained model at out_path with this config's probe settings (clearance_octaves,
-    probe_dim, probe_steps, ...), its encoder and predictors untouched: the probes read a frozen
+    """Refit the probes of the trained model at out_path with this config's probe settings (probe_dim,
+    probe_steps, ...), its encoder and predictors untouched: the probes read a frozen
     representation, so a better probe needs no retraining. Same episodes and split as its training."""
     out_path = Path(out_path)
     old = load_world_model(out_path)
@@ -330,7 +347,7 @@ def refit_probes(config: dict, data: str | Path | list, out_path: str | Path) ->
     config = trained["train_config"] | {k: config[k] for k in PROBE_SETTINGS}
     seed_everything(config["seed"])
     split, train_set, val_set = _episode_sets(config, data, old.cfg.image_size)
-    model = WorldModel(replace(old.cfg, probe_dim=config["probe_dim"], clearance_octaves=config["clearance_octaves"]))
+    model = WorldModel(replace(old.cfg, probe_dim=config["probe_dim"]))
     model.load_state_dict({k: v for k, v in old.state_dict().items() if not k.startswith("clearance_head.")},
                           strict=False)
     return _fit_probes(model, train_set, val_set, config, torch.Generator().manual_seed(config["seed"]),
@@ -369,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weight", action="append", default=[], metavar="TERM=VALUE",
                         help="override one loss weight, e.g. --weight variance=0 --weight covariance=0 (no regulariser)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override any other train setting, e.g. --set predictor_sees_position=false")
+                        help="override any other train setting, e.g. --set range_sectors=7")
     args = parser.parse_args(argv)
     config = yaml.safe_load(args.config.read_text())["train"]
     config.update({k: v for k, v in vars(args).items() if k in config and v is not None})

@@ -1,0 +1,85 @@
+"""Closed-loop figures of the perceiving agent: one `ojepa eval` per scenario, side by side in one table.
+
+Every scenario drives held-out layouts (or the four-room world, named) with obstacles and movers the
+evaluation places itself, so nothing here was seen in training. Runs `--jobs` scenarios at once, each on
+one thread; `--only NAME ...` picks rows, `--set KEY=VALUE` overrides the actor for every row.
+
+    python bench/scenarios.py --pairs 50 --jobs 2 [--only obstacles black_camera] [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+# name: (ojepa eval arguments, target the issue sets)
+SCENARIOS: dict[str, tuple[list[str], str]] = {
+    "same_room": (["--worlds", "heldout", "--mode", "same_room"], "-"),
+    "obstacles": (["--worlds", "heldout", "--mode", "same_room", "--obstacles", "2"],
+                  ">= 95 % success, contact in <= 2 % of episodes"),
+    "black_camera": (["--worlds", "heldout", "--mode", "same_room", "--obstacles", "2", "--camera", "black"],
+                     "fails clearly"),
+    "cross_room": (["--worlds", "four_rooms", "--mode", "cross_room", "--obstacles", "2"],
+                   ">= 95 % success, <= 1 % of steps in contact"),
+    "moving_mean": (["--worlds", "heldout", "--mode", "same_room", "--moving-obstacles", "1",
+                     "--set", "latent_draws=8", "--set", "risk=mean"], ">= 90 % success with no contact"),
+    "moving_worst": (["--worlds", "heldout", "--mode", "same_room", "--moving-obstacles", "1",
+                      "--set", "latent_draws=8", "--set", "risk=worst"], "fewer contacts than mean z"),
+    "image_goal": (["--worlds", "heldout", "--mode", "same_room", "--goal", "image"], ">= 90 % success"),
+}
+
+
+def run(name: str, args: argparse.Namespace, out_dir: Path) -> dict:
+    out = out_dir / f"{name}.json"
+    cmd = [sys.executable, "-m", "ojepa_ros.cli", "eval", "--pairs", str(args.pairs), "--seed", str(args.seed),
+           "--max-steps", str(args.max_steps), "--json", str(out), *SCENARIOS[name][0]]
+    if args.model:
+        cmd += ["--model", str(args.model)]
+    for item in args.set:
+        cmd += ["--set", item]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{name}: {done.stderr.strip() or done.stdout.strip()}")
+    report = json.loads(out.read_text())[0]
+    report["wall_s"] = time.perf_counter() - start
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=600, help="0.1 s control steps per episode")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
+    parser.add_argument("--model", type=Path, default=None, help="world model (default: the shipped one)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="actor override, every row")
+    parser.add_argument("--out", type=Path, default=None, help="folder for each scenario's full JSON report")
+    args = parser.parse_args()
+    out_dir = args.out or Path(tempfile.mkdtemp(prefix="ojepa_scenarios_"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        reports = dict(zip(args.only, pool.map(lambda name: run(name, args, out_dir), args.only)))
+    print(f"{args.pairs} pairs per row, seed {args.seed}, {args.max_steps / 10:.0f} s limit, model "
+          f"{args.model or 'shipped'} {' '.join(args.set)} (reports: {out_dir})")
+    print("| scenario | success | episodes with contact | steps in contact | mean time to goal s | plan ms p50 "
+          "| target |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in reports.items():
+        print(f"| {name} | {r['success_rate']:.0%} | {r['episodes_with_collision']}/{r['pairs']} "
+              f"| {100 * r['contact_step_fraction']:.2f} % | {r['mean_time_to_goal_s']:.1f} "
+              f"| {r['plan_ms_median']:.1f} | {SCENARIOS[name][1]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

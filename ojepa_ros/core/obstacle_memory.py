@@ -1,0 +1,69 @@
+"""A short memory of what the camera showed to be in the way: the seeds' "perception combined with previously
+acquired information", so an obstacle that left the 90-degree view while turning still counts.
+
+Each control step the world model reads the nearest obstacle per sector of the camera's view from the
+current state (`WorldModel.ranges`); each return becomes a few points across its sector's arc, placed in the
+odometry frame with the current odometry pose (relative motion only: a constant odometry offset moves the
+robot and its points together). Points live for `keep` steps; a newer view that sees free space through an
+old point removes it (so a box that moved away, or a misreading, does not linger). Nothing here is a map:
+points older than a few seconds are gone, and no position is ever looked up in anything learned.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+ARC_POINTS = 3  # points per sector return: its two edges and its middle
+
+
+class ObstacleMemory:
+    """add(pose, ranges) each control step; points() -> [P, 2] odometry-frame obstacle points."""
+
+    def __init__(self, sector_edges: np.ndarray, cap: float, keep: int = 30, carve_margin: float = 0.15) -> None:
+        """sector_edges [K+1] (rad, counter-clockwise from straight ahead); a range within 5 % of `cap` is no
+        return; `keep` steps a point lives; carve_margin m: how much farther than an old point the camera must
+        now see free space along its bearing for the point to go."""
+        self.edges = np.asarray(sector_edges, dtype=np.float64)
+        self.cap, self.keep, self.carve_margin = float(cap), int(keep), float(carve_margin)
+        spread = np.linspace(0.0, 1.0, ARC_POINTS)
+        self._bearings = self.edges[:-1, None] + np.diff(self.edges)[:, None] * spread  # [K, ARC_POINTS]
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames: deque[np.ndarray] = deque(maxlen=self.keep)
+
+    def add(self, pose: np.ndarray, ranges: np.ndarray) -> None:
+        """One view: pose (x, y, yaw) in the odometry frame, ranges [K] metres per sector. Non-finite input is
+        ignored (the caller stops the robot on it)."""
+        pose, ranges = np.asarray(pose, dtype=np.float64), np.asarray(ranges, dtype=np.float64)
+        if not (np.isfinite(pose).all() and np.isfinite(ranges).all()) or ranges.shape != (len(self.edges) - 1,):
+            return
+        self._carve(pose, ranges)
+        hit = ranges < 0.95 * self.cap
+        bearings = (self._bearings[hit] + pose[2]).ravel()
+        dist = np.repeat(ranges[hit], ARC_POINTS)
+        self._frames.append(pose[:2] + dist[:, None] * np.stack((np.cos(bearings), np.sin(bearings)), axis=1))
+
+    def _carve(self, pose: np.ndarray, ranges: np.ndarray) -> None:
+        """Drop remembered points the current view sees through (inside a sector, nearer than its range)."""
+        for i, points in enumerate(self._frames):
+            if not len(points):
+                continue
+            offset = points - pose[:2]
+            bearing = np.arctan2(offset[:, 1], offset[:, 0]) - pose[2]
+            bearing = np.arctan2(np.sin(bearing), np.cos(bearing))
+            sector = np.searchsorted(self.edges, bearing) - 1
+            seen = (sector >= 0) & (sector < len(ranges))
+            free = np.zeros(len(points), dtype=bool)
+            free[seen] = np.hypot(*offset[seen].T) < ranges[sector[seen]] - self.carve_margin
+            self._frames[i] = points[~free]
+
+    def points(self, cell: float = 0.05) -> np.ndarray:
+        """[P, 2] the remembered obstacle points (odometry frame, metres), one per `cell`-sized square."""
+        if not self._frames:
+            return np.zeros((0, 2))
+        points = np.concatenate(list(self._frames))
+        _, first = np.unique(np.floor(points / cell).astype(np.int64), axis=0, return_index=True)
+        return points[np.sort(first)]
