@@ -115,3 +115,15 @@ def test_the_launch_file_declares_exactly_the_plan_arguments_and_readme_lists_th
     table = readme[readme.index("### Launch arguments"):]
     listed = re.findall(r"^\| `([a-z_]+)` \|", table[:table.index("\n\n", table.index("|"))], re.M)
     assert listed == list(graph.LAUNCH_ARGUMENTS)
+
+
+def test_every_console_script_of_setup_py_has_an_entry_point():
+    """setup.py's node executables start in ojepa_ros.nodes.entry (quiet Ctrl-C during start-up)."""
+    from ojepa_ros.nodes import entry
+
+    setup = (ROOT / "setup.py").read_text()
+    assert "nodes.entry:{n}" in setup
+    for spec in [graph.SIM, *graph.AGENT]:
+        assert callable(getattr(entry, spec.name))
+    with pytest.raises(AttributeError):
+        entry.no_such_node

@@ -38,7 +38,7 @@ def run(name: str, args: list[str] | None = None) -> None:
 
     spec = next((s for s in [graph.SIM, *graph.AGENT] if s.name == name), None)
     if spec is None:
-        raise SystemExit(f"unknown node {name!r}; one of {[s.name for s in [graph.SIM, *graph.AGENT]]}")
+        raise SystemExit(f"unknown node {name!r}; one of {_node_names()}")
     importlib.import_module(spec.module).main(args)
     # The node has stopped, its last messages sent and the middleware shut down. Tearing down the
     # interpreter (torch, MuJoCo, DDS threads) takes ~0.7 s more per process alone, and 4-5 s when the
@@ -48,20 +48,22 @@ def run(name: str, args: list[str] | None = None) -> None:
     os._exit(0)
 
 
-def _console_script(name: str):
-    def main() -> None:
-        run(name)
-    main.__name__ = name
-    return main
+def _node_names() -> list[str]:
+    from ojepa_ros import graph
+
+    return [s.name for s in [graph.SIM, *graph.AGENT]]
 
 
-sim_node = _console_script("sim_node")
-perception_node = _console_script("perception_node")
-world_model_node = _console_script("world_model_node")
-cost_node = _console_script("cost_node")
-actor_node = _console_script("actor_node")
-configurator_node = _console_script("configurator_node")
-memory_node = _console_script("memory_node")
+def __getattr__(name: str):
+    """`from ojepa_ros.nodes.entry import sim_node` (what setup.py's console scripts do) gives a main() for
+    every node of ojepa_ros.graph, so a node added there needs no change here."""
+    if name in _node_names():
+        def main() -> None:
+            run(name)
+        main.__name__ = name
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
