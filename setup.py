@@ -30,7 +30,7 @@ setup(
     description="Objective-Driven agent: JEPA world model + MPC actor as ROS 2 nodes.",
     license="Apache-2.0",
     entry_points={
-        "console_scripts": [f"{n} = {PACKAGE}.nodes.{n}:main" for n in NODES]
+        "console_scripts": [f"{n} = {PACKAGE}.nodes.entry:{n}" for n in NODES]
         + ["ojepa = ojepa_ros.cli:main"],
     },
 )

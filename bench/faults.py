@@ -12,8 +12,8 @@ processes on this machine. Sections (default all):
 
     python bench/faults.py [--only kill memory stale load] [--runs N]
 
-The embedded sim_node has no /scan yet: the collision monitor would hold the robot still, so the kill and
-load sections publish the stand-in scan the end-to-end tests use (test/conftest.py ScanStandIn).
+The kill and load sections drive the embedded robot, whose sim_node publishes the scan the collision
+monitor reads.
 """
 
 from __future__ import annotations
@@ -136,11 +136,10 @@ def wait(predicate, timeout: float) -> bool:
 
 
 def kill_section(runs: int, standby: bool = False) -> list[str]:
-    from conftest import Graph, ScanStandIn
+    from conftest import Graph
 
     graph = Graph()
     watcher = graph.add(Watcher())
-    ScanStandIn(graph)
     rows = []
     results: dict[str, list[tuple[float | None, float | None, bool, int]]] = {n: [] for n in NODES}
     goal_pub = graph.add(Node(f"faults_goals_{os.getpid()}")).create_publisher(PoseStamped, "/goal_pose", 10)
@@ -336,13 +335,12 @@ def stale_section(runs: int) -> list[str]:
 
 
 def load_section(seconds: float) -> list[str]:
-    from conftest import Graph, ScanStandIn
+    from conftest import Graph
 
     from ojepa_ros.nodes.convert import rgb_to_image
 
     graph = Graph()
     watcher = graph.add(Watcher())
-    ScanStandIn(graph)
     talker = graph.add(Node(f"faults_load_{os.getpid()}"))
     image_pub = talker.create_publisher(Image, "/camera/image_raw", 10)
     goal_pub = talker.create_publisher(PoseStamped, "/goal_pose", 10)

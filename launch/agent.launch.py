@@ -1,47 +1,35 @@
 """Launch the ojepa_ros agent: `ros2 launch ojepa_ros agent.launch.py [sim:=rooms|gym|none] [task:=demo]
-[model_path:=/path/world_model.pt] [config:=/path/agent.yaml] [rviz:=true]`.
+[use_sim_time:=auto|true|false] [namespace:=robot1] [params_file:=/path/agent.yaml] [log_level:=info]
+[model_path:=/path/world_model.pt] [rviz:=true]` (`--show-args` lists them with their meaning).
 
-The node list and the per-argument parameter changes come from ojepa_ros.graph, the same description
-the pip-only runner `ojepa agent` uses.
+What to start comes from ojepa_ros.graph.launch_plan, the description the pip-only runner `ojepa agent` also
+uses; it checks every argument before anything starts, so a bad value (or rviz:=true without rviz2, which
+only warns) never leaves some nodes running.
 """
-
-import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from ojepa_ros.graph import nodes, overrides
-
-SHARE = get_package_share_directory("ojepa_ros")
+from ojepa_ros.graph import LAUNCH_ARGUMENTS, launch_plan
 
 
 def _graph(context):
-    sim = LaunchConfiguration("sim").perform(context)
-    config = LaunchConfiguration("config").perform(context)
-    extra = overrides(sim, LaunchConfiguration("model_path").perform(context),
-                      LaunchConfiguration("task").perform(context))
-    return [
-        Node(package="ojepa_ros", executable=spec.name, name=spec.name, output="screen",
-             parameters=[config, extra.get(spec.name, {})], remappings=list(spec.remaps),
+    values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
+    processes, warnings = launch_plan(values, get_package_share_directory("ojepa_ros"))
+    return [LogInfo(msg=f"WARNING: {text}") for text in warnings] + [
+        Node(package=p.package, executable=p.executable, name=p.name, namespace=p.namespace, output="screen",
+             parameters=p.parameters, ros_arguments=p.ros_arguments, arguments=p.arguments,
+             remappings=p.remappings,
              respawn=True, respawn_delay=0.5)  # as `ojepa agent --processes` (no retry bound in launch_ros)
-        for spec in nodes(sim)
+        for p in processes
     ]
 
 
 def generate_launch_description() -> LaunchDescription:
-    return LaunchDescription([
-        DeclareLaunchArgument("sim", default_value="rooms", description="rooms | gym | none (Gazebo or a robot)"),
-        DeclareLaunchArgument("config", default_value=os.path.join(SHARE, "config", "agent.yaml")),
-        DeclareLaunchArgument("model_path", default_value="", description="world model; empty: shipped model"),
-        DeclareLaunchArgument("task", default_value="", description="task file in config/tasks/ to apply"),
-        DeclareLaunchArgument("rviz", default_value="false", description="open RViz with rviz/agent.rviz"),
-        OpaqueFunction(function=_graph),
-        # Shows /ojepa/plan, /ojepa/candidates (published only while RViz subscribes), the goal, odometry, camera.
-        Node(package="rviz2", executable="rviz2", name="rviz2", output="screen",
-             arguments=["-d", os.path.join(SHARE, "rviz", "agent.rviz")],
-             condition=IfCondition(LaunchConfiguration("rviz"))),
-    ])
+    return LaunchDescription(
+        [DeclareLaunchArgument(name, default_value=default, description=text)
+         for name, (default, text) in LAUNCH_ARGUMENTS.items()]
+        + [OpaqueFunction(function=_graph)])

@@ -2,7 +2,7 @@
 
 On a ROS 2 install (colcon) the ament index has them. A pip venv is an ament prefix too, but its
 AMENT_PREFIX_PATH is often not exported, so the venv's own share/ is the fallback. scripts/install.sh
-links the checkout's folders there (like `colcon build --symlink-install`), so edits take effect at once.
+links the checkout's files there (like `colcon build --symlink-install`), so edits take effect at once.
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--standby", action="store_true",
                         help="with --processes: keep a started twin of each node process to take over when it dies "
                              "(faster restarts, twice the processes)")
+    parser.add_argument("--use-sim-time", nargs="?", const="true", default="auto", choices=("auto", "true", "false"),
+                        help="nodes run on /clock (auto, the default: when an embedded simulator runs; bare flag: true)")
+    parser.add_argument("--namespace", default="", help="namespace of every node and topic, e.g. robot1")
+    parser.add_argument("--log-level", default="info", choices=graph.LOG_LEVELS, help="log level of every node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
     parser.add_argument("--until-reached", action="store_true", help="stop once the actor reports the goal reached")
     parser.add_argument("--topdown", type=Path, default=Path("runs/agent_topdown.png"),
@@ -45,11 +49,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _params_files(args: argparse.Namespace) -> list[str]:
     config = args.config or config_file()
     extra = {name: {"ros__parameters": values}
-             for name, values in graph.overrides(args.sim, args.model, args.task).items()}
-    files = ["--params-file", str(config)]
-    if extra:
-        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_overrides_", delete=False)
-        yaml.safe_dump(extra, handle)
+             for name, values in graph.overrides(args.sim, args.model, args.task,
+                                                 use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time)).items()}
+    files = graph.ros_arguments(args.namespace, args.log_level)
+    docs = [extra] if extra else []
+    if args.namespace:  # `node:` sections reach /ns/node only as `/**/node:`
+        docs = [graph.anywhere(yaml.safe_load(Path(config).read_text()))] + [graph.anywhere(d) for d in docs]
+    else:
+        files += ["--params-file", str(config)]
+    for doc in docs:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_params_", delete=False)
+        yaml.safe_dump(doc, handle)
         handle.close()
         atexit.register(os.unlink, handle.name)  # the nodes read it at start-up; none outlives this process
         files += ["--params-file", handle.name]
@@ -57,8 +67,9 @@ def _params_files(args: argparse.Namespace) -> list[str]:
 
 
 def _commands(specs: list[graph.NodeSpec], params: list[str]) -> dict[str, list[str]]:
-    return {spec.name: [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}",
-                        *spec.remap_args(), *params]
+    """Each node's process command line: through nodes/entry.py (quiet on a signal during start-up)."""
+    return {spec.name: [sys.executable, "-m", "ojepa_ros.nodes.entry", spec.name, "--ros-args",
+                        "-r", f"__node:={spec.name}", *spec.remap_args(), *params]
             for spec in specs}
 
 
@@ -75,9 +86,9 @@ def discovery_environment() -> dict[str, str]:
 
 
 def run_agent(args: argparse.Namespace) -> int:
-    from ojepa_ros.nodes.monitor_node import MonitorNode
-    from ojepa_ros.nodes.runtime import run_nodes
+    from ojepa_ros.nodes.entry import exit_quietly_on_signals
 
+    exit_quietly_on_signals()  # a Ctrl-C while torch and rclpy load: no traceback (the children's finally stops them)
     discovery = discovery_environment()  # before rclpy.init and before any node process starts
     if not args.quiet:
         print("[ojepa agent] DDS discovery: " + ", ".join(f"{k}={v}" for k, v in discovery.items()), flush=True)
@@ -107,6 +118,9 @@ def run_agent(args: argparse.Namespace) -> int:
         return bool(args.until_reached and monitor and monitor[0].reached_after is not None)
 
     try:
+        from ojepa_ros.nodes.monitor_node import MonitorNode  # rclpy and torch load while the children do
+        from ojepa_ros.nodes.runtime import run_nodes
+
         run_nodes(create, ["--ros-args", *params], until=done)
     finally:
         supervisor.stop()

@@ -16,6 +16,9 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     module = importlib.import_module(sys.argv[1])
+    prepare = getattr(module, "prepare", None)  # a launcher module (nodes/entry.py) imports its node's module
+    if prepare is not None:
+        prepare(sys.argv[2:])
     try:
         line = sys.stdin.readline()
     except KeyboardInterrupt:

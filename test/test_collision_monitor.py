@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ray_scan
 from ojepa_ros.core.collision_monitor import MonitorConfig, arc_poses, check, scan_points, zone_outline
 
 CFG = MonitorConfig()  # r 0.18, stop margin 0.05, slowdown margin 0.15, 2 m/s^2, 0.1 s, 1 s
@@ -92,8 +91,10 @@ def test_a_command_never_moves_the_footprint_into_an_obstacle_within_its_braking
 # ---- closed loop in the embedded world: a planner with a wrong idea of the world, the monitor in between ----
 
 def mujoco_scan(env) -> np.ndarray:
-    ranges = ray_scan(env)
-    return scan_points(ranges, -math.pi, 2 * math.pi / len(ranges), 0.05, 5.0)
+    """The embedded robot's own scan (RoomsNavEnv.scan, what sim_node publishes on scan) as points."""
+    ranges = env.scan()
+    return scan_points(ranges, float(env.scan_angles[0]), float(env.scan_angles[1] - env.scan_angles[0]), 0.05,
+                       env.config.scan_range)
 
 
 @pytest.mark.parametrize("command", [(0.5, 0.0), (0.5, 0.4), (-0.5, 0.0)])

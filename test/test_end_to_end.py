@@ -4,6 +4,7 @@ RViz would, and the shipped world model drives the simulated robot there."""
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -14,19 +15,18 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from std_msgs.msg import String
 
-from conftest import ScanStandIn
-
 GOAL = (3.2, 2.9)  # room R0, 1.5 m from the start pose (2, 2, 0)
 
 
 def _agent(*args: str, cwd) -> subprocess.Popen:
+    # ROS_HOME: memory_node's default episode folder is $ROS_HOME/ojepa/episodes
     return subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, ROS_HOME=str(cwd)))
 
 
 def test_agent_drives_to_a_goal_sent_on_goal_pose(graph, tmp_path):
     agent = _agent("--topdown", str(tmp_path / "run.png"), cwd=tmp_path)
-    ScanStandIn(graph)  # the collision monitor stops the robot without a scan
     try:
         odoms = graph.collect(Odometry, "/odom")
         cmds = graph.collect(Twist, "/cmd_vel")
@@ -62,13 +62,12 @@ def test_agent_drives_to_a_goal_sent_on_goal_pose(graph, tmp_path):
     assert agent.returncode == 0, out
     assert "reached: True" in out
     assert (tmp_path / "run.png").is_file()
-    episodes = list((tmp_path / "runs" / "episodes").iterdir())
+    episodes = list((tmp_path / "ojepa" / "episodes").iterdir())
     assert episodes, "memory_node recorded no episode"
     assert abs(cmds[-1].linear.x) < 1e-9 and abs(cmds[-1].angular.z) < 1e-9, "robot not left stopped"
 
 
 def test_agent_one_process_per_node_reaches_a_task_goal(graph, tmp_path):
-    ScanStandIn(graph)
     agent = _agent("--processes", "--task", "same_room", "--until-reached", "--duration", "90", cwd=tmp_path)
     out, _ = agent.communicate(timeout=150)
     assert agent.returncode == 0, out

@@ -12,8 +12,9 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
-from sensor_msgs.msg import Image, LaserScan
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -24,7 +25,7 @@ from ojepa_ros.nodes.convert import rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.cost_node import CostNode
 from ojepa_ros.nodes.memory_node import MemoryNode
 from ojepa_ros.nodes.perception_node import PerceptionNode
-from ojepa_ros.nodes.sim_node import SimNode
+from ojepa_ros.nodes.sim_node import TFMessage, SimNode
 from ojepa_ros.nodes.world_model_node import WorldModelNode
 from ojepa_ros.core.episodes import read_episode
 
@@ -38,10 +39,10 @@ def overrides(**values) -> list[Parameter]:
 class Feeder:
     """A test node that plays the robot's sensors: odometry and camera images, or raw states."""
 
-    def __init__(self, graph) -> None:
+    def __init__(self, graph, sensor_qos=10) -> None:
         self.node = graph.add(Node(f"feeder_{time.monotonic_ns()}"))
-        self.odom = self.node.create_publisher(Odometry, "/odom", 10)
-        self.image = self.node.create_publisher(Image, "/camera/image_raw", 10)
+        self.odom = self.node.create_publisher(Odometry, "/odom", sensor_qos)
+        self.image = self.node.create_publisher(Image, "/camera/image_raw", sensor_qos)
         self.state = self.node.create_publisher(Float32MultiArray, "/ojepa/state", 10)
 
     def send_odom(self, x=1.0, y=1.0, yaw=0.0, v=0.0, w=0.0) -> None:
@@ -96,6 +97,20 @@ def test_perception_encodes_good_images_and_refuses_bad_ones(graph, tiny_model_p
         assert states == [], f"state published for a bad image {bad}"
     pump(graph, send, lambda: len(states) >= 2, what="a state from a good image")
     assert len(states[-1].data) == 16 and np.all(np.isfinite(states[-1].data))
+
+
+@pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
+def test_perception_hears_best_effort_and_reliable_sensors(graph, tiny_model_path, reliability):
+    """Most camera drivers publish best effort; a reliable subscription would never connect to them."""
+    graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
+    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    feed = Feeder(graph, QoSProfile(depth=5, reliability=reliability))
+
+    def send():
+        feed.send_odom()
+        feed.send_image()
+
+    pump(graph, send, lambda: len(states) >= 2, what=f"a state from a {reliability.name} camera and odometry")
 
 
 def test_perception_needs_fresh_finite_odometry(graph, tiny_model_path):
@@ -374,6 +389,34 @@ def test_sim_node_moves_on_cmd_vel_and_resets(graph):
     graph.wait_for(lambda: abs(odoms[-1].pose.pose.position.x - 2.0) < 0.05, 2.0, "the reset pose")
 
 
+def test_sim_node_stamps_with_its_own_clock_and_describes_its_camera(graph):
+    sim = graph.add(SimNode(parameter_overrides=overrides(image_width=80, image_height=60, camera_fovy=90.0)))
+    clocks = graph.collect(Clock, "/clock")
+    odoms = graph.collect(Odometry, "/odom")
+    images = graph.collect(Image, "/camera/image_raw")
+    infos = graph.collect(CameraInfo, "/camera/camera_info")
+    graph.wait_for(lambda: len(images) >= 3 and len(infos) >= 3 and len(odoms) >= 10, 15.0, "camera and odometry")
+    ticks = {(c.clock.sec, c.clock.nanosec) for c in list(clocks)}
+    # every stamp is a tick of the simulation clock on /clock, not wall time (which is ~1.8e9 s)
+    for msg in list(odoms)[-5:] + list(images)[-2:]:
+        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) in ticks
+        assert msg.header.stamp.sec < 600
+    image, info = images[-1], next(i for i in reversed(infos) if i.header.stamp == images[-1].header.stamp)
+    assert image.header.frame_id == info.header.frame_id == "camera_optical_frame"
+    assert (info.width, info.height) == (80, 60)
+    f = 30.0 / math.tan(math.radians(45.0))  # half the height over tan(fovy / 2)
+    assert np.allclose(info.k, [f, 0, 39.5, 0, f, 29.5, 0, 0, 1]) and np.allclose(info.p[:3], [f, 0, 39.5])
+    if TFMessage is None:  # the PyPI wheels: no tf2_msgs, so no /tf (the pose is in /odom)
+        assert sim.tf_pub is None and sim.tf_static_pub is None
+    else:
+        static = graph.collect(TFMessage, "/tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        dynamic = graph.collect(TFMessage, "/tf")
+        graph.wait_for(lambda: static and dynamic, 5.0, "/tf and /tf_static")
+        assert {(t.header.frame_id, t.child_frame_id) for t in static[-1].transforms} == {
+            ("base_link", "camera_link"), ("camera_link", "camera_optical_frame"), ("base_link", "laser_link")}
+        assert [(t.header.frame_id, t.child_frame_id) for t in dynamic[-1].transforms] == [("odom", "base_link")]
+
+
 def test_sim_node_scans_and_takes_obstacles_dropped_in_and_out(graph):
     """Start at (2, 2) facing +x in the four-room world: the nearest thing ahead is the doorway's far jamb, more
     than 1.5 m away; a box dropped 0.6 m ahead shows in /scan and on the bumper's way, and leaves again."""
@@ -426,6 +469,9 @@ def test_actor_drives_toward_a_goal_image(graph, tiny_model_path):
     pump(graph, tick, lambda: statuses and statuses[-1].data == "active",
          what=f"the actor driving toward the goal image: {[m.data for m in statuses]}")
     assert actor.policy.goal is None and actor.policy.goal_features is not None
+    for _ in range(10):  # the goal images pumped above may still be queued at the actor: let them land first,
+        tick()           # or one arriving after the cancel sets the goal again
+        time.sleep(0.05)
     actor.set_parameters([Parameter("goal_active", value=False)])  # the configurator's cancel stops it too
     pump(graph, tick, lambda: statuses[-1].data == "idle", what="the image goal cancelled")
 
@@ -438,3 +484,83 @@ def test_sim_node_wraps_a_gymnasium_env(graph):
     pump(graph, lambda: pub.publish(Float64MultiArray(data=[0.5])),
          lambda: len(images) >= 3 and len(observations) >= 3, what="gym images")
     assert images[-1].width == 64 and len(observations[-1].data) == 4
+
+
+def test_sim_time_stamps_never_step_back_a_second():
+    """The simulator's clock is a sum of 2 ms physics steps; near whole seconds such a sum lands a hair under
+    the integer (5.9999999997), which an earlier conversion sent out as 5 s: /clock went back one second."""
+    from ojepa_ros.nodes.convert import sec_to_stamp
+
+    t, last = 0.0, -1.0
+    for _ in range(30_000):  # one minute of steps
+        t += 0.002
+        stamp = sec_to_stamp(t)
+        value = stamp.sec + stamp.nanosec * 1e-9
+        assert abs(value - t) < 1e-9 and value > last and 0 <= stamp.nanosec < 1_000_000_000
+        last = value
+    assert sec_to_stamp(5.9999999997) == sec_to_stamp(6.0)
+
+
+# -- namespaces ---------------------------------------------------------------------------------
+
+def test_two_namespaced_robots_keep_to_their_own_topics_and_parameters(graph, tiny_model_path):
+    """Every topic is relative: a namespace (`-r __ns:=/robot1`, launch `namespace:=robot1`) moves the whole
+    graph, the configurator's parameter pushes included, and two robots on one domain do not hear each other."""
+    sims = {ns: graph.add(SimNode(namespace=ns, parameter_overrides=overrides(start_pose=[2.0, 2.0, 0.0])))
+            for ns in ("robot1", "robot2")}
+    odoms = {ns: graph.collect(Odometry, f"/{ns}/odom") for ns in sims}
+    images = graph.collect(Image, "/robot1/camera/image_raw")
+    unspaced = graph.collect(Odometry, "/odom")
+    actor = graph.add(ActorNode(namespace="robot1", parameter_overrides=overrides(model_path=str(tiny_model_path))))
+    config = graph.add(ConfiguratorNode(namespace="robot1", parameter_overrides=overrides(managed_nodes=["actor_node"])))
+    assert sims["robot1"].get_fully_qualified_name() == "/robot1/sim_node"
+    feeder = Feeder(graph).node
+    cmd_pub = feeder.create_publisher(Twist, "/robot1/cmd_vel", 10)
+    cmd = Twist()
+    cmd.linear.x = 0.4
+    pump(graph, lambda: cmd_pub.publish(cmd), lambda: odoms["robot1"] and odoms["robot1"][-1].pose.pose.position.x > 2.3,
+         timeout=15, what="robot1 to move")
+    assert images and odoms["robot2"] and unspaced == []
+    assert abs(odoms["robot2"][-1].pose.pose.position.x - 2.0) < 0.02, "robot2 moved on robot1's command"
+
+    goal_pub = feeder.create_publisher(PoseStamped, "/robot1/goal_pose", 10)
+    graph.wait_for(lambda: all(c.service_is_ready() for c in config._param_clients.values()), 5.0,
+                   "/robot1/actor_node/set_parameters")
+    goal = PoseStamped()
+    goal.header.frame_id = "odom"
+    goal.pose.position.x, goal.pose.position.y = 3.0, 1.5
+    goal.pose.orientation.w = 1.0
+    graph.wait_for(lambda: goal_pub.get_subscription_count() > 0, 3.0, "the configurator's goal_pose")
+    goal_pub.publish(goal)
+    graph.wait_for(lambda: actor.p["goal_active"] and actor.p["goal_x"] == 3.0, 3.0, "robot1's actor to take the goal")
+
+
+def test_memory_default_folder_is_absolute_under_ros_home(monkeypatch, tmp_path):
+    from pathlib import Path as FsPath  # this module's Path is nav_msgs'
+
+    from ojepa_ros.nodes.memory_node import PARAMS as MEMORY_PARAMS, episodes_dir
+
+    assert MEMORY_PARAMS["output_dir"].default == ""
+    monkeypatch.setenv("ROS_HOME", str(tmp_path))
+    assert episodes_dir("") == tmp_path.resolve() / "ojepa" / "episodes"
+    monkeypatch.delenv("ROS_HOME")
+    assert episodes_dir("") == FsPath.home().resolve() / ".ros" / "ojepa" / "episodes"
+    monkeypatch.chdir(tmp_path)
+    assert episodes_dir("runs/x") == tmp_path.resolve() / "runs" / "x"
+
+
+def test_every_node_runs_on_sim_time_when_asked(graph, tiny_model_path):
+    """use_sim_time (ROS 2's own parameter, set by the launch argument and `ojepa agent --use-sim-time`): each
+    node's clock then follows /clock."""
+    from rclpy.clock import ClockType
+
+    publisher = Feeder(graph).node.create_publisher(Clock, "/clock", 10)
+    model = {"model_path": str(tiny_model_path)}
+    nodes = [graph.add(cls(parameter_overrides=overrides(use_sim_time=True, **(model if uses_model else {}))))
+             for cls, uses_model in ((PerceptionNode, True), (WorldModelNode, True), (CostNode, True),
+                                     (ActorNode, True), (ConfiguratorNode, False), (MemoryNode, False))]
+    stamp = Clock()
+    stamp.clock.sec = 42
+    pump(graph, lambda: publisher.publish(stamp),
+         lambda: all(n.get_clock().now().nanoseconds == 42_000_000_000 for n in nodes), what="the nodes on /clock")
+    assert all(n.get_clock().clock_type == ClockType.ROS_TIME for n in nodes)

@@ -31,7 +31,7 @@ from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from std_msgs.msg import ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
+from std_msgs.msg import Bool, ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
@@ -45,6 +45,7 @@ from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, stamp_to_sec, state_capture_sec, yaw_to_quaternion
 from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
+from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
 
@@ -54,8 +55,8 @@ WORLD_BOUNDS = P.Param([0.0, 0.0, 8.0, 8.0], "xmin, ymin, xmax, ymax (m, odom fr
                        "ymin < ymax")
 GUARD_PERIOD = 0.02  # s between watchdog checks outside the control tick
 MAX_FUTURE_STAMP = 0.05  # s; an input stamped further ahead of this node's clock is refused (clocks disagree)
-CANDIDATES_TOPIC = "/ojepa/candidates"
-SUBGOALS_TOPIC = "/ojepa/subgoals"
+CANDIDATES_TOPIC = "ojepa/candidates"
+SUBGOALS_TOPIC = "ojepa/subgoals"
 
 
 def _planner_param(name: str, default: float | int | str) -> P.Param:
@@ -132,6 +133,7 @@ class ActorNode(Node):
         self._state: torch.Tensor | None = None
         self._odom: np.ndarray | None = None
         self._image_goal = False  # driving toward a goal image (until reached or goal_active is set false)
+        self._contact = False  # the bumper's latest word: touching something (its points go into the plan)
         self._last_cmd = np.zeros(2)  # what was last published, and when (monotonic s)
         self._last_pub = time.monotonic()
         self._status = ""
@@ -139,22 +141,23 @@ class ActorNode(Node):
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
         self._ticks: deque[float] = deque(maxlen=200)
         if self.p["effector"] == "twist":
-            self.cmd_pub = self.create_publisher(Twist, "/cmd_vel", 10)
+            self.cmd_pub = self.create_publisher(Twist, "cmd_vel", 10)
         else:
-            self.cmd_pub = self.create_publisher(Float64MultiArray, "/commands", 10)
-        self.plan_pub = self.create_publisher(Path, "/ojepa/plan", 5)
+            self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", 10)
+        self.plan_pub = self.create_publisher(Path, "ojepa/plan", 5)
         self.candidates_pub = self.create_publisher(MarkerArray, CANDIDATES_TOPIC, 1)
         self.subgoals_pub = self.create_publisher(MarkerArray, SUBGOALS_TOPIC, 1)
         self.candidate_arrays = 0  # MarkerArrays built: stays 0 while nobody subscribes
         self._candidates_shown = False
-        self.status_pub = self.create_publisher(String, "/ojepa/actor_status", 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.status_pub = self.create_publisher(String, "ojepa/actor_status", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
         # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
         # timer cannot starve the diagnostics.
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
-        self.create_subscription(Image, "/goal_image", self._on_goal_image, 1)
+        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
+        self.create_subscription(Bool, "collision", self._on_bumper, 10)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         self.create_timer(GUARD_PERIOD, self._guard)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -260,6 +263,9 @@ class ActorNode(Node):
         self._refused.pop("odom", None)
         self.watchdog.feed("odom", captured)
 
+    def _on_bumper(self, msg: Bool) -> None:
+        self._contact = bool(msg.data)
+
     def _on_goal_image(self, msg: Image) -> None:
         """A goal given as an image (rgb8/bgr8, any size: resized to the model's): encoded with the actor's model,
         it replaces any pose goal; a bad image is refused with one line and changes nothing."""
@@ -328,7 +334,8 @@ class ActorNode(Node):
             self._publish_candidates(show=False)
             return
         try:
-            step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt)
+            step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt,
+                                   contact=self._contact)
         except Exception as err:  # noqa: BLE001 - whatever broke in planning, the base gets the safety stop
             self.get_logger().error(f"planning raised {err.__class__.__name__}: {err}", throttle_duration_sec=1.0)
             self._set_status(f"fault: planning raised {err.__class__.__name__}")

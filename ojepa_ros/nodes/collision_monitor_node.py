@@ -27,6 +27,7 @@ from std_msgs.msg import Bool, String
 from ojepa_ros.core.collision_monitor import MonitorConfig, check, scan_points, zone_outline
 from ojepa_ros.core.safety import ROBOT_LIMITS
 from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.convert import stamp_to_sec
 from ojepa_ros.nodes.runtime import run_node
 
@@ -83,7 +84,7 @@ class CollisionMonitorNode(Node):
         self.state_pub = self.create_publisher(String, "~/state", 10)
         self.zone_pub = self.create_publisher(PolygonStamped, "~/stop_zone", 1)
         self.create_subscription(Twist, "cmd_vel_raw", self._on_cmd, 10)
-        self.create_subscription(LaserScan, "scan", self._on_scan, 5)
+        self.create_subscription(LaserScan, "scan", self._on_scan, SENSOR)
         self.create_subscription(Bool, "collision", self._on_bumper, 10)
         self.create_timer(CHECK_PERIOD, self._recheck)
 

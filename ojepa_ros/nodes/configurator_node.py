@@ -53,9 +53,9 @@ class ConfiguratorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("configurator_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.goal_pub = self.create_publisher(PoseStamped, "/ojepa/goal", LATCHED)
-        self.goal_image_pub = self.create_publisher(Image, "/goal_image", LATCHED)
-        self.create_subscription(PoseStamped, "/goal_pose", self._on_goal_pose, 10)
+        self.goal_pub = self.create_publisher(PoseStamped, "ojepa/goal", LATCHED)
+        self.goal_image_pub = self.create_publisher(Image, "goal_image", LATCHED)
+        self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
         self.active_goal: tuple[float, float] | None = None  # until cancelled or the actor reports it reached
         self._pushed: dict[str, dict] = {}  # node -> every value set on it so far (what a restart loses)
@@ -63,11 +63,11 @@ class ConfiguratorNode(Node):
         self._waiting: dict[str, dict] = {}  # node -> values not yet delivered (its service was not there)
         self.create_timer(0.2, self._send_waiting)
         self.restores = 0
-        self.create_subscription(String, "/ojepa/actor_status", self._on_actor_status, 10)
-        self._param_clients = {name: self.create_client(SetParameters, f"/{name}/set_parameters")
+        self.create_subscription(String, "ojepa/actor_status", self._on_actor_status, 10)
+        self._param_clients = {name: self.create_client(SetParameters, f"{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
         self._adopted = self.p["planner_node"] not in self._param_clients  # nothing to ask
-        self._goal_client = self.create_client(GetParameters, f"/{self.p['planner_node']}/get_parameters")
+        self._goal_client = self.create_client(GetParameters, f"{self.p['planner_node']}/get_parameters")
         self._asked = False
         self._startup = self.create_timer(0.2, self._start_up)
 

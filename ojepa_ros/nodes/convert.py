@@ -23,8 +23,10 @@ def stamp_to_sec(stamp: Time) -> float:
 
 
 def sec_to_stamp(t: float) -> Time:
-    sec = math.floor(t)
-    return Time(sec=int(sec), nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)
+    # Round to whole nanoseconds first: rounding only the fraction sent 5.9999999997 s out as 5 s, a clock
+    # one second in the past (the simulator's time is a sum of 2 ms steps, so it lands there every few s).
+    sec, nanosec = divmod(round(t * 1e9), 1_000_000_000)
+    return Time(sec=int(sec), nanosec=int(nanosec))
 
 
 def yaw_to_quaternion(yaw: float) -> Quaternion:

@@ -19,6 +19,7 @@ from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.actor_node import PARAMS as ACTOR_PARAMS
 from ojepa_ros.nodes.convert import InputError, odometry_to_array
 from ojepa_ros.nodes.model_param import load_model, state_for_model
+from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
 PARAMS = {name: ACTOR_PARAMS[name] for name in ACTOR_PARAMS
@@ -34,11 +35,11 @@ class CostNode(Node):
         self._apply_weights()
         self._velocity = torch.zeros(2)
         self._bumper = False
-        self.cost_pub = self.create_publisher(Float32, "/ojepa/cost", 10)
-        self.terms_pub = self.create_publisher(DiagnosticArray, "/ojepa/cost_terms", 10)
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
-        self.create_subscription(Bool, "/collision", self._on_bumper, 10)
+        self.cost_pub = self.create_publisher(Float32, "ojepa/cost", 10)
+        self.terms_pub = self.create_publisher(DiagnosticArray, "ojepa/cost_terms", 10)
+        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(Bool, "collision", self._on_bumper, 10)
 
     def _apply_weights(self) -> None:
         self.objective.set_weights({k.removeprefix("weight_"): v for k, v in self.p.items() if k.startswith("weight_")})

@@ -30,6 +30,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 
 from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, recover_episode
 from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
 def writable_dir_problem(path: str) -> str | None:
@@ -49,12 +50,16 @@ def writable_dir_problem(path: str) -> str | None:
 
 
 PARAMS = {
-    "output_dir": P.Param("runs/episodes", "directory that receives one rosbag2 MCAP folder per episode "
-                          "(created if missing; must be writable)", lambda v: writable_dir_problem(v) is None,
+    "output_dir": P.Param("", "directory that receives one rosbag2 MCAP folder per episode (created if missing; "
+                              "must be writable); empty: $ROS_HOME/ojepa/episodes (ROS_HOME defaults to ~/.ros); a "
+                              "relative path is taken from the node's working directory",
+                          lambda v: writable_dir_problem(str(episodes_dir(v))) is None,
                           "must be a directory this node can create and write"),
     "record_images": P.Param(False, "also record /camera/image_raw"),
     "max_episode_duration": P.ranged(300.0, 1.0, 86_400.0, "s; a longer episode is closed and a new one opened"),
 }
+# Episode channel names: the topics as an un-namespaced agent names them, so datasets read the same channels
+# from every robot; each is subscribed relative (without the leading /), so a namespace moves it.
 RECORDED = {
     "/ojepa/state": Float32MultiArray,
     "/cmd_vel": Twist,
@@ -62,6 +67,7 @@ RECORDED = {
     "/ojepa/cost_terms": DiagnosticArray,
     "/ojepa/goal": PoseStamped,
     "/collision": Bool,  # the bumper: contacts are the critic's training signal
+    "/scan": LaserScan,  # the range scanner: clearance and forward-range labels (core/sensing.py)
 }
 ENDING_STATUS = ("reached", "idle", "fault")
 FLUSH_PERIOD = 0.5  # s: at most this much of an episode is lost when the process dies
@@ -70,6 +76,14 @@ FLUSH_PERIOD = 0.5  # s: at most this much of an episode is lost when the proces
 def _ros_type_name(msg_type: type) -> str:
     module = msg_type.__module__.split(".")[0]
     return f"{module}/msg/{msg_type.__name__}"
+
+
+def episodes_dir(output_dir: str) -> Path:
+    """Where episodes go, as an absolute path (logged with every episode)."""
+    if output_dir:
+        return Path(output_dir).expanduser().resolve()
+    ros_home = os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros")
+    return Path(ros_home).resolve() / "ojepa" / "episodes"
 
 
 class MemoryNode(Node):
@@ -86,15 +100,15 @@ class MemoryNode(Node):
         self._actor_active = False  # an episode ends on the actor's first ending status after it went active
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         for topic, msg_type in self.topics.items():
-            qos = latched if topic == "/ojepa/goal" else 10
-            self.create_subscription(msg_type, topic, lambda data, t=topic: self._record(t, data), qos, raw=True)
-        self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
+            qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image, LaserScan) else 10
+            self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos, raw=True)
+        self.create_subscription(String, "ojepa/actor_status", self._on_status, 10)
         self.create_timer(FLUSH_PERIOD, self._flush)
         self._recover_leftovers()
 
     def _recover_leftovers(self) -> None:
         """Episodes a killed memory_node left unfinished: rebuilt so rosbags and mcap can read them."""
-        root = Path(self.p["output_dir"])
+        root = episodes_dir(self.p["output_dir"])
         for path in sorted(root.iterdir()) if root.is_dir() else []:
             try:
                 if needs_recovery(path):
@@ -137,8 +151,9 @@ class MemoryNode(Node):
     def _open(self) -> bool:
         """Close the open episode and open a new one; False (logged) when it cannot be written."""
         self._close()
-        problem = writable_dir_problem(self.p["output_dir"])
-        path = Path(self.p["output_dir"]) / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
+        root = episodes_dir(self.p["output_dir"])
+        problem = writable_dir_problem(str(root))
+        path = root / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
         if problem is None:
             try:
                 self.episode = EpisodeWriter(path, {t: _ros_type_name(m) for t, m in self.topics.items()})

@@ -16,6 +16,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Bool, String
 
 from ojepa_ros.nodes.convert import odometry_to_array, InputError
+from ojepa_ros.nodes.qos import SENSOR
 
 
 class MonitorNode(Node):
@@ -30,11 +31,11 @@ class MonitorNode(Node):
         self.start = self._now()
         self.reached_after: float | None = None
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
-        self.create_subscription(String, "/ojepa/actor_status", self._on_status, 10)
-        self.create_subscription(PoseStamped, "/ojepa/goal", self._on_goal, latched)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        self.create_subscription(Bool, "/collision", self._on_collision, 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(String, "ojepa/actor_status", self._on_status, 10)
+        self.create_subscription(PoseStamped, "ojepa/goal", self._on_goal, latched)
+        self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 10)
+        self.create_subscription(Bool, "collision", self._on_collision, 10)
         self.create_timer(1.0, self._report)
 
     def _now(self) -> float:

@@ -19,6 +19,7 @@ from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, image_to_rgb, odometry_to_array, stamp_to_sec, state_message
 from ojepa_ros.nodes.model_param import ENGINE_PARAMS, load_engine
+from ojepa_ros.nodes.qos import SENSOR
 
 PARAMS = {
     **ENGINE_PARAMS,
@@ -35,9 +36,9 @@ class PerceptionNode(Node):
         self._odom: np.ndarray | None = None
         self._odom_time = -np.inf
         self._odom_stamp = -np.inf  # its header stamp (s)
-        self.state_pub = self.create_publisher(Float32MultiArray, "/ojepa/state", 10)
-        self.create_subscription(Odometry, "/odom", self._on_odom, 10)
-        self.create_subscription(Image, "/camera/image_raw", self._on_image, 5)
+        self.state_pub = self.create_publisher(Float32MultiArray, "ojepa/state", 10)
+        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR)
 
     def _on_params(self, changed: set[str]) -> None:
         if changed & ENGINE_PARAMS.keys():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 import threading
 import time
@@ -12,6 +14,10 @@ import rclpy
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+
+# A stop that takes longer than this is stuck: the process then prints every thread's stack (what hung) and
+# exits with status 1, rather than wait for `ros2 launch` to escalate to SIGTERM and SIGKILL (5 s and 15 s).
+STOP_DEADLINE_S = float(os.environ.get("OJEPA_STOP_DEADLINE", "1.5"))
 
 
 class NodeSpinner:
@@ -63,10 +69,13 @@ def _one_torch_thread() -> None:
 
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None) -> None:
-    """Create the nodes in one process and spin them until Ctrl-C or `until()`; then each node's `stop()` runs.
+    """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
+    `stop()` runs.
 
-    rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the
-    actor publishes its final zero command.
+    rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the actor
+    publishes its final zero command. Once the nodes spin, SIGINT and SIGTERM only ask for that stop: a
+    second Ctrl-C (a terminal's reaches `ros2 launch` and every node, then launch sends its own) cannot cut
+    the stop short with a KeyboardInterrupt. Before that, a signal ends the process quietly (see entry.py).
     """
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
     # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer. Only where
@@ -79,15 +88,20 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
     _one_torch_thread()  # again: a node may have loaded torch while it was created (a model)
+    stop_requested = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda _signum, _frame: stop_requested.set())
     spinner = NodeSpinner()
     for node in created:
         spinner.add(node)
     try:
-        while spinner.alive() and not (until is not None and until()):
-            time.sleep(0.05)
-    except KeyboardInterrupt:
+        while spinner.alive() and not stop_requested.is_set() and not (until is not None and until()):
+            stop_requested.wait(0.05)
+    except KeyboardInterrupt:  # a caller in another thread, or one that set SIGINT back to Python's default
         pass
     finally:
+        faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
         spinner.stop()
         for node in created:
             stop = getattr(node, "stop", None)
@@ -98,6 +112,7 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
         for node in created:
             node.destroy_node()
         rclpy.try_shutdown()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:

@@ -10,6 +10,13 @@ All simulation (physics and rendering) runs in one thread of its own, as Gazebo'
 an OpenGL context belongs to the thread that made it, and executor callbacks may run on any thread.
 Callbacks only hand commands and reset requests to that loop. Physics advances by the wall time
 elapsed between ticks, so the robot moves in real time.
+
+Every message is stamped with the simulation's own clock, the one published on /clock, as Gazebo does:
+run the other nodes with use_sim_time (the launch file's and `ojepa agent`'s default with an embedded
+simulator). Beside the image goes its CameraInfo (pinhole intrinsics from `camera_fovy`, frame
+`camera_optical_frame`, REP-103: z forward, x right, y down). Where tf2_msgs imports (a ROS 2 distro; not
+the PyPI wheels), /tf carries odom -> base_link and /tf_static base_link -> camera_link ->
+camera_optical_frame and base_link -> scan_frame (laser_link).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, LaserScan
+from geometry_msgs.msg import TransformStamped
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from sensor_msgs.msg import CameraInfo, Image, LaserScan
 from std_msgs.msg import Bool, Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker
@@ -32,6 +41,12 @@ from visualization_msgs.msg import Marker
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import rgb_to_image, sec_to_stamp, yaw_to_quaternion
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.sim.rooms_world import CAMERA_HEIGHT, CAMERA_PITCH_DOWN
+
+try:  # on a ROS 2 distro; the PyPI wheels have no tf2_msgs
+    from tf2_msgs.msg import TFMessage
+except ImportError:
+    TFMessage = None
 
 PARAMS = {
     "world": P.one_of("rooms", "rooms: embedded MuJoCo floor; gym: a Gymnasium env", ("rooms", "gym")),
@@ -50,10 +65,37 @@ PARAMS = {
     "cmd_timeout": P.positive(0.5, "s without a command before the base stops"),
     "odom_frame": P.Param("odom", "frame of /odom poses"),
     "base_frame": P.Param("base_link", "child frame of /odom"),
-    "camera_frame": P.Param("camera_link", "frame of /camera/image_raw"),
-    "scan_frame": P.Param("laser_link", "frame of /scan (the scanner sits at the base's centre)"),
+    "camera_frame": P.Param("camera_link", "the camera's body frame (x forward, z up), child of base_frame on /tf_static"),
+    "camera_optical_frame": P.Param("camera_optical_frame", "frame of the image and its CameraInfo (z forward, "
+                                    "x right, y down), child of camera_frame"),
+    "scan_frame": P.Param("laser_link", "frame of /scan (the scanner sits at the base's centre, scan_height up), "
+                          "child of base_frame on /tf_static"),
 }
 OBSTACLE_SHAPES = {Marker.CUBE: "box", Marker.CYLINDER: "cylinder"}
+# base_link -> camera_link: where rooms_world mounts the camera (half-way to the rim, pitched down);
+# camera_link -> optical frame: the fixed REP-103 rotation (roll -90 deg, yaw -90 deg).
+OPTICAL_ROTATION = (-0.5, 0.5, -0.5, 0.5)  # x, y, z, w
+
+
+def camera_info(width: int, height: int, fovy_deg: float, stamp, frame_id: str) -> CameraInfo:
+    """Ideal pinhole intrinsics of a camera with vertical field of view fovy and square pixels (MuJoCo's)."""
+    f = (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0  # pixel centres at integer coordinates
+    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=[f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0], r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=[f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
+    info.header.stamp, info.header.frame_id = stamp, frame_id
+    return info
+
+
+def transform(stamp, parent: str, child: str, xyz=(0.0, 0.0, 0.0), xyzw=(0.0, 0.0, 0.0, 1.0)) -> TransformStamped:
+    t = TransformStamped()
+    t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, parent, child
+    t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = map(float, xyz)
+    q = t.transform.rotation
+    q.x, q.y, q.z, q.w = map(float, xyzw)
+    return t
+
 
 
 class SimNode(Node):
@@ -61,18 +103,27 @@ class SimNode(Node):
         super().__init__("sim_node", **kwargs)
         self.p = P.declare(self, PARAMS)
         self.gym = self.p["world"] == "gym"
-        self.image_pub = self.create_publisher(Image, "/camera/image_raw", 5)
+        self.image_pub = self.create_publisher(Image, "camera/image_raw", 5)
+        self.info_pub = self.create_publisher(CameraInfo, "camera/camera_info", 5)
         self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.tf_pub = self.tf_static_pub = None
+        if TFMessage is None:
+            self.get_logger().info("tf2_msgs is not installed (the PyPI wheels lack it): no /tf; the odom -> "
+                                   "base_link pose is in /odom")
+        elif not self.gym:
+            self.tf_pub = self.create_publisher(TFMessage, "tf", 50)
+            self.tf_static_pub = self.create_publisher(
+                TFMessage, "tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         if self.gym:
-            self.obs_pub = self.create_publisher(Float64MultiArray, "/sim/observation", 10)
-            self.reward_pub = self.create_publisher(Float64, "/sim/reward", 10)
-            self.create_subscription(Float64MultiArray, "/commands", self._on_array, 10)
+            self.obs_pub = self.create_publisher(Float64MultiArray, "sim/observation", 10)
+            self.reward_pub = self.create_publisher(Float64, "sim/reward", 10)
+            self.create_subscription(Float64MultiArray, "commands", self._on_array, 10)
         else:
-            self.odom_pub = self.create_publisher(Odometry, "/odom", 10)
-            self.collision_pub = self.create_publisher(Bool, "/collision", 10)
-            self.scan_pub = self.create_publisher(LaserScan, "/scan", 5)
-            self.create_subscription(Twist, "/cmd_vel", self._on_twist, 10)
-            self.create_subscription(Marker, "/sim/obstacles", self._on_obstacle, 10)
+            self.odom_pub = self.create_publisher(Odometry, "odom", 10)
+            self.collision_pub = self.create_publisher(Bool, "collision", 10)
+            self.scan_pub = self.create_publisher(LaserScan, "scan", 5)
+            self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
+            self.create_subscription(Marker, "sim/obstacles", self._on_obstacle, 10)
             self.create_service(Trigger, "~/clear_obstacles", self._on_clear_obstacles)
         self.create_service(Trigger, "~/reset", self._on_reset)
         self._lock = threading.Lock()
@@ -183,7 +234,7 @@ class SimNode(Node):
                     self._publish_scan(env)
                 if now >= next_frame:
                     next_frame = max(next_frame + 1.0 / self.p["camera_rate"], now)
-                    self._publish_image(env.camera_image())
+                    self._publish_image(env.camera_image(), sec_to_stamp(env.sim_time))
         finally:
             env.close()
 
@@ -204,6 +255,7 @@ class SimNode(Node):
         self._base_layout = env.layout
         self.action_dim = 2
         env.reset(options={"start": tuple(self.p["start_pose"])})
+        self._publish_static_frames(env.config.robot_radius, env.config.scan_height)
         return env
 
     def _apply_obstacle_requests(self, env) -> None:
@@ -225,7 +277,7 @@ class SimNode(Node):
     def _publish_scan(self, env) -> None:
         c = env.config
         scan = LaserScan()
-        scan.header.stamp = self.get_clock().now().to_msg()
+        scan.header.stamp = sec_to_stamp(env.sim_time)
         scan.header.frame_id = self.p["scan_frame"]
         scan.angle_min = float(env.scan_angles[0])
         scan.angle_increment = float(env.scan_angles[1] - env.scan_angles[0])
@@ -255,13 +307,16 @@ class SimNode(Node):
             env.reset()
         self.obs_pub.publish(Float64MultiArray(data=obs.tolist()))
         self.reward_pub.publish(Float64(data=float(reward)))
-        self.clock_pub.publish(Clock(clock=sec_to_stamp(self._gym_time)))
-        self._publish_image(image)
+        stamp = sec_to_stamp(self._gym_time)
+        self.clock_pub.publish(Clock(clock=stamp))
+        self._publish_image(image, stamp)
 
     def _publish_state(self, env) -> None:
         x, y, yaw, v, w = env.odometry()
+        stamp = sec_to_stamp(env.sim_time)
+        self.clock_pub.publish(Clock(clock=stamp))  # first: a node on sim time then never sees a stamp from its future
         odom = Odometry()
-        odom.header.stamp = self.get_clock().now().to_msg()
+        odom.header.stamp = stamp
         odom.header.frame_id = self.p["odom_frame"]
         odom.child_frame_id = self.p["base_frame"]
         odom.pose.pose.position.x, odom.pose.pose.position.y = float(x), float(y)
@@ -269,10 +324,26 @@ class SimNode(Node):
         odom.twist.twist.linear.x, odom.twist.twist.angular.z = float(v), float(w)
         self.odom_pub.publish(odom)
         self.collision_pub.publish(Bool(data=bool(env.in_collision())))
-        self.clock_pub.publish(Clock(clock=sec_to_stamp(env.sim_time)))
+        if self.tf_pub is not None:
+            self.tf_pub.publish(TFMessage(transforms=[transform(stamp, odom.header.frame_id, odom.child_frame_id,
+                                                                (x, y, 0.0), (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)))]))
 
-    def _publish_image(self, rgb: np.ndarray) -> None:
-        self.image_pub.publish(rgb_to_image(rgb, self.get_clock().now().to_msg(), self.p["camera_frame"]))
+    def _publish_static_frames(self, robot_radius: float, scan_height: float) -> None:
+        if self.tf_static_pub is None:
+            return
+        stamp, base = sec_to_stamp(0.0), self.p["base_frame"]
+        pitch = CAMERA_PITCH_DOWN / 2.0  # a positive pitch about y tilts x (forward) down
+        self.tf_static_pub.publish(TFMessage(transforms=[
+            transform(stamp, base, self.p["camera_frame"], (robot_radius / 2, 0.0, CAMERA_HEIGHT),
+                      (0.0, math.sin(pitch), 0.0, math.cos(pitch))),
+            transform(stamp, self.p["camera_frame"], self.p["camera_optical_frame"], xyzw=OPTICAL_ROTATION),
+            transform(stamp, base, self.p["scan_frame"], (0.0, 0.0, scan_height)),
+        ]))
+
+    def _publish_image(self, rgb: np.ndarray, stamp) -> None:
+        frame = self.p["camera_optical_frame"]
+        self.image_pub.publish(rgb_to_image(rgb, stamp, frame))
+        self.info_pub.publish(camera_info(int(rgb.shape[1]), int(rgb.shape[0]), self.p["camera_fovy"], stamp, frame))
 
     def destroy_node(self) -> None:
         self._running = False

@@ -29,9 +29,9 @@ class WorldModelNode(Node):
         self.model = load_engine(self, self.p)
         self._history: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=64)
         self._action = np.zeros(2, np.float32)
-        self.surprise_pub = self.create_publisher(Float32, "/ojepa/surprise", 10)
-        self.create_subscription(Float32MultiArray, "/ojepa/state", self._on_state, 10)
-        self.create_subscription(Twist, "/cmd_vel", self._on_cmd, 10)
+        self.surprise_pub = self.create_publisher(Float32, "ojepa/surprise", 10)
+        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(Twist, "cmd_vel", self._on_cmd, 10)
 
     def _on_params(self, changed: set[str]) -> None:
         if changed & ENGINE_PARAMS.keys():

@@ -1,0 +1,86 @@
+"""The node executables' entry point: installs quiet signal handling before anything heavy is imported.
+
+Importing a node module loads torch, MuJoCo and rclpy, which takes seconds; a Ctrl-C in that time would
+print a KeyboardInterrupt traceback per node (and `ros2 launch` sends one to every node at once). So the
+console scripts and `ojepa agent --processes` start here: SIGINT or SIGTERM before the node spins ends the
+process at once with exit status 0 and nothing printed (there is nothing to stop yet); once it spins,
+runtime.run_nodes turns them into an orderly stop, after which the process exits without the
+interpreter's slow teardown.
+
+`python -m ojepa_ros.nodes.entry NODE [--ros-args ...]` runs one node by name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+
+
+def _exit_now(_signum, _frame) -> None:
+    raise SystemExit(0)
+
+
+def exit_quietly_on_signals() -> None:
+    """Until the nodes spin: SIGINT and SIGTERM end the process quietly (SystemExit, no traceback).
+
+    Also undoes an inherited "ignore SIGINT" (a shell's background job), so Ctrl-C always works.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_now)
+
+
+def _node_module(name: str):
+    from ojepa_ros import graph
+
+    spec = next((s for s in [graph.SIM, *graph.AGENT] if s.name == name), None)
+    if spec is None:
+        raise SystemExit(f"unknown node {name!r}; one of {_node_names()}")
+    return importlib.import_module(spec.module)
+
+
+def prepare(argv: list[str]) -> None:
+    """Import the module of the node `argv[0]` names, ahead of running it (ojepa_ros.standby calls this)."""
+    if argv:
+        _node_module(argv[0])
+
+
+def run(name: str, args: list[str] | None = None) -> None:
+    """Run the node `name` of ojepa_ros.graph (its module's main())."""
+    exit_quietly_on_signals()
+    _node_module(name).main(args)
+    # The node has stopped, its last messages sent and the middleware shut down. Tearing down the
+    # interpreter (torch, MuJoCo, DDS threads) takes ~0.7 s more per process alone, and 4-5 s when the
+    # seven nodes do it at once on two busy cores, past the 2 s a Ctrl-C should take: skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _node_names() -> list[str]:
+    from ojepa_ros import graph
+
+    return [s.name for s in [graph.SIM, *graph.AGENT]]
+
+
+def __getattr__(name: str):
+    """`from ojepa_ros.nodes.entry import sim_node` (what setup.py's console scripts do) gives a main() for
+    every node of ojepa_ros.graph, so a node added there needs no change here."""
+    if name in _node_names():
+        def main() -> None:
+            run(name)
+        main.__name__ = name
+        return main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def main() -> None:
+    """`python -m ojepa_ros.nodes.entry NODE [--ros-args ...]` (and ojepa_ros.standby's hand-over)."""
+    if len(sys.argv) < 2:
+        raise SystemExit("usage: python -m ojepa_ros.nodes.entry NODE [--ros-args ...]")
+    run(sys.argv[1], sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The launch description, without the launch packages: what `ros2 launch ojepa_ros agent.launch.py` starts for
+given arguments comes from ojepa_ros.graph.launch_plan, and every bad value is refused before anything starts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ojepa_ros import graph
+from ojepa_ros.paths import share_dir
+
+SHARE = str(share_dir())
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def plan(rviz_found: bool = False, **values):
+    return graph.launch_plan(values, SHARE, rviz_found=rviz_found)
+
+
+def by_name(processes):
+    return {p.name: p for p in processes}
+
+
+def test_defaults_start_the_simulator_and_the_six_modules_on_sim_time():
+    processes, warnings = plan()
+    assert [p.executable for p in processes] == [s.name for s in graph.nodes("rooms")]
+    assert warnings == []
+    for p in processes:
+        assert p.package == "ojepa_ros" and p.name == p.executable and p.namespace == ""
+        assert p.parameters == [f"{SHARE}/config/agent.yaml", {"use_sim_time": True}]
+        assert p.ros_arguments == ["--log-level", "info"]
+
+
+def test_without_an_embedded_simulator_time_is_wall_time_unless_asked():
+    processes, _ = plan(sim="none")
+    assert "sim_node" not in by_name(processes) and len(processes) == len(graph.AGENT)
+    assert all(p.parameters[1]["use_sim_time"] is False for p in processes)
+    processes, _ = plan(sim="none", use_sim_time="true")
+    assert all(p.parameters[1]["use_sim_time"] is True for p in processes)
+    processes, _ = plan(use_sim_time="False")
+    assert all(p.parameters[1]["use_sim_time"] is False for p in processes)
+
+
+def test_task_model_gym_and_log_level_reach_the_nodes_that_take_them(tmp_path):
+    model = str(tmp_path / "m.pt")
+    processes = by_name(plan(sim="gym", task="demo", model_path=model, log_level="DEBUG")[0])
+    assert processes["configurator_node"].parameters[1]["task"] == "demo"
+    assert processes["sim_node"].parameters[1]["world"] == "gym"
+    assert processes["actor_node"].parameters[1]["effector"] == "float64_array"
+    for name in graph.MODEL_USERS:
+        assert processes[name].parameters[1]["model_path"] == model
+    assert "model_path" not in processes["memory_node"].parameters[1]
+    assert all(p.ros_arguments == ["--log-level", "debug"] for p in processes.values())
+
+
+def test_a_namespace_moves_every_node_and_hands_each_its_own_parameters(tmp_path):
+    params = tmp_path / "mine.yaml"
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"answer": 42}},
+                                      "actor_node": {"ros__parameters": {"control_rate": 5.0}}}))
+    processes = by_name(plan(namespace="/robot1/", params_file=str(params))[0])
+    assert {p.namespace for p in processes.values()} == {"/robot1"}
+    # rcl applies a file's `actor_node:` section to /actor_node only, so the plan passes the values themselves
+    assert processes["actor_node"].parameters[0] == {"answer": 42, "control_rate": 5.0}
+    assert processes["sim_node"].parameters[0] == {"answer": 42}
+    shipped = yaml.safe_load((ROOT / "config" / "agent.yaml").read_text())
+    actor = by_name(plan(namespace="robot1")[0])["actor_node"]
+    assert actor.parameters[0] == shipped["actor_node"]["ros__parameters"]
+
+
+def test_the_runner_rewrites_sections_to_match_in_any_namespace():
+    doc = {"actor_node": {"ros__parameters": {"a": 1}}, "/**": {"ros__parameters": {"b": 2}}}
+    assert graph.anywhere(doc) == {"/**/actor_node": {"ros__parameters": {"a": 1}}, "/**": {"ros__parameters": {"b": 2}}}
+    assert graph.ros_arguments("robot1", "warn") == ["--log-level", "warn", "-r", "__ns:=/robot1"]
+    assert graph.ros_arguments() == ["--log-level", "info"]
+
+
+@pytest.mark.parametrize("values, named", [
+    ({"sim": "gazebo"}, "sim"), ({"log_level": "loud"}, "log_level"), ({"namespace": "1robot"}, "namespace"),
+    ({"namespace": "robot one"}, "namespace"), ({"use_sim_time": "maybe"}, "use_sim_time"),
+    ({"rviz": "sure"}, "rviz"), ({"params_file": "/no/such.yaml"}, "params_file"), ({"sims": "rooms"}, "sims"),
+])
+def test_a_bad_argument_is_refused_before_anything_starts(values, named):
+    with pytest.raises(graph.LaunchError, match=named):
+        plan(**values)
+
+
+def test_rviz_without_rviz2_warns_and_starts_the_agent_alone():
+    processes, warnings = plan(rviz="true", rviz_found=False)
+    assert "rviz2" not in by_name(processes) and len(processes) == len(graph.nodes("rooms"))
+    assert len(warnings) == 1 and "rviz2 is not installed" in warnings[0]
+
+
+def test_rviz_with_rviz2_gets_the_shipped_view_and_the_namespace():
+    processes, warnings = plan(rviz="true", rviz_found=True, namespace="robot1", sim="none")
+    rviz = by_name(processes)["rviz2"]
+    assert warnings == [] and rviz.package == "rviz2" and rviz.namespace == "/robot1"
+    assert rviz.arguments == ["-d", f"{SHARE}/rviz/agent.rviz"] and Path(rviz.arguments[1]).is_file()
+    assert rviz.parameters == [{"use_sim_time": False}]
+
+
+def test_rviz2_lookup_says_no_where_it_is_not_installed():
+    if shutil.which("rviz2"):
+        pytest.skip("rviz2 is installed here")
+    assert graph.rviz_available() is False
+
+
+def test_the_launch_file_declares_exactly_the_plan_arguments_and_readme_lists_them():
+    source = (ROOT / "launch" / "agent.launch.py").read_text()
+    assert "LAUNCH_ARGUMENTS.items()" in source and "launch_plan(values" in source
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Launch arguments"):]
+    listed = re.findall(r"^\| `([a-z_]+)` \|", table[:table.index("\n\n", table.index("|"))], re.M)
+    assert listed == list(graph.LAUNCH_ARGUMENTS)
+
+
+def test_every_console_script_of_setup_py_has_an_entry_point():
+    """setup.py's node executables start in ojepa_ros.nodes.entry (quiet Ctrl-C during start-up)."""
+    from ojepa_ros.nodes import entry
+
+    setup = (ROOT / "setup.py").read_text()
+    assert "nodes.entry:{n}" in setup
+    for spec in [graph.SIM, *graph.AGENT]:
+        assert callable(getattr(entry, spec.name))
+    with pytest.raises(AttributeError):
+        entry.no_such_node
