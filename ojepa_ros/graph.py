@@ -139,7 +139,7 @@ def rviz_available() -> bool:
 
     try:
         prefix = get_package_prefix("rviz2")
-    except (PackageNotFoundError, ValueError):
+    except (PackageNotFoundError, ValueError, OSError):  # OSError: no ament prefix at all (AMENT_PREFIX_PATH unset)
         return False
     return os.access(os.path.join(prefix, "lib", "rviz2", "rviz2"), os.X_OK)
 

@@ -201,6 +201,7 @@ class PolicyStep:
     subgoal: np.ndarray | None = None  # [2] the low level's target when the high level runs
     route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [S,2] the remaining subgoal route
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [P,2] perceived obstacle points
+    local_route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [K,2] the route around them
 
 
 class MpcPolicy:
@@ -382,9 +383,10 @@ class MpcPolicy:
         self.memory.add(pose, self.model.ranges(state).cpu().numpy())
         self.memory.add_contact(pose, self._rim if contact else 0.0, forward=float(self.limiter.last[0]) >= 0)
         points = self.memory.points()
+        local_route = np.zeros((0, 2))
         if self.router is not None and target is not None:
             target = torch.as_tensor(self.router.subgoal(pose[:2], target.cpu().numpy(), points), dtype=torch.float32)
-            subgoal, route = target.numpy(), self.router.route.copy()
+            local_route = self.router.route.copy()
         points = points[np.hypot(*(points - pose[:2]).T) <= self._reach]  # only what the horizon can touch
         obstacles = torch.as_tensor(points, dtype=torch.float32, device=state.device)
         on_device = None if target is None else target.to(state.device)
@@ -418,4 +420,5 @@ class MpcPolicy:
         return PolicyStep(command=self.limiter.limit(raw.numpy(), dt), raw_command=raw.numpy().astype(float),
                           status="ok", plan_poses=self.model.pose(states).cpu().numpy().astype(float),
                           cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms, source=source,
-                          subgoal=subgoal, route=route, obstacles=obstacles.cpu().numpy().astype(float))
+                          subgoal=subgoal, route=route, obstacles=obstacles.cpu().numpy().astype(float),
+                          local_route=local_route)

@@ -18,6 +18,7 @@ from collections import deque
 import numpy as np
 
 ARC_POINTS = 3  # points per sector return: its two edges and its middle
+MAX_COORDINATE = 1e6  # m
 CONTACT_ARC = np.radians(np.linspace(-60.0, 60.0, 9))  # bearings of a contact's points around the driving direction
 
 
@@ -80,5 +81,6 @@ class ObstacleMemory:
         if not self._frames and not self._contacts:
             return np.zeros((0, 2))
         points = np.concatenate([np.zeros((0, 2)), *self._frames, *self._contacts])
+        points = points[(np.abs(points) < MAX_COORDINATE).all(axis=1)]  # odometry far off any map: nothing to grid
         _, first = np.unique(np.floor(points / cell).astype(np.int64), axis=0, return_index=True)
         return points[np.sort(first)]

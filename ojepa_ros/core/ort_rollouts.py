@@ -43,3 +43,7 @@ class OrtRolloutModel:
     def ranges(self, s: Tensor) -> Tensor:
         """Once per control step (the obstacle memory's view), so it stays on the torch model."""
         return self._model.ranges(s)
+
+    def features(self, s: Tensor) -> Tensor:
+        """A slice of the state (the goal-image objective reads it): no network runs."""
+        return self._model.features(s)

@@ -25,7 +25,7 @@ from nav_msgs.msg import Odometry
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Bool, Float32MultiArray, String
 
 from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, recover_episode
