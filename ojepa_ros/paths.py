@@ -36,4 +36,6 @@ def task_file(task: str) -> Path:
 
 
 def default_model() -> Path:
-    return share_dir() / "models" / "world_model.pt"
+    """The shipped world model, resolved through the install's per-file links: what is written beside it (the
+    ONNX graphs, a roadmap) then lands beside the real file, not in the install's link folder."""
+    return (share_dir() / "models" / "world_model.pt").resolve()
