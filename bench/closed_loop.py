@@ -9,14 +9,11 @@ Variants differ from config/agent.yaml's actor_node by the overrides below; ever
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from eval_job import run_eval
 
 VARIANTS: dict[str, list[str]] = {
     "hierarchical": [],  # the shipped agent: MPPI, roadmap subgoals, Mode-1 warm start, critic
@@ -34,18 +31,10 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def run(name: str, pairs: int, mode: str, seed: int, max_steps: int, out_dir: Path) -> dict:
-    out = out_dir / f"{name}.json"
-    cmd = [sys.executable, "-m", "ojepa_ros.cli", "eval", "--pairs", str(pairs), "--mode", mode, "--seed", str(seed),
-           "--max-steps", str(max_steps), "--json", str(out)]
+    arguments = ["--pairs", str(pairs), "--mode", mode, "--seed", str(seed), "--max-steps", str(max_steps)]
     for item in VARIANTS[name]:
-        cmd += ["--set", item]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{name}: {done.stderr.strip() or done.stdout.strip()}")
-    report = json.loads(out.read_text())[0]
-    report["wall_s"] = time.perf_counter() - start
-    return report
+        arguments += ["--set", item]
+    return run_eval(name, arguments, out_dir)
 
 
 def main() -> int:

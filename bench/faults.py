@@ -135,6 +135,16 @@ def wait(predicate, timeout: float) -> bool:
     return False
 
 
+def stop_agent(agent: subprocess.Popen, graph) -> None:
+    """Ctrl-C to the agent's process group (SIGKILL if it has not ended in 30 s), then the watching graph."""
+    os.killpg(agent.pid, signal.SIGINT)
+    try:
+        agent.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(agent.pid, signal.SIGKILL)
+    graph.close()
+
+
 def kill_section(runs: int, standby: bool = False) -> list[str]:
     from conftest import Graph
 
@@ -190,12 +200,7 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
                       f"driving again after {driving if driving is None else round(driving, 2)} s, goal kept {kept} "
                       f"(latest /ojepa/goal {watcher.goals[-1:] }), contacts {watcher.contacts - contacts}", flush=True)
     finally:
-        os.killpg(agent.pid, signal.SIGINT)
-        try:
-            agent.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(agent.pid, signal.SIGKILL)
-        graph.close()
+        stop_agent(agent, graph)
     for name, trials in results.items():
         backs = [b for b, *_ in trials if b is not None]
         drives = [d for _, d, *_ in trials if d is not None]
@@ -364,12 +369,7 @@ def load_section(seconds: float) -> list[str]:
                 goals += 1
             time.sleep(0.002)
     finally:
-        os.killpg(agent.pid, signal.SIGINT)
-        try:
-            agent.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(agent.pid, signal.SIGKILL)
-        graph.close()
+        stop_agent(agent, graph)
     rates = np.array(watcher.rates[2:])  # each is the mean over the actor's last 200 ticks
     return [f"| camera 100 Hz (20 sim + 80 extra) + goals 50 Hz, composed, {seconds:.0f} s | actor control rate "
             f"{rates.min():.2f}-{rates.max():.2f} Hz (1 Hz reports of the mean over its last 200 ticks) | "

@@ -10,14 +10,11 @@ one thread; `--only NAME ...` picks rows, `--set KEY=VALUE` overrides the actor 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from eval_job import run_eval
 
 # name: (ojepa eval arguments, target the issue sets)
 SCENARIOS: dict[str, tuple[list[str], str]] = {
@@ -40,21 +37,13 @@ SCENARIOS: dict[str, tuple[list[str], str]] = {
 
 
 def run(name: str, args: argparse.Namespace, out_dir: Path) -> dict:
-    out = out_dir / f"{name}.json"
-    cmd = [sys.executable, "-m", "ojepa_ros.cli", "eval", "--pairs", str(args.pairs), "--seed", str(args.seed),
-           "--max-steps", str(args.max_steps), "--json", str(out), *SCENARIOS[name][0]]
+    arguments = ["--pairs", str(args.pairs), "--seed", str(args.seed), "--max-steps", str(args.max_steps),
+                 *SCENARIOS[name][0]]
     if args.model:
-        cmd += ["--model", str(args.model)]
+        arguments += ["--model", str(args.model)]
     for item in args.set:
-        cmd += ["--set", item]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"{name}: {done.stderr.strip() or done.stdout.strip()}")
-    report = json.loads(out.read_text())[0]
-    report["wall_s"] = time.perf_counter() - start
-    return report
+        arguments += ["--set", item]
+    return run_eval(name, arguments, out_dir)
 
 
 def main() -> int:
