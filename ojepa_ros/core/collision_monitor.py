@@ -81,11 +81,23 @@ def arc_poses(v: float, w: float, distance: float, step: float) -> np.ndarray:
     return np.stack([np.sin(curvature * s) / curvature, (1.0 - np.cos(curvature * s)) / curvature], axis=1)
 
 
+def _closest_and_now(points: np.ndarray, sweep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per point [N]: the least distance to the swept centre's path (its segments between the sweep's poses,
+    not just the poses: a point beside the robot is passed closest between two of them) and the distance now."""
+    now = np.hypot(points[:, 0] - sweep[0, 0], points[:, 1] - sweep[0, 1])
+    if len(sweep) < 2:
+        return now, now
+    a, b = sweep[:-1, None, :], sweep[1:, None, :]  # [K-1, 1, 2]
+    ab = b - a
+    t = np.clip(((points[None] - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-18), 0.0, 1.0)  # [K-1, N]
+    nearest = a + t[..., None] * ab
+    return np.hypot(*(points[None] - nearest).transpose(2, 0, 1)).min(axis=0), now
+
+
 def _approached_within(points: np.ndarray, sweep: np.ndarray, radius: float) -> np.ndarray:
     """Mask of points the swept centre comes within `radius` of, nearer than it is now."""
-    gaps = np.hypot(points[None, :, 0] - sweep[:, None, 0], points[None, :, 1] - sweep[:, None, 1])  # [K, N]
-    closest = gaps.min(axis=0)
-    return (closest < radius) & (closest < gaps[0] - 1e-9)
+    closest, now = _closest_and_now(points, sweep)
+    return (closest < radius) & (closest < now - 1e-9)
 
 
 def check(points: np.ndarray, command: Sequence[float], cfg: MonitorConfig) -> Verdict:
@@ -115,9 +127,9 @@ def check(points: np.ndarray, command: Sequence[float], cfg: MonitorConfig) -> V
 
 
 def _nearest(points: np.ndarray, sweep: np.ndarray, cfg: MonitorConfig) -> float:
-    gaps = np.hypot(points[None, :, 0] - sweep[:, None, 0], points[None, :, 1] - sweep[:, None, 1])
-    approached = gaps.min(axis=0) < gaps[0] - 1e-9
-    return float(gaps.min(axis=0)[approached].min()) - cfg.footprint_radius if approached.any() else math.inf
+    closest, now = _closest_and_now(points, sweep)
+    approached = closest < now - 1e-9
+    return float(closest[approached].min()) - cfg.footprint_radius if approached.any() else math.inf
 
 
 def zone_outline(command: Sequence[float], cfg: MonitorConfig, zone: str, segments: int = 16) -> np.ndarray:
