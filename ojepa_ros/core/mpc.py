@@ -375,11 +375,12 @@ class MpcPolicy:
         prev = torch.as_tensor(np.asarray(current_velocity, dtype=np.float32)).reshape(2)
         prev = torch.nan_to_num(prev, nan=0.0, posinf=0.0, neginf=0.0)
         target, subgoal, route = self.goal, None, np.zeros((0, 2))
+        state_pose = self.model.pose(state)  # the odometry part: where the robot is, in the odometry frame
+        pose = state_pose.cpu().numpy()
         if self.high_level is not None and self.goal is not None:
-            here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else self.model.pose(state)[:2].cpu().numpy()
+            here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else pose[:2]
             subgoal = self.high_level.subgoal(here, self.goal.numpy())
             target, route = torch.as_tensor(subgoal, dtype=torch.float32), self.high_level.route.copy()
-        pose = self.model.pose(state).cpu().numpy()
         self.memory.add(pose, self.model.ranges(state).cpu().numpy())
         self.memory.add_contact(pose, self._rim if contact else 0.0, forward=float(self.limiter.last[0]) >= 0)
         points = self.memory.points()
@@ -394,7 +395,7 @@ class MpcPolicy:
                           obstacles, self.model.features, self.goal_features)
         proposal = None
         if self.mode1 is not None and target is not None:  # Mode-1 was distilled toward positions, not images
-            proposal = self.mode1(state[None], relative_target(self.model.pose(state), target.to(state.device))[None])[0]
+            proposal = self.mode1(state[None], relative_target(state_pose, target.to(state.device))[None])[0]
             horizon = self.planner.horizon  # a Mode-1 distilled for another horizon: cut, or hold its last action
             proposal = torch.cat([proposal[:horizon], proposal[-1:].expand(max(0, horizon - len(proposal)), -1)])
         start = time.perf_counter()
