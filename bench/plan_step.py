@@ -15,6 +15,11 @@ floor column times the work no MPPI over this model can skip: one batched rollou
 its cost, nothing else; their ms / floor bounds the ratio any implementation could reach on this model.
 Table 3: one cold-start MPPI iteration per budget with and without the Mode-1 plan (models/*.mode1.pt) as a
 candidate start: how many samples Mode-1 saves Mode-2.
+Table 4: time to equal cost. pytorch-mppi with 1024 samples plans one command from a cold start; the cost its
+plan reaches is the bar. Our policy as shipped (config/agent.yaml's planner, budget and Mode-1 warm start; the
+flat low level, as in the other tables) then plans from the same cold start, step after warm-started step,
+until its plan costs no more than that: the ms it took, beside pytorch-mppi's, both under the cost our policy
+built at its first step (goal or local-route target, perceived obstacles).
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ from ojepa_ros.core.onnx_runtime import OrtWorldModel, onnx_dir_for, read_manife
 from ojepa_ros.core.planners import rollout
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
-from ojepa_ros.paths import default_model
+from ojepa_ros.paths import config_file, default_model
 from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
-from ojepa_ros.train.evaluate import sample_pairs
+from ojepa_ros.train.evaluate import actor_params, sample_pairs
 
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient")
 BUDGET_S = 12.0  # per table cell: slow cells get fewer repeats (at least 3)
@@ -209,6 +214,64 @@ def table_mode1(model: WorldModel, model_path: str, scenes_, budgets: list[int])
     print(f"{0:>8} {'':>13} {np.mean(costs):>13.3f}   (Mode-1 alone)")
 
 
+def time_to_cost(model: WorldModel, model_path: str, state: torch.Tensor, goal, max_steps: int,
+                 their_samples: int = 1024) -> tuple[float, float, float, float]:
+    """(our ms to reach the bar, or inf; pytorch-mppi's ms; the bar; our best cost) for one start state."""
+    shipped = {**actor_params(config_file("agent.yaml")), "hierarchical": False}
+    policy = MpcPolicy.from_files(model, model_path, shipped, seed=0)
+    policy.set_goal(goal)
+    spent, ours = 0.0, []
+    for _ in range(max_steps):
+        start = time.perf_counter()
+        step = policy.act(state, (0.0, 0.0))
+        spent += (time.perf_counter() - start) * 1e3
+        plan = policy.planner.plan if step.source == "mode2" else None
+        ours.append((spent, plan))
+    ctx = policy._ctx  # the cost the shipped policy plans under: both planners are scored with it
+    objective = policy.objective
+
+    def cost(s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return objective.total(s, a, ctx)
+
+    high = policy.limiter.max_velocity.tolist()
+    sigma = torch.tensor([float(shipped["noise_sigma_linear"]), float(shipped["noise_sigma_angular"])])
+    horizon = policy.planner.horizon
+    theirs = TheirMPPI(lambda s, a: model.next(s, a), lambda s, a: s.new_zeros(s.shape[0]), nx=state.shape[0],
+                       noise_sigma=torch.diag(sigma ** 2), num_samples=their_samples, horizon=horizon,
+                       lambda_=float(shipped["temperature"]), u_min=-torch.tensor(high), u_max=torch.tensor(high),
+                       U_init=torch.zeros(horizon, 2), terminal_state_cost=lambda s, a: cost(s[0], a[0]))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        start = time.perf_counter()
+        theirs.command(state)
+        their_ms = (time.perf_counter() - start) * 1e3
+
+        def plan_cost(plan: torch.Tensor) -> float:
+            return float(cost(rollout(model.next, state[None], plan[None]), plan[None])[0])
+
+        bar = plan_cost(theirs.U)
+        costs = [(ms, plan_cost(plan)) for ms, plan in ours if plan is not None]
+    reached = [ms for ms, c in costs if c <= bar]
+    return (reached[0] if reached else float("inf")), their_ms, bar, min((c for _, c in costs), default=float("nan"))
+
+
+def table_time_to_cost(model: WorldModel, model_path: str, scenes_, threads, max_steps: int) -> None:
+    print(f"\n## 4. time to equal cost, {len(scenes_)} start states: ms for our shipped policy (Mode-1 start "
+          "included, warm-started steps from a cold start, at most "
+          f"{max_steps}) to reach the cost of pytorch-mppi's 1024-sample plan, and pytorch-mppi's ms for it; "
+          "ratio = theirs / ours (median over the start states that reach it)")
+    print(f"{'threads':>7} {'ours ms':>8} {'theirs ms':>10} {'ratio':>6} {'reached':>8} {'bar cost':>9} "
+          f"{'our best':>9}")
+    for t in threads:
+        torch.set_num_threads(t)
+        rows = [time_to_cost(model, model_path, state, goal, max_steps) for state, goal in scenes_]
+        ours, theirs, bars, best = (np.asarray(col, dtype=float) for col in zip(*rows))
+        ok = np.isfinite(ours)
+        ratio = np.median(theirs[ok] / ours[ok]) if ok.any() else float("nan")
+        print(f"{t:>7} {np.median(ours[ok]) if ok.any() else float('inf'):>8.1f} {np.median(theirs):>10.1f} "
+              f"{ratio:>6.2f} {f'{ok.sum()}/{len(ok)}':>8} {np.mean(bars):>9.3f} {np.mean(best):>9.3f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="table 1 on samples {256, 1024} x horizon {16}, "
@@ -222,6 +285,9 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=list(PRECISIONS), choices=list(PRECISIONS),
                         help="the planning model's precision(s) in table 2 (both planners)")
     parser.add_argument("--skip-table-1", action="store_true")
+    parser.add_argument("--only-time-to-cost", action="store_true", help="table 4 alone")
+    parser.add_argument("--cost-scenes", type=int, default=12, help="start states for table 4 (0: skip it)")
+    parser.add_argument("--cost-steps", type=int, default=10, help="most warm-started steps of ours in table 4")
     parser.add_argument("--onnx", action="store_true", help="table 1 again for MPPI and CEM with rollouts on "
                         "onnxruntime (CPU), from the model's exported folder (`ojepa export`)")
     parser.add_argument("--mode1-scenes", type=int, default=24, help="start states for table 3 (0: skip it)")
@@ -236,6 +302,9 @@ def main() -> None:
     print(f"# plan_step: torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
     print(f"# model: {described}")
+    if args.only_time_to_cost:
+        table_time_to_cost(model, args.model, scenes(model, args.cost_scenes, seed=2), args.threads, args.cost_steps)
+        return
     if not args.skip_table_1:
         onnx_dir = onnx_dir_for(args.model) if args.onnx else None
         if onnx_dir is not None:
@@ -245,6 +314,8 @@ def main() -> None:
     if args.mode1_scenes:
         torch.set_num_threads(1)
         table_mode1(model, args.model, scenes(model, args.mode1_scenes, seed=1), [32, 64, 128, 256, 512, 1024])
+    if args.cost_scenes:
+        table_time_to_cost(model, args.model, scenes(model, args.cost_scenes, seed=2), args.threads, args.cost_steps)
 
 
 if __name__ == "__main__":
