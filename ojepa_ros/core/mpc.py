@@ -20,7 +20,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ojepa_ros.core.goal_locator import GoalLocator, load_locator, locator_beside
 from ojepa_ros.core.hierarchy import SubgoalPlanner
+from ojepa_ros.core.image_goal import GoalHoming
 from ojepa_ros.core.local_route import LocalRouter
 from ojepa_ros.core.onnx_runtime import OrtWorldModel
 from ojepa_ros.core.ort_rollouts import OrtRolloutModel
@@ -59,7 +61,10 @@ DEFAULTS: dict[str, float | int | str] = {
     "safe_stop_deceleration": 2.0,    # m/s^2; the safety stop (stale input, fault): steeper than the comfort limit
     "safe_stop_angular_deceleration": 6.0,  # rad/s^2
     "goal_tolerance": 0.3,            # m, on odometry
-    "image_goal_tolerance": 0.02,     # an image goal is reached when the features' mean squared divergence is below
+    "image_goal_tolerance": 0.02,     # without a goal locator, an image goal is reached when the features' mean
+                                      # squared divergence is below this
+    "image_goal_confidence": 0.7,     # a goal locator's sighting at least this sure counts (core/image_goal.py)
+    "image_goal_search_rate": 1.0,    # rad/s: the turn in place that looks for an image goal
     "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
                                       # perceived obstacle point (from the robot's rim)
     "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
@@ -100,6 +105,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "latent_draws": (0, 1024),
     "obstacle_margin": (0.01, 1.0),
     "obstacle_memory": (1, 600),
+    "image_goal_confidence": (0.05, 0.99),
+    "image_goal_search_rate": (0.1, ROBOT_LIMITS.angular_velocity),
 }
 # Model rollout steps per second of control (horizon x num_samples x max(1, latent_draws) x iterations x
 # control rate) that actor_node accepts: 1024 x 16 at 10 Hz, measured at ~63 ms a step on one thread of the
@@ -197,7 +204,8 @@ class PolicyStep:
     plan_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # [T,3] probe poses of the plan
     cost_terms: dict[str, float] = field(default_factory=dict)  # weighted cost of the chosen plan per term
     plan_ms: float = 0.0
-    source: str = "mode2"  # who chose the command: mode2 | mode1 (alone, or Mode-2 missed its deadline)
+    source: str = "mode2"  # who chose the command: mode2 | mode1 (alone, or Mode-2 missed its deadline) | search
+                           # (turning in place to find an image goal)
     subgoal: np.ndarray | None = None  # [2] the low level's target when the high level runs
     route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [S,2] the remaining subgoal route
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [P,2] perceived obstacle points
@@ -211,9 +219,11 @@ class MpcPolicy:
                  planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
-                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, local_route: bool = False) -> None:
+                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, local_route: bool = False,
+                 homing: GoalHoming | None = None, search_rate: float = 1.0) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
-        mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1)."""
+        mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1).
+        homing: image goals are searched for and driven to as positions (else: the GoalEmbedding divergence)."""
         keep_freed_memory()
         self.model, self.objective, self.limiter = model, objective, limiter
         self.goal_tolerance = goal_tolerance
@@ -224,6 +234,7 @@ class MpcPolicy:
         self.goal: Tensor | None = None
         self.goal_features: Tensor | None = None
         self.image_goal_tolerance = image_goal_tolerance
+        self.homing, self.search_rate = homing, search_rate
         cfg = model.cfg
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
@@ -238,11 +249,13 @@ class MpcPolicy:
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
                     roadmap: Roadmap | None = None, mode1: Mode1Policy | None = None,
-                    critic: Critic | None = None, onnx: OrtWorldModel | None = None) -> MpcPolicy:
+                    critic: Critic | None = None, onnx: OrtWorldModel | None = None,
+                    locator: GoalLocator | None = None) -> MpcPolicy:
         """Build from a flat dict named as DEFAULTS (e.g. actor_node's ROS parameters; other keys are ignored).
 
         `roadmap` is needed when p["hierarchical"], `mode1` when p["mode1"] != "none", `critic` when
-        p["weight_critic"] > 0 (the caller loads them: where they live is the caller's concern). With `onnx`
+        p["weight_critic"] > 0 (the caller loads them: where they live is the caller's concern); with a
+        `locator`, image goals are homed on (core/image_goal.py). With `onnx`
         (this model's exported graphs) every rollout step and clearance runs on onnxruntime: MPPI or CEM only.
         Raises ValueError for a guardrail weight below its floor, a limit that is not > 0, a setting outside
         its CHECKS range, a needed roadmap or Mode-1 missing, or a gradient planner on onnxruntime;
@@ -285,19 +298,22 @@ class MpcPolicy:
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
                    image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]),
-                   local_route=bool(p["local_route"]))
+                   local_route=bool(p["local_route"]), search_rate=float(p["image_goal_search_rate"]),
+                   homing=None if locator is None else GoalHoming(locator, float(p["image_goal_confidence"])))
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
                    seed: int | None = None, onnx: OrtWorldModel | None = None,
                    mode1: Mode1Policy | None = None) -> MpcPolicy:
         """from_config, loading the parts the settings ask for: the roadmap (hierarchical), the Mode-1 policy
-        (mode1 != none) and the critic (weight_critic > 0), each from its *_path or else beside the model file.
-        Raises RoadmapFileError / ModelFileError naming the file that is missing or unusable. `onnx`: the
+        (mode1 != none) and the critic (weight_critic > 0), each from its *_path or else beside the model file,
+        and the goal locator from locator_path, or beside the model file where one is (without it, image goals
+        fall back to the features' divergence). Raises RoadmapFileError / ModelFileError naming the file that
+        is missing or unusable. `onnx`: the
         exported graphs of this model, for rollouts on onnxruntime (see from_config). `mode1`: a policy to use
         instead of the file's (`ojepa distill` drives a student it has not written yet)."""
         p = {**DEFAULTS, **params}
-        roadmap = critic = None
+        roadmap = critic = locator = None
         if p["hierarchical"]:
             roadmap = load_roadmap(p.get("roadmap_path") or roadmap_beside(model_path), model.cfg.level2_dim)
         if p["mode1"] != "none" and mode1 is None:
@@ -305,7 +321,11 @@ class MpcPolicy:
             mode1 = load_mode1(p.get("mode1_path") or mode1_beside(model_path), model.cfg.embed_dim, high)
         if float(p["weight_critic"]) > 0:
             critic = load_critic(p.get("critic_path") or critic_beside(model_path), model.cfg.embed_dim)
-        return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic, onnx=onnx)
+        beside = locator_beside(model_path)
+        if p.get("locator_path") or beside.exists():
+            locator = load_locator(p.get("locator_path") or beside, model.cfg.feature_dim)
+        return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic, onnx=onnx,
+                               locator=locator)
 
     def set_goal(self, goal_xy: Sequence[float]) -> None:
         goal = torch.as_tensor(goal_xy, dtype=torch.float32).reshape(2)
@@ -320,12 +340,15 @@ class MpcPolicy:
     def set_goal_image(self, goal_state: Tensor) -> None:
         """The goal as what the camera should see there: goal_state [D] is the encoded goal image (its odometry
         part is ignored). The task objective becomes the divergence of the imagined image features from it
-        (GoalEmbedding); reached when the current features are within image_goal_tolerance of it."""
+        (GoalEmbedding); reached when the current features are within image_goal_tolerance of it. With a goal
+        locator, the robot instead looks around for the goal and drives to where it was taken (GoalHoming)."""
         features = self.model.features(torch.as_tensor(goal_state, dtype=torch.float32)).reshape(-1)
         if features.shape != (self.model.cfg.feature_dim,) or not torch.isfinite(features).all():
             raise ValueError(f"goal image state must be {self.model.cfg.embed_dim} finite numbers")
         self.clear_goal()
         self.goal_features = features
+        if self.homing is not None:
+            self.homing.start(features)
 
     def clear_goal(self) -> None:
         self.goal, self.goal_features = None, None
@@ -370,13 +393,23 @@ class MpcPolicy:
             return self.stop("reached", dt)
         if not torch.isfinite(state).all():
             return self.stop("invalid_state", dt)
-        if self.goal_features is not None and float(self.image_divergence(state)) <= self.image_goal_tolerance:
+        state_pose = self.model.pose(state)  # the odometry part: where the robot is, in the odometry frame
+        pose = state_pose.cpu().numpy()
+        goal_features = self.goal_features
+        target, subgoal, route = self.goal, None, np.zeros((0, 2))
+        if goal_features is not None and self.homing is not None:  # an image goal, found and driven to as a place
+            found = self.homing.update(pose, self.model.features(state))
+            if found is None:
+                return PolicyStep(command=self.limiter.limit(np.array([0.0, self.search_rate]), dt),
+                                  raw_command=np.array([0.0, self.search_rate]), status="ok", source="search")
+            here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else pose[:2]
+            if float(np.hypot(*(here - found))) <= self.goal_tolerance:
+                return self.stop("reached", dt)
+            target, goal_features = torch.as_tensor(found, dtype=torch.float32), None
+        elif goal_features is not None and float(self.image_divergence(state)) <= self.image_goal_tolerance:
             return self.stop("reached", dt)
         prev = torch.as_tensor(np.asarray(current_velocity, dtype=np.float32)).reshape(2)
         prev = torch.nan_to_num(prev, nan=0.0, posinf=0.0, neginf=0.0)
-        target, subgoal, route = self.goal, None, np.zeros((0, 2))
-        state_pose = self.model.pose(state)  # the odometry part: where the robot is, in the odometry frame
-        pose = state_pose.cpu().numpy()
         if self.high_level is not None and self.goal is not None:
             here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else pose[:2]
             subgoal = self.high_level.subgoal(here, self.goal.numpy())
@@ -392,7 +425,7 @@ class MpcPolicy:
         obstacles = torch.as_tensor(points, dtype=torch.float32, device=state.device)
         on_device = None if target is None else target.to(state.device)
         ctx = CostContext(self.model.pose, self.model.clearance, on_device, prev.to(state.device), self.critic,
-                          obstacles, self.model.features, self.goal_features)
+                          obstacles, self.model.features, goal_features)
         proposal = None
         if self.mode1 is not None and target is not None:  # Mode-1 was distilled toward positions, not images
             proposal = self.mode1(state[None], relative_target(state_pose, target.to(state.device))[None])[0]

@@ -95,6 +95,9 @@ PARAMS = {
                               "model, <model_path without .pt>.mode1.pt"),
     "critic_path": P.Param("", "the trainable critic (`ojepa critic`), used when weight_critic > 0; empty: beside "
                                "the model, <model_path without .pt>.critic.pt"),
+    "locator_path": P.Param("", "the goal locator (`ojepa locator`) image goals are homed with; empty: beside the "
+                                "model, <model_path without .pt>.locator.pt, if it is there (else image goals are "
+                                "steered by the features' divergence)"),
     "max_candidate_markers": P.Param(32, f"most candidate rollouts drawn on {CANDIDATES_TOPIC} (only while "
                                      "subscribed): the cheapest half, then an even spread of the rest",
                                      lambda v: 1 <= v <= 1000, "must be an integer in 1..1000"),
@@ -199,7 +202,8 @@ class ActorNode(Node):
     def _on_params(self, changed: set[str]) -> None:
         if "model_path" in changed:
             self.model = load_model(self, self.p["model_path"])
-        if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path"}):
+        if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path",
+                                                                          "locator_path"}):
             self.policy = self._build_policy()
             if self.policy is not None:  # the new limiter starts from what the base is doing, not from rest
                 self.policy.limiter.last = self._last_cmd.copy()
