@@ -45,12 +45,12 @@ from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Bool, Float32MultiArray, String  # noqa: E402
 
+from ojepa_ros.graph import nodes as graph_nodes  # noqa: E402
 from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 GAP = 0.3  # s without /cmd_vel that counts as stopped
-NODES = ("sim_node", "perception_node", "world_model_node", "cost_node", "actor_node", "configurator_node",
-         "memory_node", "collision_monitor_node")
+NODES = tuple(spec.name for spec in graph_nodes("rooms"))  # each killed in turn
 
 
 class Watcher(Node):

@@ -49,6 +49,7 @@ AGENT = (
     # The actor's commands go through the collision monitor, which alone publishes the base's cmd_vel.
     NodeSpec("actor_node", "ojepa_ros.nodes.actor_node", "ActorNode", remaps=(("cmd_vel", "cmd_vel_raw"),)),
     NodeSpec("configurator_node", "ojepa_ros.nodes.configurator_node", "ConfiguratorNode"),
+    NodeSpec("navigator_node", "ojepa_ros.nodes.navigator_node", "NavigatorNode"),
     NodeSpec("memory_node", "ojepa_ros.nodes.memory_node", "MemoryNode"),
     NodeSpec("collision_monitor_node", "ojepa_ros.nodes.collision_monitor_node", "CollisionMonitorNode"),
 )
@@ -56,8 +57,8 @@ MODEL_USERS = ("perception_node", "world_model_node", "cost_node", "actor_node")
 
 
 def nodes(sim: str) -> list[NodeSpec]:
-    """The nodes to start: the six agent modules and the collision monitor, plus the embedded simulator unless
-    sim is 'none'."""
+    """The nodes to start: the six agent modules, the navigator (NavigateToPose) and the collision monitor, plus
+    the embedded simulator unless sim is 'none'."""
     if sim not in SIM_CHOICES:
         raise ValueError(f"sim must be one of {SIM_CHOICES}, got {sim!r}")
     return ([] if sim == "none" else [SIM]) + list(AGENT)

@@ -19,6 +19,7 @@ apt_install() {
 }
 "$PY" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
 ldconfig -p 2>/dev/null | grep -q 'libEGL.so.1 ' || apt_install libegl1 libegl-mesa0 libgl1-mesa-dri
+command -v cmake >/dev/null && command -v g++ >/dev/null && command -v make >/dev/null || apt_install cmake g++ make
 
 # Register the package in the venv's ament prefix as `colcon build --symlink-install` would: real
 # directories holding one link per file (ros2launch and ros2pkg walk share/ and lib/ with os.walk, which
@@ -46,12 +47,14 @@ print(*sorted(e.name for e in d("ojepa_ros").entry_points if e.group == "console
 stamp=.venv/.ojepa-installed
 want=$(cat requirements.txt setup.py package.xml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  bash scripts/build_interfaces.sh
   register
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+bash scripts/build_interfaces.sh  # interfaces/ (the NavigateToPose action), built with the wheels' generators
 # An editable install skips data_files and puts console scripts in bin/ only: register() lays them out.
 register
 echo "$want" > "$stamp"

@@ -181,13 +181,15 @@ def _hidden(name: str) -> bool:
 def _graph_view(probe, node) -> dict[str, list[tuple[str, list[str]]]]:
     """What the ROS graph says `node` creates, once it lists everything the node object holds (in one process
     the graph learns of local entities at once; the wait only guards against a slow middleware)."""
+    from rclpy.action import ActionServer
     from rclpy.action.graph import get_action_server_names_and_types_by_node
 
     name, namespace = node.get_name(), node.get_namespace()
     want = {"pub": len({p.topic_name for p in node.publishers}) + 1,  # + /rosout, made below rclpy
             "sub": len({s.topic_name for s in node.subscriptions}),
             "srv": len({s.srv_name for s in node.services}),
-            "client": len({c.srv_name for c in node.clients})}
+            "client": len({c.srv_name for c in node.clients}),
+            "action": len([w for w in node.waitables if isinstance(w, ActionServer)])}
     deadline = time.monotonic() + 5.0
     while True:
         view = {"pub": probe.get_publisher_names_and_types_by_node(name, namespace),
@@ -321,6 +323,8 @@ def test_the_check_names_missing_and_extra_entries(declared):
          "world_model_node publishes /ojepa/surprise but README has no pub row"),
         ("| sub | `goal_pose` |", "| sub | `goal` |",
          "configurator_node subscribes to /goal_pose but README has no sub row"),
+        ("| action | `navigate_to_pose` |", "| action | `navigate` |",
+         "navigator_node serves the action /navigate_to_pose but README has no action row"),
     ]
     for old, new, message in cases:
         assert text.count(old) == 1, old
@@ -342,7 +346,11 @@ def test_the_check_names_missing_and_extra_entries(declared):
 
     wrong_type = text.replace("| pub | `/clock` | rosgraph_msgs/Clock |", "| pub | `/clock` | std_msgs/Float64 |")
     wrong_type = wrong_type.replace("| param | `scan_rate` | double |", "| param | `scan_rate` | int |")
+    wrong_type = wrong_type.replace("| action | `navigate_to_pose` | NavigateToPose |",
+                                    "| action | `navigate_to_pose` | NavigateThroughPoses |")
     problems = compare(parse_tables(wrong_type), declared)
     assert any("sim_node's pub /clock the type 'std_msgs/Float64'" in p for p in problems), problems
     assert any("sim_node's param scan_rate the type 'int', the code declares it as double" in p
+               for p in problems), problems
+    assert any("navigator_node's action /navigate_to_pose the type 'NavigateThroughPoses'" in p
                for p in problems), problems

@@ -33,7 +33,7 @@ from std_srvs.srv import Trigger
 from ojepa_ros.core.safety import within_bounds
 from ojepa_ros.core.task import TaskError, load_task
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.convert import InputError, finite_pose_xy_yaw, rgb_to_image, yaw_to_quaternion
+from ojepa_ros.nodes.convert import InputError, goal_xy_yaw, rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import task_file
 
@@ -126,10 +126,7 @@ class ConfiguratorNode(Node):
 
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         try:
-            if msg.header.frame_id not in ("", self.p["goal_frame"]):
-                raise InputError(f"goal is in frame '{msg.header.frame_id}'; expected '{self.p['goal_frame']}'")
-            p = msg.pose.position
-            x, y, _ = finite_pose_xy_yaw(p.x, p.y, msg.pose.orientation)
+            x, y, _ = goal_xy_yaw(msg, self.p["goal_frame"])
         except InputError as err:
             self.get_logger().error(f"goal refused: {err}", throttle_duration_sec=1.0)
             return

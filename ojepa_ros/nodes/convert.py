@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Quaternion
+from geometry_msgs.msg import PoseStamped, Quaternion
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
@@ -80,6 +80,15 @@ def finite_pose_xy_yaw(x: float, y: float, q: Quaternion) -> tuple[float, float,
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise InputError(f"orientation quaternion has norm {norm:.3g}, not 1: it is no rotation")
     return x, y, quaternion_to_yaw(q)
+
+
+def goal_xy_yaw(msg: PoseStamped, frame: str) -> tuple[float, float, float]:
+    """(x, y, yaw) of a goal pose, refusing another frame than `frame` (an empty frame_id is taken as it), NaN/inf
+    and an orientation that is no rotation."""
+    if msg.header.frame_id not in ("", frame):
+        raise InputError(f"goal is in frame '{msg.header.frame_id}'; expected '{frame}'")
+    p = msg.pose.position
+    return finite_pose_xy_yaw(p.x, p.y, msg.pose.orientation)
 
 
 # The state topic is a std_msgs/Float32MultiArray (no header). Its capture stamp, the moment the image and
