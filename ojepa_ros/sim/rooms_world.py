@@ -255,6 +255,19 @@ def camera_position(robot_radius: float) -> tuple[float, float, float]:
     return (robot_radius * CAMERA_FORWARD, 0.0, CAMERA_HEIGHT)
 
 
+# camera_link -> optical frame: the fixed REP-103 rotation (roll -90 deg, yaw -90 deg), x y z w.
+OPTICAL_ROTATION = (-0.5, 0.5, -0.5, 0.5)
+
+
+def static_frames(robot_radius: float, scan_height: float) -> list[tuple[str, str, tuple, tuple]]:
+    """The robot's fixed frames as (parent, child, xyz, quaternion xyzw), named by sim_node's frame parameters:
+    base -> camera (its mount, pitched down), camera -> optical frame, base -> scanner (at the base's centre)."""
+    half = CAMERA_PITCH_DOWN / 2.0  # a positive pitch about y tilts x (forward) down
+    return [("base_frame", "camera_frame", camera_position(robot_radius), (0.0, math.sin(half), 0.0, math.cos(half))),
+            ("camera_frame", "camera_optical_frame", (0.0, 0.0, 0.0), OPTICAL_ROTATION),
+            ("base_frame", "scan_frame", (0.0, 0.0, scan_height), (0.0, 0.0, 0.0, 1.0))]
+
+
 def pinhole(width: int, height: int, fovy_deg: float) -> tuple[float, float, float]:
     """(f, cx, cy) of the ideal pinhole MuJoCo renders with vertical field of view fovy and square pixels,
     pixel centres at integer coordinates."""
