@@ -25,10 +25,10 @@ from ojepa_ros.sim.rooms_world import (
 
 SDF_VERSION = "1.9"
 ROBOT = "robot"
-# gz transport topics of the simulated robot: what config/gz_bridge.yaml bridges to the ROS names.
-GZ_TOPICS = {"clock": "/clock", "cmd_vel": "/cmd_vel", "odom": "/odom", "tf": "/tf", "image": "/camera/image_raw",
-             "camera_info": "/camera/camera_info", "scan": "/scan", "contacts": "/bumper/contacts",
-             "touch": "/bumper/touch"}
+# gz transport topics the robot's sensors and systems use (config/gz_bridge.yaml bridges them to the ROS names;
+# gz-sim adds /clock, and the camera its CameraInfo beside the image, on /camera/camera_info).
+GZ_TOPICS = {"cmd_vel": "/cmd_vel", "odom": "/odom", "tf": "/tf", "image": "/camera/image_raw", "scan": "/scan",
+             "contacts": "/bumper/contacts", "touch": "/bumper/touch"}
 WHEEL_MASS = 0.2  # kg each, taken out of the body's mass so the robot weighs ROBOT_MASS
 CASTER_RADIUS = ROBOT_BODY_Z - ROBOT_BODY_HALF_HEIGHT  # the body's clearance: frictionless casters fill it
 ROBOT_VISIBILITY = 1 << ROBOT_GEOM_GROUP  # the robot's visuals: hidden from its own camera and scanner
