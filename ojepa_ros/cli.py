@@ -10,7 +10,8 @@ COMMANDS = {"collect": "ojepa_ros.train.collect", "train": "ojepa_ros.train.trai
             "eval": "ojepa_ros.train.evaluate", "eval-wm": "ojepa_ros.train.evaluate_wm",
             "export": "ojepa_ros.core.onnx_export", "roadmap": "ojepa_ros.train.build_roadmap",
             "distill": "ojepa_ros.train.distill", "critic": "ojepa_ros.train.fit_critic",
-            "locator": "ojepa_ros.train.fit_locator"}  # imported on demand: `ojepa agent` needs none of them
+            "locator": "ojepa_ros.train.fit_locator",
+            "gazebo-world": "ojepa_ros.sim.gazebo_world"}  # imported on demand: `ojepa agent` needs none of them
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
                             ("roadmap", "pool recorded episodes into the hierarchical planner's subgoal roadmap"),
                             ("distill", "train the Mode-1 policy on Mode-2 plans from recorded episodes"),
                             ("critic", "fit the trainable critic (future contact cost) on recorded episodes"),
-                            ("locator", "train the goal locator (where a goal image was taken) on recorded episodes")):
+                            ("locator", "train the goal locator (where a goal image was taken) on recorded episodes"),
+                            ("gazebo-world", "write a world of the family and the robot as a Gazebo SDF world")):
         sub.add_parser(name, help=help_text, add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "agent":

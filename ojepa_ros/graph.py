@@ -10,11 +10,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-SIM_CHOICES = ("rooms", "gym", "none")
+SIM_CHOICES = ("rooms", "gym", "none")  # what `ojepa agent --sim` runs itself
+LAUNCH_SIMS = SIM_CHOICES + ("gazebo",)  # `ros2 launch` also starts Gazebo (ros_gz_sim) with the generated world
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 # name: (default, description), in the order `ros2 launch ... --show-args` lists them.
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
-    "sim": ("rooms", "embedded simulator: rooms | gym | none (Gazebo or a real robot on the same topics)"),
+    "sim": ("rooms", "simulator: rooms | gym (embedded) | gazebo (gz sim with the rooms_layout world, through "
+                     "ros_gz_bridge) | none (a real robot on the same topics)"),
     "use_sim_time": ("auto", "true | false | auto (true when an embedded simulator runs: its /clock stamps "
                              "every sensor message)"),
     "namespace": ("", "namespace of every node and so of every topic, e.g. robot1 (empty: none)"),
@@ -53,15 +55,18 @@ AGENT = (
     NodeSpec("memory_node", "ojepa_ros.nodes.memory_node", "MemoryNode"),
     NodeSpec("collision_monitor_node", "ojepa_ros.nodes.collision_monitor_node", "CollisionMonitorNode"),
 )
+# With sim:=gazebo: Gazebo's touches (ros_gz_bridge) as the bumper level sim_node publishes on `collision`.
+BUMPER = NodeSpec("bumper_node", "ojepa_ros.nodes.bumper_node", "BumperNode")
+ALL_NODES = (SIM, BUMPER, *AGENT)  # every node executable of the package
 MODEL_USERS = ("perception_node", "world_model_node", "cost_node", "actor_node")
 
 
 def nodes(sim: str) -> list[NodeSpec]:
     """The nodes to start: the six agent modules, the navigator (NavigateToPose) and the collision monitor, plus
-    the embedded simulator unless sim is 'none'."""
-    if sim not in SIM_CHOICES:
-        raise ValueError(f"sim must be one of {SIM_CHOICES}, got {sim!r}")
-    return ([] if sim == "none" else [SIM]) + list(AGENT)
+    the embedded simulator with rooms or gym, the bumper node with gazebo."""
+    if sim not in LAUNCH_SIMS:
+        raise ValueError(f"sim must be one of {LAUNCH_SIMS}, got {sim!r}")
+    return {"rooms": [SIM], "gym": [SIM], "gazebo": [BUMPER]}.get(sim, []) + list(AGENT)
 
 
 def overrides(sim: str, model_path: str = "", task: str = "",
@@ -109,7 +114,7 @@ def parse_bool(name: str, value: str) -> bool:
 
 
 def use_sim_time(sim: str, value: str) -> bool:
-    """auto: sim time exactly when an embedded simulator runs (it is the clock and stamps with it)."""
+    """auto: sim time exactly when a simulator runs (it is the clock and stamps with it)."""
     return sim != "none" if value.strip().lower() == "auto" else parse_bool("use_sim_time", value)
 
 
@@ -145,6 +150,59 @@ def rviz_available() -> bool:
     return os.access(os.path.join(prefix, "lib", "rviz2", "rviz2"), os.X_OK)
 
 
+def gazebo_available() -> bool:
+    """Whether `ros2 launch` can start Gazebo, the bridge and the robot's fixed frames: ros_gz_sim's
+    gz_sim.launch.py, ros_gz_bridge's parameter_bridge and tf2_ros's static_transform_publisher in the ament index."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
+
+    try:
+        launch = os.path.join(get_package_share_directory("ros_gz_sim"), "launch", "gz_sim.launch.py")
+        programs = [os.path.join(get_package_prefix(package), "lib", package, program)
+                    for package, program in (("ros_gz_bridge", "parameter_bridge"),
+                                             ("tf2_ros", "static_transform_publisher"))]
+    except (PackageNotFoundError, ValueError, OSError):
+        return False
+    return os.path.isfile(launch) and all(os.access(program, os.X_OK) for program in programs)
+
+
+def static_frame_publishers(sim_params: dict, namespace: str, ros_args: list[str], sim_time: bool) -> list[Process]:
+    """tf2_ros static_transform_publisher processes for the fixed frames sim_node publishes on `tf_static` (where
+    Gazebo's robot mounts its camera and scanner), with the frame ids of sim_node's parameters."""
+    from ojepa_ros.sim.gazebo_world import RobotSettings
+    from ojepa_ros.sim.rooms_world import static_frames
+
+    config = RobotSettings.from_params(sim_params).env_config()
+    out = []
+    for parent, child, xyz, xyzw in static_frames(config.robot_radius, config.scan_height):
+        numbers = [arg for flag, value in zip(("--x", "--y", "--z", "--qx", "--qy", "--qz", "--qw"), (*xyz, *xyzw))
+                   for arg in (flag, repr(float(value)))]
+        out.append(Process("tf2_ros", "static_transform_publisher", f"static_tf_{child}", namespace,
+                           [{"use_sim_time": sim_time}], list(ros_args),
+                           numbers + ["--frame-id", sim_params[parent], "--child-frame-id", sim_params[child]],
+                           [("/tf_static", "tf_static")]))  # relative, as sim_node's, so a namespace moves it
+    return out
+
+
+def gazebo_world_file(sim_params: dict) -> str:
+    """Write the SDF of sim_node's `rooms_layout` with its robot into $ROS_HOME/ojepa/gazebo/ (ROS_HOME defaults
+    to ~/.ros) and return its path."""
+    from ojepa_ros.sim.gazebo_world import RobotSettings, build_sdf
+    from ojepa_ros.sim.world_family import world
+
+    name = sim_params.get("rooms_layout", "four_rooms")
+    try:
+        text = build_sdf(world(name), RobotSettings.from_params(sim_params))
+    except (KeyError, ValueError) as error:
+        raise LaunchError(f"sim:=gazebo: the params_file's sim_node section: {error}") from error
+    folder = os.path.join(os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros"),
+                          "ojepa", "gazebo")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{name}.sdf")
+    with open(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
 def node_parameters(doc: dict, name: str) -> dict[str, Any]:
     """The parameters a ROS 2 parameters file (loaded YAML) gives node `name` in any namespace: its `/**`,
     `/**/name`, `name` and `/name` sections, later ones winning."""
@@ -160,19 +218,45 @@ def anywhere(doc: dict) -> dict:
     return {key if key.startswith("/") else f"/**/{key}": section for key, section in (doc or {}).items()}
 
 
-def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = None) -> tuple[list[Process], list[str]]:
-    """The processes `ros2 launch ojepa_ros agent.launch.py` starts for these argument values, and the warnings
-    to print. Every value is checked before anything starts: a bad one raises LaunchError and nothing runs.
+@dataclass(frozen=True)
+class Include:
+    """A launch file of another package to include: a launch IncludeLaunchDescription's fields."""
 
-    `share` is the package's share directory; `rviz_found` (default: look it up) says whether rviz2 exists.
+    package: str
+    launch_file: str  # in the package's share/<package>/launch/
+    arguments: dict[str, str] = field(default_factory=dict)
+
+
+def gazebo(sim_params: dict, share: str, namespace: str, ros_args: list[str],
+           sim_time: bool) -> list[Process | Include]:
+    """What sim:=gazebo starts in sim_node's place: gz sim with the generated world, the bridge, the fixed frames."""
+    world_file = gazebo_world_file(sim_params)
+    bridge = Process("ros_gz_bridge", "parameter_bridge", "gz_bridge", namespace,
+                     [{"config_file": os.path.join(share, "config", "gz_bridge.yaml"), "use_sim_time": sim_time}],
+                     list(ros_args))
+    return [Include("ros_gz_sim", "gz_sim.launch.py", {"gz_args": f"-r {world_file}", "on_exit_shutdown": "true"}),
+            bridge, *static_frame_publishers(sim_params, namespace, ros_args, sim_time)]
+
+
+def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = None,
+                gazebo_found: bool | None = None) -> tuple[list[Process | Include], list[str]]:
+    """The processes (and included launch files) `ros2 launch ojepa_ros agent.launch.py` starts for these argument
+    values, and the warnings to print. Every value is checked before anything starts: a bad one raises LaunchError
+    and nothing runs.
+
+    `share` is the package's share directory; `rviz_found` and `gazebo_found` (default: look them up) say whether
+    rviz2, and ros_gz_sim with ros_gz_bridge, exist. sim:=gazebo writes the world file it starts Gazebo with.
     """
     unknown = set(values) - set(LAUNCH_ARGUMENTS)
     if unknown:
         raise LaunchError(f"unknown launch arguments {sorted(unknown)}; known: {list(LAUNCH_ARGUMENTS)}")
     v = {name: str(values.get(name, default)) for name, (default, _) in LAUNCH_ARGUMENTS.items()}
     sim = v["sim"]
-    if sim not in SIM_CHOICES:
-        raise LaunchError(f"sim:={sim!r}: one of {', '.join(SIM_CHOICES)}")
+    if sim not in LAUNCH_SIMS:
+        raise LaunchError(f"sim:={sim!r}: one of {', '.join(LAUNCH_SIMS)}")
+    if sim == "gazebo" and not (gazebo_found if gazebo_found is not None else gazebo_available()):
+        raise LaunchError("sim:=gazebo but ros_gz_sim, ros_gz_bridge or tf2_ros is not installed (not in the ament "
+                          "index); on a distro: apt install ros-$ROS_DISTRO-ros-gz ros-$ROS_DISTRO-tf2-ros")
     sim_time = use_sim_time(sim, v["use_sim_time"])
     namespace = normalise_namespace(v["namespace"])
     ros_args = ros_arguments("", v["log_level"])  # the namespace goes into the Node action itself
@@ -181,16 +265,19 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
     if not os.path.isfile(params_file):
         raise LaunchError(f"params_file:={params_file!r}: no such file")
     doc = None
-    if namespace:  # the file's `node:` sections would not reach /ns/node: hand each node its own values
+    if namespace or sim == "gazebo":  # a file's `node:` sections would not reach /ns/node: hand each its values
         import yaml
 
         with open(params_file) as handle:
             doc = yaml.safe_load(handle)
     extra = overrides(sim, v["model_path"], v["task"], use_sim_time=sim_time)
-    processes = [Process("ojepa_ros", spec.name, spec.name, namespace,
-                         [params_file if doc is None else node_parameters(doc, spec.name), extra.get(spec.name, {})],
-                         list(ros_args), remappings=list(getattr(spec, "remaps", ())))
-                 for spec in nodes(sim)]
+    processes = []
+    if sim == "gazebo":
+        processes = gazebo(node_parameters(doc, "sim_node"), share, namespace, ros_args, sim_time)
+    processes += [Process("ojepa_ros", spec.name, spec.name, namespace,
+                          [params_file if not namespace else node_parameters(doc, spec.name), extra.get(spec.name, {})],
+                          list(ros_args), remappings=list(getattr(spec, "remaps", ())))
+                  for spec in nodes(sim)]
     warnings = []
     if want_rviz:
         if rviz_found if rviz_found is not None else rviz_available():

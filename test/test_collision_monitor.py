@@ -252,7 +252,7 @@ def test_the_graph_puts_the_monitor_between_the_actor_and_the_base(graph, tiny_m
     from ojepa_ros import graph as description
     from ojepa_ros.nodes.actor_node import ActorNode
 
-    for sim in ("rooms", "none", "gym"):
+    for sim in description.LAUNCH_SIMS:
         names = [spec.name for spec in description.nodes(sim)]
         assert "collision_monitor_node" in names
     (actor_spec,) = [spec for spec in description.nodes("rooms") if spec.name == "actor_node"]

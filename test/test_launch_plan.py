@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ SHARE = str(share_dir())
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def plan(rviz_found: bool = False, **values):
-    return graph.launch_plan(values, SHARE, rviz_found=rviz_found)
+def plan(rviz_found: bool = False, gazebo_found: bool = False, **values):
+    return graph.launch_plan(values, SHARE, rviz_found=rviz_found, gazebo_found=gazebo_found)
 
 
 def by_name(processes):
@@ -79,13 +80,61 @@ def test_the_runner_rewrites_sections_to_match_in_any_namespace():
 
 
 @pytest.mark.parametrize("values, named", [
-    ({"sim": "gazebo"}, "sim"), ({"log_level": "loud"}, "log_level"), ({"namespace": "1robot"}, "namespace"),
+    ({"sim": "mujoco"}, "sim"), ({"log_level": "loud"}, "log_level"), ({"namespace": "1robot"}, "namespace"),
     ({"namespace": "robot one"}, "namespace"), ({"use_sim_time": "maybe"}, "use_sim_time"),
     ({"rviz": "sure"}, "rviz"), ({"params_file": "/no/such.yaml"}, "params_file"), ({"sims": "rooms"}, "sims"),
 ])
 def test_a_bad_argument_is_refused_before_anything_starts(values, named):
     with pytest.raises(graph.LaunchError, match=named):
         plan(**values)
+
+
+def test_gazebo_starts_gz_sim_with_the_generated_world_the_bridge_and_the_agent_on_sim_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path))
+    params = tmp_path / "mine.yaml"
+    shipped = yaml.safe_load((ROOT / "config" / "agent.yaml").read_text())
+    shipped["sim_node"]["ros__parameters"]["rooms_layout"] = "seed_7"
+    params.write_text(yaml.safe_dump(shipped))
+    processes, warnings = graph.launch_plan({"sim": "gazebo", "namespace": "robot1", "params_file": str(params)},
+                                            SHARE, gazebo_found=True)
+    gazebo, bridge, *frames = processes[:5]
+    nodes = processes[5:]
+    assert warnings == [] and isinstance(gazebo, graph.Include)
+    assert (gazebo.package, gazebo.launch_file) == ("ros_gz_sim", "gz_sim.launch.py")
+    flag, world_file = gazebo.arguments["gz_args"].split()
+    assert flag == "-r" and Path(world_file) == tmp_path / "ojepa" / "gazebo" / "seed_7.sdf"
+    assert ET.parse(world_file).getroot().find("world").get("name") == "seed_7"
+    assert (bridge.package, bridge.executable, bridge.namespace) == ("ros_gz_bridge", "parameter_bridge", "/robot1")
+    assert bridge.parameters == [{"config_file": f"{SHARE}/config/gz_bridge.yaml", "use_sim_time": True}]
+    assert Path(bridge.parameters[0]["config_file"]).is_file()
+    assert [p.name for p in nodes] == [s.name for s in graph.nodes("gazebo")]
+    assert "sim_node" not in by_name(nodes) and "bumper_node" in by_name(nodes)
+    assert all(p.parameters[1]["use_sim_time"] is True and p.namespace == "/robot1" for p in nodes)
+    # The fixed frames sim_node publishes: the camera where the MuJoCo model mounts it, the scanner's height.
+    from ojepa_ros.sim.nav_env import NavEnvConfig, RoomsNavEnv
+
+    env = RoomsNavEnv(NavEnvConfig())
+    sim = shipped["sim_node"]["ros__parameters"]
+    frames = {(f.arguments[-3], f.arguments[-1]): f for f in frames}
+    assert set(frames) == {(sim["base_frame"], sim["camera_frame"]), (sim["camera_frame"], sim["camera_optical_frame"]),
+                           (sim["base_frame"], sim["scan_frame"])}
+    for f in frames.values():
+        assert (f.package, f.executable, f.namespace) == ("tf2_ros", "static_transform_publisher", "/robot1")
+        assert f.parameters == [{"use_sim_time": True}] and f.remappings == [("/tf_static", "tf_static")]
+    camera = dict(zip(*[iter(frames[(sim["base_frame"], sim["camera_frame"])].arguments[:14])] * 2))
+    assert [float(camera[k]) for k in ("--x", "--y", "--z")] == pytest.approx(env.model.camera("robot_camera").pos)
+    scan = dict(zip(*[iter(frames[(sim["base_frame"], sim["scan_frame"])].arguments[:14])] * 2))
+    assert float(scan["--z"]) == env.config.scan_height
+    env.close()
+
+
+def test_gazebo_without_ros_gz_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path))
+    with pytest.raises(graph.LaunchError, match="ros_gz_sim"):
+        plan(sim="gazebo", gazebo_found=False)
+    assert not (tmp_path / "ojepa").exists()
+    if not shutil.which("gz"):
+        assert graph.gazebo_available() is False
 
 
 def test_rviz_without_rviz2_warns_and_starts_the_agent_alone():
@@ -123,7 +172,9 @@ def test_every_console_script_of_setup_py_has_an_entry_point():
 
     setup = (ROOT / "setup.py").read_text()
     assert "nodes.entry:{n}" in setup
-    for spec in [graph.SIM, *graph.AGENT]:
+    assert sorted(re.findall(r'"(\w+_node)"', setup[setup.index("NODES"):setup.index("]")])) == \
+        sorted(s.name for s in graph.ALL_NODES)
+    for spec in graph.ALL_NODES:
         assert callable(getattr(entry, spec.name))
     with pytest.raises(AttributeError):
         entry.no_such_node

@@ -212,7 +212,7 @@ def collect_declared(model_path: Path, output_dir: Path) -> Declared:
     declared = Declared()
     probe = Node(f"readme_probe_{time.monotonic_ns()}")
     try:
-        for spec in graph.nodes("rooms"):
+        for spec in graph.ALL_NODES:
             module = importlib.import_module(spec.module)
             params = module.PARAMS
             for name, p in params.items():
@@ -255,7 +255,7 @@ def _type_fits(kind: str, documented: str, actual: str) -> bool:
 
 def compare(tables: Tables, declared: Declared) -> list[str]:
     problems = list(tables.problems)
-    expected_nodes = [spec.name for spec in graph.nodes("rooms")]
+    expected_nodes = [spec.name for spec in graph.ALL_NODES]
     for node in expected_nodes:
         if node not in tables.nodes:
             problems.append(f"README has no `### {node}` table (ojepa_ros/graph.py starts it)")

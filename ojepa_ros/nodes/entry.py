@@ -34,7 +34,7 @@ def exit_quietly_on_signals() -> None:
 def _node_module(name: str):
     from ojepa_ros import graph
 
-    spec = next((s for s in [graph.SIM, *graph.AGENT] if s.name == name), None)
+    spec = next((s for s in graph.ALL_NODES if s.name == name), None)
     if spec is None:
         raise SystemExit(f"unknown node {name!r}; one of {_node_names()}")
     return importlib.import_module(spec.module)
@@ -61,7 +61,7 @@ def run(name: str, args: list[str] | None = None) -> None:
 def _node_names() -> list[str]:
     from ojepa_ros import graph
 
-    return [s.name for s in [graph.SIM, *graph.AGENT]]
+    return [s.name for s in graph.ALL_NODES]
 
 
 def __getattr__(name: str):

@@ -41,7 +41,7 @@ from visualization_msgs.msg import Marker
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import rgb_to_image, sec_to_stamp, yaw_to_quaternion
 from ojepa_ros.nodes.runtime import run_node
-from ojepa_ros.sim.rooms_world import CAMERA_HEIGHT, CAMERA_PITCH_DOWN
+from ojepa_ros.sim.rooms_world import pinhole, static_frames
 
 try:  # on a ROS 2 distro; the PyPI wheels have no tf2_msgs
     from tf2_msgs.msg import TFMessage
@@ -72,15 +72,11 @@ PARAMS = {
                           "child of base_frame on /tf_static"),
 }
 OBSTACLE_SHAPES = {Marker.CUBE: "box", Marker.CYLINDER: "cylinder"}
-# base_link -> camera_link: where rooms_world mounts the camera (half-way to the rim, pitched down);
-# camera_link -> optical frame: the fixed REP-103 rotation (roll -90 deg, yaw -90 deg).
-OPTICAL_ROTATION = (-0.5, 0.5, -0.5, 0.5)  # x, y, z, w
 
 
 def camera_info(width: int, height: int, fovy_deg: float, stamp, frame_id: str) -> CameraInfo:
     """Ideal pinhole intrinsics of a camera with vertical field of view fovy and square pixels (MuJoCo's)."""
-    f = (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0)
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0  # pixel centres at integer coordinates
+    f, cx, cy = pinhole(width, height, fovy_deg)
     info = CameraInfo(width=width, height=height, distortion_model="plumb_bob", d=[0.0] * 5,
                       k=[f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0], r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                       p=[f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0])
@@ -283,7 +279,7 @@ class SimNode(Node):
         scan.angle_increment = float(env.scan_angles[1] - env.scan_angles[0])
         scan.angle_max = float(env.scan_angles[-1])
         scan.scan_time = 1.0 / self.p["scan_rate"]
-        scan.range_min, scan.range_max = 0.05, float(c.scan_range)
+        scan.range_min, scan.range_max = float(c.scan_range_min), float(c.scan_range)
         scan.ranges = env.scan().tolist()
         self.scan_pub.publish(scan)
 
@@ -331,14 +327,10 @@ class SimNode(Node):
     def _publish_static_frames(self, robot_radius: float, scan_height: float) -> None:
         if self.tf_static_pub is None:
             return
-        stamp, base = sec_to_stamp(0.0), self.p["base_frame"]
-        pitch = CAMERA_PITCH_DOWN / 2.0  # a positive pitch about y tilts x (forward) down
+        stamp = sec_to_stamp(0.0)
         self.tf_static_pub.publish(TFMessage(transforms=[
-            transform(stamp, base, self.p["camera_frame"], (robot_radius / 2, 0.0, CAMERA_HEIGHT),
-                      (0.0, math.sin(pitch), 0.0, math.cos(pitch))),
-            transform(stamp, self.p["camera_frame"], self.p["camera_optical_frame"], xyzw=OPTICAL_ROTATION),
-            transform(stamp, base, self.p["scan_frame"], (0.0, 0.0, scan_height)),
-        ]))
+            transform(stamp, self.p[parent], self.p[child], xyz, xyzw)
+            for parent, child, xyz, xyzw in static_frames(robot_radius, scan_height)]))
 
     def _publish_image(self, rgb: np.ndarray, stamp) -> None:
         frame = self.p["camera_optical_frame"]

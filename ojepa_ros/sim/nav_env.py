@@ -24,6 +24,11 @@ from ojepa_ros.sim.rooms_world import (
     topdown_window)
 
 
+def scan_angles(beams: int) -> np.ndarray:
+    """Body-frame angles of the scanner's beams over 360 degrees: beam 0 straight back (-pi), counter-clockwise."""
+    return -np.pi + 2 * np.pi * np.arange(beams) / beams
+
+
 @dataclass
 class NavEnvConfig:
     image_width: int = 64
@@ -36,8 +41,9 @@ class NavEnvConfig:
     robot_radius: float = 0.18
     goal_tolerance: float = 0.3
     max_steps: int = 400
-    scan_beams: int = 180        # over 360 degrees, beam 0 straight back (angle -pi), counter-clockwise
+    scan_beams: int = 180        # over 360 degrees (scan_angles)
     scan_range: float = 4.0      # m; farther returns read +inf
+    scan_range_min: float = 0.05  # m: the LaserScan's range_min
     scan_height: float = 0.15    # m above the floor: sees furniture, not the floor
 
 
@@ -53,8 +59,7 @@ class RoomsNavEnv(gym.Env):
         self._substeps = max(1, round(c.control_dt / c.physics_dt))
         self._camera_option = mujoco.MjvOption()
         self._camera_option.geomgroup[ROBOT_GEOM_GROUP] = 0  # the robot must not block its own view
-        angles = -np.pi + 2 * np.pi * np.arange(c.scan_beams) / c.scan_beams
-        self.scan_angles = angles
+        angles = self.scan_angles = scan_angles(c.scan_beams)
         self._scan_dirs = np.stack((np.cos(angles), np.sin(angles), np.zeros_like(angles)), axis=1)
         self.set_layout(layout or default_layout())
         self._command = np.zeros(2)

@@ -6,6 +6,7 @@ The four-room world here is one named member of the generated family in sim/worl
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +19,23 @@ ROBOT_YAW_INERTIA = 0.1
 MAX_FORCE = 10.0  # N: 2 m/s^2 at 5 kg, so acceleration is physical
 MAX_TORQUE = 0.6  # N m: 6 rad/s^2
 VELOCITY_TIME_CONSTANT = 0.01  # s: stiff tracking keeps side slip under 1 cm/s in tight turns
+ROBOT_BODY_HALF_HEIGHT = 0.075  # m: the collision cylinder's half-height
+ROBOT_BODY_Z = 0.085  # m: its centre above the floor (so it clears the floor by 1 cm)
+WHEEL_RADIUS = 0.05
+WHEEL_HALF_WIDTH = 0.015
+WHEEL_INSET = 0.005  # m: wheel centres this far inside the rim, just proud of the body
+ROBOT_RGBA = (0.95, 0.95, 0.95, 1)
+WHEEL_RGBA = (0.1, 0.1, 0.1, 1)
 CAMERA_HEIGHT = 0.25
+CAMERA_FORWARD = 0.5  # of the radius: the camera sits half-way to the rim
 CAMERA_PITCH_DOWN = 0.17  # rad, about 10 degrees
+SUN_DIRECTION = (0.3, 0.2, -1.0)
+SUN_DIFFUSE = 0.4
+AMBIENT = 0.45  # the headlight's ambient light
 TOPDOWN_MARGIN = 0.2
+GROUND_Z = (-0.013, -0.011)  # m: the grey square's bottom and top, under the rooms' floors
+FLOOR_Z = (-0.01, 0.0)  # m: each room's coloured floor (scenery; nothing collides with it)
+GROUND_RGBA = (0.5, 0.5, 0.5, 1)
 
 
 @dataclass(frozen=True)
@@ -235,6 +250,30 @@ def topdown_window(layout: RoomsLayout) -> tuple[float, float, float]:
     return (xmin + xmax - span) / 2, (ymin + ymax - span) / 2, span
 
 
+def camera_position(robot_radius: float) -> tuple[float, float, float]:
+    """Where the camera sits in the robot's frame (x forward, z up; the frame's origin on the floor)."""
+    return (robot_radius * CAMERA_FORWARD, 0.0, CAMERA_HEIGHT)
+
+
+# camera_link -> optical frame: the fixed REP-103 rotation (roll -90 deg, yaw -90 deg), x y z w.
+OPTICAL_ROTATION = (-0.5, 0.5, -0.5, 0.5)
+
+
+def static_frames(robot_radius: float, scan_height: float) -> list[tuple[str, str, tuple, tuple]]:
+    """The robot's fixed frames as (parent, child, xyz, quaternion xyzw), named by sim_node's frame parameters:
+    base -> camera (its mount, pitched down), camera -> optical frame, base -> scanner (at the base's centre)."""
+    half = CAMERA_PITCH_DOWN / 2.0  # a positive pitch about y tilts x (forward) down
+    return [("base_frame", "camera_frame", camera_position(robot_radius), (0.0, math.sin(half), 0.0, math.cos(half))),
+            ("camera_frame", "camera_optical_frame", (0.0, 0.0, 0.0), OPTICAL_ROTATION),
+            ("base_frame", "scan_frame", (0.0, 0.0, scan_height), (0.0, 0.0, 0.0, 1.0))]
+
+
+def pinhole(width: int, height: int, fovy_deg: float) -> tuple[float, float, float]:
+    """(f, cx, cy) of the ideal pinhole MuJoCo renders with vertical field of view fovy and square pixels,
+    pixel centres at integer coordinates."""
+    return (height / 2.0) / math.tan(math.radians(fovy_deg) / 2.0), (width - 1) / 2.0, (height - 1) / 2.0
+
+
 def _fmt(*values: float) -> str:
     return " ".join(f"{v:.6g}" for v in values)
 
@@ -261,7 +300,8 @@ def _robot_xml(radius: float, camera_fovy: float) -> str:
 
     The camera sits half-way to the rim: a robot touching a wall still has it ~9 cm from the wall.
     """
-    wheel_y = radius - 0.005  # just proud of the body, so the top-down view shows them
+    wheel_y = radius - WHEEL_INSET
+    wheel = f'type="cylinder" size="{_fmt(WHEEL_RADIUS, WHEEL_HALF_WIDTH)}" rgba="{_fmt(*WHEEL_RGBA)}"'
     up = (np.sin(CAMERA_PITCH_DOWN), 0.0, np.cos(CAMERA_PITCH_DOWN))
     scenery = f'group="{ROBOT_GEOM_GROUP}" contype="0" conaffinity="0"'
     return f"""
@@ -269,15 +309,14 @@ def _robot_xml(radius: float, camera_fovy: float) -> str:
       <joint name="robot_x" type="slide" axis="1 0 0"/>
       <joint name="robot_y" type="slide" axis="0 1 0"/>
       <joint name="robot_yaw" type="hinge" axis="0 0 1"/>
-      <inertial pos="0 0 0.085" mass="{ROBOT_MASS}" diaginertia="{_fmt(*[ROBOT_YAW_INERTIA] * 3)}"/>
-      <geom name="robot_collision" type="cylinder" size="{_fmt(radius)} 0.075" pos="0 0 0.085"
-            rgba="0.95 0.95 0.95 1" group="{ROBOT_GEOM_GROUP}" contype="1" conaffinity="1"/>
+      <inertial pos="0 0 {_fmt(ROBOT_BODY_Z)}" mass="{ROBOT_MASS}" diaginertia="{_fmt(*[ROBOT_YAW_INERTIA] * 3)}"/>
+      <geom name="robot_collision" type="cylinder" size="{_fmt(radius, ROBOT_BODY_HALF_HEIGHT)}"
+            pos="0 0 {_fmt(ROBOT_BODY_Z)}"
+            rgba="{_fmt(*ROBOT_RGBA)}" group="{ROBOT_GEOM_GROUP}" contype="1" conaffinity="1"/>
       <geom type="box" size="0.04 0.04 0.01" pos="{_fmt(radius * 0.6)} 0 0.17" rgba="1 0.3 0 1" {scenery}/>
-      <geom type="cylinder" size="0.05 0.015" pos="0 {_fmt(wheel_y)} 0.05" euler="90 0 0"
-            rgba="0.1 0.1 0.1 1" {scenery}/>
-      <geom type="cylinder" size="0.05 0.015" pos="0 {_fmt(-wheel_y)} 0.05" euler="90 0 0"
-            rgba="0.1 0.1 0.1 1" {scenery}/>
-      <camera name="robot_camera" pos="{_fmt(radius / 2, 0, CAMERA_HEIGHT)}" xyaxes="0 -1 0 {_fmt(*up)}"
+      <geom {wheel} pos="0 {_fmt(wheel_y, WHEEL_RADIUS)}" euler="90 0 0" {scenery}/>
+      <geom {wheel} pos="0 {_fmt(-wheel_y, WHEEL_RADIUS)}" euler="90 0 0" {scenery}/>
+      <camera name="robot_camera" pos="{_fmt(*camera_position(radius))}" xyaxes="0 -1 0 {_fmt(*up)}"
               fovy="{_fmt(camera_fovy)}"/>
     </body>"""
 
@@ -299,10 +338,10 @@ def build_mjcf(layout: RoomsLayout, image_width: int, image_height: int, camera_
     """
     x0, y0, span = topdown_window(layout)
     middle = (x0 + span / 2, y0 + span / 2)
-    scenery = _box_geom("ground", middle, (span / 2, span / 2), (-0.013, -0.011), (0.5, 0.5, 0.5, 1), False)
+    scenery = _box_geom("ground", middle, (span / 2, span / 2), GROUND_Z, GROUND_RGBA, False)
     scenery += "".join(
         _box_geom(f"{r.name}_floor", ((r.xmin + r.xmax) / 2, (r.ymin + r.ymax) / 2),
-                  ((r.xmax - r.xmin) / 2, (r.ymax - r.ymin) / 2), (-0.01, 0.0), r.floor_rgba, False)
+                  ((r.xmax - r.xmin) / 2, (r.ymax - r.ymin) / 2), FLOOR_Z, r.floor_rgba, False)
         for r in layout.rooms)
     obstacles = "".join(_box_geom(b.name, b.center, b.half_size, (0.0, b.height), b.rgba, True, b.shape)
                         for b in layout.obstacles)
@@ -316,12 +355,12 @@ def build_mjcf(layout: RoomsLayout, image_width: int, image_height: int, camera_
   <visual>
     <global offwidth="{off}" offheight="{off}"/>
     <map znear="0.001" zfar="5"/>
-    <headlight ambient="0.45 0.45 0.45" diffuse="0.35 0.35 0.35" specular="0 0 0"/>
+    <headlight ambient="{_fmt(*[AMBIENT] * 3)}" diffuse="0.35 0.35 0.35" specular="0 0 0"/>
     <quality shadowsize="0"/>
   </visual>
   <worldbody>
-    <light name="sun" directional="true" castshadow="false" pos="0 0 10" dir="0.3 0.2 -1"
-           diffuse="0.4 0.4 0.4" specular="0 0 0"/>
+    <light name="sun" directional="true" castshadow="false" pos="0 0 10" dir="{_fmt(*SUN_DIRECTION)}"
+           diffuse="{_fmt(*[SUN_DIFFUSE] * 3)}" specular="0 0 0"/>
     <camera name="topdown" projection="orthographic" fovy="{_fmt(span)}" pos="{_fmt(*middle, 20)}"/>\
 {scenery}{obstacles}{_robot_xml(robot_radius, camera_fovy)}
   </worldbody>
