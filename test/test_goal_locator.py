@@ -50,8 +50,14 @@ def test_homing_searches_a_full_turn_then_places_the_goal_in_the_odometry_frame(
             break
         yaw += 0.1
     assert found is not None and step >= int(2 * math.pi / 0.1)  # not before one whole turn
-    # every sighting says "2 m straight ahead" from (1, 1): the weighted mean of those points, on a circle
-    assert math.hypot(found[0] - 1.0, found[1] - 1.0) <= 2.0
+    # every sighting says "2 m straight ahead" from (1, 1): the first of the turn's equally sure ones, at yaw 0
+    np.testing.assert_allclose(found, [3.0, 1.0], atol=1e-6)
+    # tracking: a sighting near the estimate joins it, one far from it (a look-alike view) does not
+    homing.update(np.array([2.0, 1.0, 0.0]), torch.zeros(4))  # says (4, 1): 1 m off, within half of its 2 m
+    assert 3.0 < homing.estimate[0] < 4.0
+    before = homing.estimate.copy()
+    homing.update(np.array([1.0, 1.0, math.pi / 2]), torch.zeros(4))  # says (1, 3): far from the estimate
+    np.testing.assert_allclose(homing.estimate, before)
 
 
 def test_homing_without_a_confident_sighting_keeps_looking():
@@ -72,7 +78,7 @@ def test_policy_turns_in_place_to_search_then_plans_to_the_located_goal(tiny_mod
     first = policy.act(torch.zeros(model.cfg.embed_dim), (0.0, 0.0), odom_xy=(0.0, 0.0))
     assert first.source == "search" and first.command[0] == 0.0 and first.command[1] > 0
     assert abs(first.command[1]) <= float(policy.limiter.max_velocity[1])
-    policy.homing.searching = False  # as after a whole turn with this sighting
+    policy.homing.search_turn = 0.0  # as if the search's whole turn were done (a zero state never turns)
     step = policy.act(torch.zeros(model.cfg.embed_dim), (0.0, 0.0), odom_xy=(0.0, 0.0))
     assert step.source in ("mode2", "mode1") and step.status == "ok" and "goal_distance" in step.cost_terms
 

@@ -1,10 +1,12 @@
 """Homing on a goal image: look around for it, then drive to where the goal locator says it was taken.
 
-Search: the robot turns in place one full turn, and every view's sighting (core/goal_locator.py) that is
-confident enough is placed in the odometry frame. Track: the goal is the weighted mean of those placements,
-each weighted by confidence / (0.2 m + its distance)^2, so the near views, which the locator reads best,
-decide the end. The pose planner steers toward that point; it is reached within the goal tolerance, like a
-pose goal. Only relative odometry is used: no position is looked up in anything learned.
+Search: the robot turns in place one full turn; the most confident sighting (core/goal_locator.py) of the
+turn, placed in the odometry frame, is the first estimate. Track: later sightings that are confident enough
+and land near the estimate (within GATE, or half their distance) join a weighted mean, each weighted by
+confidence / (0.2 m + its distance)^2, so the near views, which the locator reads best, decide the end; a
+sighting far from the estimate is taken for a look-alike view and ignored. The pose planner steers toward
+the estimate; it is reached within the goal tolerance, like a pose goal. Only relative odometry is used: no
+position is looked up in anything learned.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor
 from ojepa_ros.core.goal_locator import GoalLocator
 
 NEAR_WEIGHT = 0.2  # m added to a sighting's distance in its weight
+GATE = 0.5  # m: a tracked sighting farther than this (or half its distance) from the estimate is ignored
 
 
 class GoalHoming:
@@ -32,6 +35,7 @@ class GoalHoming:
     def reset(self) -> None:
         self.turned, self.searching, self._yaw = 0.0, True, None
         self._weight, self._sum = 0.0, np.zeros(2)
+        self._best: tuple[float, np.ndarray, float] | None = None  # the search's (confidence, placement, weight)
 
     def start(self, goal_features: Tensor) -> None:
         self.goal = goal_features
@@ -52,10 +56,19 @@ class GoalHoming:
         if sight.confidence >= self.confidence:
             c, s = math.cos(pose[2]), math.sin(pose[2])
             rx, ry = sight.relative_xy
-            weight = sight.confidence / (NEAR_WEIGHT + math.hypot(rx, ry)) ** 2
-            self._weight += weight
-            self._sum += weight * (np.asarray(pose[:2], dtype=float) + (c * rx - s * ry, s * rx + c * ry))
+            distance = math.hypot(rx, ry)
+            placed = np.asarray(pose[:2], dtype=float) + (c * rx - s * ry, s * rx + c * ry)
+            weight = sight.confidence / (NEAR_WEIGHT + distance) ** 2
+            if self.searching:
+                if self._best is None or sight.confidence > self._best[0]:
+                    self._best = (sight.confidence, placed, weight)
+            elif np.hypot(*(placed - self.estimate)) <= max(GATE, 0.5 * distance):
+                self._weight += weight
+                self._sum += weight * placed
         if self.searching and self.turned >= self.search_turn:
-            self.searching = self._weight == 0
             self.turned = 0.0  # nothing seen in a whole turn: look again
+            if self._best is not None:
+                self.searching = False
+                _, placed, self._weight = self._best
+                self._sum = self._weight * placed
         return None if self.searching else self.estimate
