@@ -1,4 +1,5 @@
-"""Progress checker and recovery behaviours (core/recovery.py) on synthetic inputs, and their hook in MpcPolicy."""
+"""Progress checker and recovery behaviours (core/recovery.py) on synthetic inputs, their hook in MpcPolicy, and
+the actor recovering in the real simulator over DDS."""
 
 from __future__ import annotations
 
@@ -7,11 +8,20 @@ import math
 import numpy as np
 import pytest
 import torch
+from nav_msgs.msg import Odometry
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import LaserScan
+from std_msgs.msg import Bool, String
+from visualization_msgs.msg import Marker
 
 from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.recovery import (REAR_CLEARANCE, BackUp, ProgressChecker, Recovery, RecoveryConfig, Spin,
                                      Surroundings, Wait)
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
+from ojepa_ros.nodes.actor_node import ActorNode
+from ojepa_ros.nodes.perception_node import PerceptionNode
+from ojepa_ros.nodes.sim_node import SimNode
 
 DT = 0.1
 GOAL = np.array([3.0, 1.0])
@@ -257,3 +267,45 @@ def test_wait_clears_the_perceived_obstacles_and_recovery_can_be_switched_off():
     assert tiny_policy(recovery_enabled=False).recovery is None
     with pytest.raises(ValueError, match="backup_speed"):
         tiny_policy(backup_speed=2.0)
+
+
+@pytest.mark.parametrize("rear_blocked", [False, True])
+def test_a_robot_boxed_in_front_in_the_real_sim_recovers_and_says_so(graph, tiny_model_path, rear_blocked):
+    """sim_node, perception_node and actor_node over DDS; a box 0.17 m in front of the robot's rim (and, in one
+    case, one 0.12 m behind it). Limited to 0.05 m/s the robot cannot make progress: a recovery starts, with one
+    status line; it backs up when the scan shows the rear free, and spins instead when it does not. No contact."""
+    def node(cls, **values):
+        return graph.add(cls(parameter_overrides=[Parameter("use_sim_time", value=True),
+                                                  *(Parameter(k, value=v) for k, v in values.items())]))
+
+    node(SimNode, start_pose=[2.0, 2.0, 0.0], scan_rate=20.0)
+    node(PerceptionNode, model_path=str(tiny_model_path))
+    actor = node(ActorNode, model_path=str(tiny_model_path), hierarchical=False, mode1="none", weight_critic=0.0,
+                 num_samples=32, horizon=8, max_linear_velocity=0.05, movement_time_allowance=1.0)
+    statuses, scans = graph.collect(String, "/ojepa/actor_status"), graph.collect(LaserScan, "/scan")
+    contacts, odoms = graph.collect(Bool, "/collision"), graph.collect(Odometry, "/odom")
+    dropper = graph.add(Node("box_dropper")).create_publisher(Marker, "/sim/obstacles", 10)
+    boxes = [(2.45, 2.0)] + ([(1.6, 2.0)] if rear_blocked else [])
+    for i, (x, y) in enumerate(boxes):
+        box = Marker(type=Marker.CUBE, action=Marker.ADD, ns="test", id=i)
+        box.header.frame_id = "odom"
+        box.pose.position.x, box.pose.position.y = x, y
+        box.scale.x, box.scale.y, box.scale.z = 0.2, 0.6, 0.5
+        dropper.publish(box)
+
+    def seen(bearing: float) -> float:
+        scan = scans[-1]
+        return scan.ranges[round((bearing - scan.angle_min) / scan.angle_increment) % len(scan.ranges)]
+
+    graph.wait_for(lambda: scans and seen(0.0) < 0.4 and (seen(math.pi) < 0.4) == rear_blocked, 20.0, "the boxes")
+    actor.set_parameters([Parameter("goal_x", value=3.5), Parameter("goal_y", value=2.0),
+                          Parameter("goal_active", value=True)])
+    graph.wait_for(lambda: any(s.data.startswith("recovery: ") for s in statuses), 30.0, "a recovery")
+    line = next(s.data for s in statuses if s.data.startswith("recovery: "))
+    x_then = odoms[-1].pose.pose.position.x
+    if rear_blocked:
+        assert line.startswith("recovery: spin #1 (no progress") and "skipped back_up: an obstacle" in line, line
+    else:
+        assert line.startswith("recovery: back_up #1 (no progress"), line
+        graph.wait_for(lambda: odoms[-1].pose.pose.position.x < x_then - 0.05, 10.0, "the robot to back up")
+    assert not any(c.data for c in contacts)

@@ -34,19 +34,36 @@ TIME_SLACK = 1.0  # s: a behaviour gives up after twice its nominal time plus th
 EPS = 1e-9  # s, m: sums of control steps land a hair off the round numbers they add up to
 
 BEHAVIOURS = ("back_up", "spin", "wait")
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """The recovery's settings (SI units); all but the footprint are actor_node parameters (RECOVERY_DEFAULTS)."""
+
+    required_movement_radius: float = 0.25  # m the robot must move within movement_time_allowance ...
+    required_movement_angle: float = 0.5  # rad ... or turn toward the goal
+    movement_time_allowance: float = 6.0  # s
+    backup_distance: float = 0.15  # m
+    backup_speed: float = 0.1  # m/s
+    spin_angle: float = 1.57  # rad, at most
+    spin_speed: float = 0.8  # rad/s
+    wait_duration: float = 1.0  # s
+    max_recoveries: int = 4  # recoveries in a row without progress before the goal fails
+    behaviours: tuple[str, ...] = BEHAVIOURS  # tried in this order at each recovery (some of BEHAVIOURS, each once)
+    footprint_radius: float = 0.18  # m: the round footprint the back-up sweeps
+
+    @classmethod
+    def from_params(cls, p: dict, footprint_radius: float) -> RecoveryConfig:
+        """From a flat dict named as RECOVERY_DEFAULTS (other keys ignored)."""
+        return cls(**{f.name: p[f.name] for f in fields(cls) if f.name in p},
+                   behaviours=tuple(p.get("recovery_behaviours", BEHAVIOURS)), footprint_radius=footprint_radius)
+
+
 # The actor's recovery settings (config/agent.yaml, actor_node), merged into mpc.DEFAULTS; inclusive ranges.
 RECOVERY_DEFAULTS: dict[str, float | int | bool | list[str]] = {
-    "recovery_enabled": True,           # progress checker + back up / spin / wait; false: the planner alone
-    "recovery_behaviours": list(BEHAVIOURS),  # tried in this order at each recovery (a subset, each once)
-    "required_movement_radius": 0.25,   # m the robot must move within movement_time_allowance ...
-    "required_movement_angle": 0.5,     # rad ... or turn toward the goal
-    "movement_time_allowance": 6.0,     # s
-    "backup_distance": 0.15,            # m
-    "backup_speed": 0.1,                # m/s
-    "spin_angle": 1.57,                 # rad, at most
-    "spin_speed": 0.8,                  # rad/s
-    "wait_duration": 1.0,               # s
-    "max_recoveries": 4,                # recoveries in a row without progress before the goal fails
+    "recovery_enabled": True,  # false: the planner alone, however long it sits still
+    "recovery_behaviours": list(BEHAVIOURS),
+    **{f.name: f.default for f in fields(RecoveryConfig) if f.name not in ("behaviours", "footprint_radius")},
 }
 RECOVERY_RANGES: dict[str, tuple[float, float]] = {
     "required_movement_radius": (0.01, 2.0),
@@ -64,29 +81,6 @@ RECOVERY_CHECKS = {
     "recovery_behaviours": (lambda v: 0 < len(v) == len(set(v)) and set(v) <= set(BEHAVIOURS),
                             f"must name some of {BEHAVIOURS}, each once"),
 }
-
-
-@dataclass(frozen=True)
-class RecoveryConfig:
-    """The settings of RECOVERY_DEFAULTS (SI units) plus the footprint the back-up sweeps."""
-
-    required_movement_radius: float = 0.25
-    required_movement_angle: float = 0.5
-    movement_time_allowance: float = 6.0
-    backup_distance: float = 0.15
-    backup_speed: float = 0.1
-    spin_angle: float = 1.57
-    spin_speed: float = 0.8
-    wait_duration: float = 1.0
-    max_recoveries: int = 4
-    behaviours: tuple[str, ...] = BEHAVIOURS
-    footprint_radius: float = 0.18
-
-    @classmethod
-    def from_params(cls, p: dict, footprint_radius: float) -> RecoveryConfig:
-        """From a flat dict named as RECOVERY_DEFAULTS (other keys ignored)."""
-        return cls(**{f.name: p[f.name] for f in fields(cls) if f.name in p},
-                   behaviours=tuple(p.get("recovery_behaviours", BEHAVIOURS)), footprint_radius=footprint_radius)
 
 
 @dataclass(frozen=True)
