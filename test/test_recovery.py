@@ -4,6 +4,7 @@ the actor recovering in the real simulator over DDS."""
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from ojepa_ros.core.recovery import (REAR_CLEARANCE, BackUp, ProgressChecker, Re
                                      Surroundings, Wait)
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 from ojepa_ros.nodes.actor_node import ActorNode
+from ojepa_ros.nodes.configurator_node import ConfiguratorNode
 from ojepa_ros.nodes.perception_node import PerceptionNode
 from ojepa_ros.nodes.sim_node import SimNode
 
@@ -309,3 +311,16 @@ def test_a_robot_boxed_in_front_in_the_real_sim_recovers_and_says_so(graph, tiny
         assert line.startswith("recovery: back_up #1 (no progress"), line
         graph.wait_for(lambda: odoms[-1].pose.pose.position.x < x_then - 0.05, 10.0, "the robot to back up")
     assert not any(c.data for c in contacts)
+
+
+def test_the_configurator_ends_a_goal_the_actor_gave_up(graph):
+    """As after `reached`: the same goal may then be sent again."""
+    config = graph.add(ConfiguratorNode())
+    status = graph.add(Node("actor_status_stand_in")).create_publisher(String, "/ojepa/actor_status", 10)
+    config.active_goal = (3.0, 1.5)
+    graph.wait_for(lambda: status.get_subscription_count() > 0, 5.0, "the configurator's subscription")
+    status.publish(String(data="recovery: back_up #1 (no progress for 6.0 s; recovery 1 of 4)"))
+    time.sleep(0.3)
+    assert config.active_goal == (3.0, 1.5)
+    status.publish(String(data="failed: stuck: no progress for 6.0 s after 4 recoveries in a row"))
+    graph.wait_for(lambda: config.active_goal is None, 3.0, "the goal to end")
