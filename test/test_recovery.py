@@ -176,7 +176,8 @@ def test_recovery_runs_back_up_spin_wait_then_hands_back_and_gives_up_after_max_
     recovery = Recovery(RecoveryConfig(max_recoveries=2))
     log, _ = run_recovery(recovery, [1.0, 1.0, 0.0], 400)
     starts = [out.started for out in log if out is not None and out.started]
-    assert [s.split(" (")[0] for s in starts] == ["back_up #1", "spin #2", "wait #3", "back_up #4", "spin #5", "wait #6"]
+    assert [s.split(" (")[0] for s in starts] == ["back_up #1", "spin #2", "wait #3",
+                                                  "back_up #4", "spin #5", "wait #6"]
     assert "no progress for 6.0 s; recovery 1 of 2" in starts[0] and "recovery 2 of 2" in starts[3]
     first = next(i for i, out in enumerate(log) if out is not None)
     assert first == 60 and log[first - 1] is None  # the planner drove until the allowance ran out

@@ -199,7 +199,8 @@ def make_planner(p: Mapping[str, Any], dynamics: Callable, cost: Callable, high:
     return Gradient(*args, steps=steps, lr=lr, **common)
 
 
-CALM_STOPS = ("no_goal", "reached", "failed")  # stops at the comfort ramp; any other reason brakes at the safe-stop rate
+# Stops at the comfort ramp (nothing to do, or a goal given up stuck); any other reason brakes at the safe-stop rate.
+CALM_STOPS = ("no_goal", "reached", "failed")
 
 
 @dataclass

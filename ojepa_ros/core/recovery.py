@@ -3,7 +3,8 @@
 
 ProgressChecker: while a goal is active, the robot must move `required_movement_radius` from where it last made
 progress, or turn `required_movement_angle` toward the goal, within `movement_time_allowance`; else it is stuck.
-Recovery then runs its behaviours in order (`recovery_behaviours`), each bounded in time and distance, and hands back to the planner:
+Recovery then runs its behaviours in order (`recovery_behaviours`), each bounded in time and distance, and hands
+back to the planner:
 
 * BackUp: straight back `backup_distance` at `backup_speed`, only while the footprint swept over the rest of the
   way (plus REAR_CLEARANCE) stays clear of the perceived obstacle points and the scan, with a fresh scan (the
@@ -13,15 +14,15 @@ Recovery then runs its behaviours in order (`recovery_behaviours`), each bounded
   while the camera perceives afresh.
 
 A bumper contact while driving starts the same sequence at once, after holding still up to `wait_duration` for
-the bumper to release. `max_recoveries` recoveries with no progress
-in between abort the goal. The collision monitor zeroes every command while the bumper is pressed, so no
-behaviour moves then. Commands here are requests: the policy sends them through its CommandLimiter.
+the bumper to release. `max_recoveries` recoveries with no progress in between abort the goal. The collision
+monitor zeroes every command while the bumper is pressed, so no behaviour moves then. Commands here are
+requests: the policy sends them through its CommandLimiter.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -241,10 +242,9 @@ class RecoveryStep:
 
     command: np.ndarray  # (v, w) requested (before the limiter)
     behaviour: str  # back_up | spin | wait | hold (for the bumper to release after a contact) | failed
-    started: str = ""  # "<behaviour> #n: why ..." on the step a behaviour starts, else ""
+    started: str = ""  # "<behaviour> #n (why ...)" on the step a behaviour starts, else ""
     clear_obstacles: bool = False  # forget the perceived obstacle points now (Wait's start)
     failed: str = ""  # "stuck: ..." when the goal is given up
-    skipped: list[str] = field(default_factory=list)  # behaviours passed over this step, each with why
 
 
 class Recovery:
@@ -310,7 +310,7 @@ class Recovery:
             if self._active is not None:
                 command = self._active.command(s, dt)
                 if command is not None:
-                    return RecoveryStep(command, self._active.name, started, clear, skipped=skipped)
+                    return RecoveryStep(command, self._active.name, started, clear)
                 self._active = None
             if not self._queue:
                 self.checker.rebase(s.pose, goal)  # the planner's progress is judged from here
