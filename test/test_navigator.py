@@ -54,6 +54,19 @@ def test_recoveries_are_counted_once_each_and_faults_abort_only_when_they_last()
     assert goal.outcome(1e6).state == "aborted"  # timeout 0: no limit, the fault decides
 
 
+def test_a_goal_the_actor_gives_up_is_aborted_with_its_reason():
+    goal = NavigationGoal(1.0, 2.0, 0.0, started=0.0, timeout=60.0)
+    goal.on_status("failed: stuck: an earlier goal's", 0.5)
+    assert goal.outcome(0.5) is None
+    goal.acknowledge(1.0, 2.0)
+    for t, status in enumerate(["active", "recovery: back_up #1 (no progress for 6.0 s; recovery 1 of 1)"]):
+        goal.on_status(status, 1.0 + t)
+    assert goal.outcome(3.0) is None and goal.recoveries == 1
+    goal.on_status("failed: stuck: no progress for 6.0 s after 1 recoveries in a row", 9.0)
+    outcome = goal.outcome(9.0)
+    assert outcome.state == "aborted" and outcome.code == UNKNOWN and "after 1 recoveries" in outcome.message
+
+
 def test_timeout_and_an_untaken_goal_abort_with_their_codes():
     goal = NavigationGoal(3.0, 4.0, 0.0, started=100.0, timeout=30.0)
     assert goal.distance(0.0, 0.0) == pytest.approx(5.0)

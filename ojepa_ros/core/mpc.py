@@ -33,6 +33,8 @@ from ojepa_ros.core.costs import (Acceleration, Backward, Collision, CostContext
                                   GoalEmbedding, Heading, Objective, PerceivedObstacles, Speed, default_terms)
 from ojepa_ros.core.critic import Critic, critic_beside, load_critic
 from ojepa_ros.core.planners import CEM, MPPI, RISKS, DeadlineMissed, Gradient, Planner
+from ojepa_ros.core.recovery import (RECOVERY_CHECKS, RECOVERY_DEFAULTS, RECOVERY_RANGES, Recovery, RecoveryConfig,
+                                     RecoveryStep, Surroundings)
 from ojepa_ros.core.roadmap import Roadmap, load_roadmap, roadmap_beside
 from ojepa_ros.core.safety import ROBOT_LIMITS, CommandLimiter
 from ojepa_ros.core.world_model import WorldModel
@@ -78,15 +80,17 @@ DEFAULTS: dict[str, float | int | str] = {
     # weight_<term> of every cost term, from the terms themselves (goal_distance 1, heading 0.5, collision 50,
     # speed 1, backward 20, acceleration 0.1, energy 0.05); guardrail weights cannot go below 0.1 x these defaults.
     **{f"weight_{term.name}": term.default_weight for term in default_terms()},
+    **RECOVERY_DEFAULTS,              # progress checker and recovery behaviours (core/recovery.py)
 }
 SOFT_SPEED_FRACTION = 0.8  # the Speed guardrail starts charging at this fraction of the hard limits
 PLANNERS = ("mppi", "cem", "gradient", "mppi_gradient", "cem_gradient")
 GRADIENT_FREE = ("mppi", "cem")  # the planners that can roll out on onnxruntime
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}  # pays off with AMX / AVX512-BF16 / tensor cores
 MODE1_USES = ("none", "warm_start", "alone")  # not off/on: YAML would read those as booleans
-# Settings for the low level alone (flat Mode-2, no critic): needs no roadmap, Mode-1 or critic file. For
+# Settings for the low level alone (flat Mode-2, no critic, no recovery): needs no roadmap, Mode-1 or critic file. For
 # teachers, baselines without those files, benches and tests.
-LOW_LEVEL_ONLY: dict[str, Any] = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0}
+LOW_LEVEL_ONLY: dict[str, Any] = {"hierarchical": False, "mode1": "none", "weight_critic": 0.0,
+                                  "recovery_enabled": False}
 # Inclusive ranges of the numeric settings that guard the robot or the control rate, for from_config and
 # actor_node's parameters alike (there also as ROS descriptor ranges, which `ros2 param describe` shows).
 # Velocities and accelerations stop at the robot's hardware limits (core/safety.py ROBOT_LIMITS).
@@ -107,6 +111,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "obstacle_memory": (1, 600),
     "image_goal_confidence": (0.05, 0.99),
     "image_goal_search_rate": (0.1, ROBOT_LIMITS.angular_velocity),
+    **RECOVERY_RANGES,
 }
 # Model rollout steps per second of control (horizon x num_samples x max(1, latent_draws) x iterations x
 # control rate) that actor_node accepts: 1024 x 16 at 10 Hz, measured at ~63 ms a step on one thread of the
@@ -144,6 +149,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "precision": (lambda v: v in PRECISIONS, f"must be one of {tuple(PRECISIONS)}"),
     "hierarchical": (lambda v: isinstance(v, bool), "must be true or false"),
     "local_route": (lambda v: isinstance(v, bool), "must be true or false"),
+    **RECOVERY_CHECKS,
     "mode1": (lambda v: v in MODE1_USES, f"must be one of {MODE1_USES}"),
     "cem_elite_fraction": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
     "cem_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
@@ -193,23 +199,25 @@ def make_planner(p: Mapping[str, Any], dynamics: Callable, cost: Callable, high:
     return Gradient(*args, steps=steps, lr=lr, **common)
 
 
-CALM_STOPS = ("no_goal", "reached")  # stops at the comfort ramp; any other reason brakes at the safe-stop rate
+# Stops at the comfort ramp (nothing to do, or a goal given up stuck); any other reason brakes at the safe-stop rate.
+CALM_STOPS = ("no_goal", "reached", "failed")
 
 
 @dataclass
 class PolicyStep:
     command: np.ndarray  # [2] (v, w) after the limiter: the only thing to send to the base
     raw_command: np.ndarray  # [2] what the planner asked for
-    status: str  # ok | no_goal | reached | invalid_state | invalid_plan
+    status: str  # ok | no_goal | reached | invalid_state | invalid_plan | recovery | failed (given up: stuck)
     plan_poses: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # [T,3] probe poses of the plan
     cost_terms: dict[str, float] = field(default_factory=dict)  # weighted cost of the chosen plan per term
     plan_ms: float = 0.0
     source: str = "mode2"  # who chose the command: mode2 | mode1 (alone, or Mode-2 missed its deadline) | search
-                           # (turning in place to find an image goal)
+                           # (turning in place to find an image goal) | recovery
     subgoal: np.ndarray | None = None  # [2] the low level's target when the high level runs
     route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [S,2] the remaining subgoal route
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [P,2] perceived obstacle points
     local_route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [K,2] the route around them
+    recovery: str = ""  # a recovery's start ("<behaviour> #n (why ...)"), the behaviour running, or why it failed
 
 
 class MpcPolicy:
@@ -220,7 +228,8 @@ class MpcPolicy:
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
                  image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, local_route: bool = False,
-                 homing: GoalHoming | None = None, search_rate: float = 1.0) -> None:
+                 homing: GoalHoming | None = None, search_rate: float = 1.0,
+                 recovery: Recovery | None = None) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
         mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1).
         homing: image goals are searched for and driven to as positions (else: the GoalEmbedding divergence)."""
@@ -245,6 +254,7 @@ class MpcPolicy:
         margin = obstacles_term.margin + obstacles_term.robot_radius
         self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
         self.router = LocalRouter(margin) if local_route else None
+        self.recovery = recovery  # None: the planner alone, however long it sits still
 
     @classmethod
     def from_config(cls, model: WorldModel, params: Mapping[str, Any], seed: int | None = None,
@@ -299,7 +309,9 @@ class MpcPolicy:
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
                    image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]),
                    local_route=bool(p["local_route"]), search_rate=float(p["image_goal_search_rate"]),
-                   homing=None if locator is None else GoalHoming(locator, float(p["image_goal_confidence"])))
+                   homing=None if locator is None else GoalHoming(locator, float(p["image_goal_confidence"])),
+                   recovery=Recovery(RecoveryConfig.from_params(p, PerceivedObstacles().robot_radius))
+                   if p["recovery_enabled"] else None)
 
     @classmethod
     def from_files(cls, model: WorldModel, model_path: str | Path, params: Mapping[str, Any],
@@ -335,6 +347,8 @@ class MpcPolicy:
             self.planner.reset()  # a plan toward the old goal is a poor warm start
             if self.high_level is not None:
                 self.high_level.reset()
+            if self.recovery is not None:
+                self.recovery.reset()
         self.goal, self.goal_features = goal, None
 
     def set_goal_image(self, goal_state: Tensor) -> None:
@@ -355,6 +369,8 @@ class MpcPolicy:
         self.planner.reset()
         if self.high_level is not None:
             self.high_level.reset()
+        if self.recovery is not None:
+            self.recovery.reset()
 
     def reset(self) -> None:
         """A new episode: no goal, no warm start, no remembered obstacles, the limiter starts from standstill."""
@@ -381,10 +397,11 @@ class MpcPolicy:
 
     @torch.no_grad()
     def act(self, state: Tensor, current_velocity: Sequence[float], odom_xy: Sequence[float] | None = None,
-            dt: float | None = None, contact: bool = False) -> PolicyStep:
+            dt: float | None = None, contact: bool = False, scan: np.ndarray | None = None) -> PolicyStep:
         """Plan from `state` [D]; `current_velocity` (v, w) is what the base does now (the acceleration
         term's reference); `odom_xy` ends the task within goal_tolerance; `dt` defaults to the model's;
-        `contact`: the bumper reports touching something now."""
+        `contact`: the bumper reports touching something now; `scan`: [N, 2] range-scan points in the base frame
+        (None: no fresh scan), which the recovery's back-up checks the rear against."""
         dt = self.model.cfg.dt if dt is None else dt
         if self.goal is None and self.goal_features is None:
             return self.stop("no_goal", dt)
@@ -417,6 +434,13 @@ class MpcPolicy:
         self.memory.add(pose, self.model.ranges(state).cpu().numpy())
         self.memory.add_contact(pose, self._rim if contact else 0.0, forward=float(self.limiter.last[0]) >= 0)
         points = self.memory.points()
+        # -- recovery hook (core/recovery.py): no progress, or a contact while driving: a bounded behaviour drives --
+        if self.recovery is not None and self.goal is not None:
+            recovering = self.recovery.step(Surroundings(pose, points, scan, contact), self.goal.numpy(),
+                                            self.limiter.last, dt)
+            if recovering is not None:
+                return self._recovery_step(recovering, dt)
+        # -- end of the recovery hook --
         local_route = np.zeros((0, 2))
         if self.router is not None and target is not None:
             target = torch.as_tensor(self.router.subgoal(pose[:2], target.cpu().numpy(), points), dtype=torch.float32)
@@ -456,3 +480,16 @@ class MpcPolicy:
                           cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms, source=source,
                           subgoal=subgoal, route=route, obstacles=obstacles.cpu().numpy().astype(float),
                           local_route=local_route)
+
+    def _recovery_step(self, step: RecoveryStep, dt: float) -> PolicyStep:
+        """The recovery's request through the limiter, or the stop of a goal given up; Wait's start forgets the
+        perceived obstacle points, so the camera perceives them afresh."""
+        if step.clear_obstacles:
+            self.memory.reset()
+        if step.failed:
+            stop = self.stop("failed", dt)
+            stop.recovery = step.failed
+            return stop
+        self.planner.reset()  # the plan from before the recovery is no warm start from where it leaves the robot
+        return PolicyStep(command=self.limiter.limit(step.command, dt), raw_command=step.command.astype(float),
+                          status="recovery", source="recovery", recovery=step.started or step.behaviour)

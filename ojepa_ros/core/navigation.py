@@ -1,9 +1,10 @@
 """One NavigateToPose goal's bookkeeping, ROS-free: what the navigator node reports and when the goal ends.
 
 The goal is handed to the actor through the configurator; the actor's status strings (`active`, `reached`,
-`stale: …`, `fault: …`, and `recovery…` where the actor runs recovery behaviours) say how it goes. A goal
-succeeds on `reached` once the configurator has taken it (so an earlier goal's `reached` does not count),
-and is aborted on a fault the actor still reports FAULT_GRACE later, on the configurator not taking it within
+`stale: …`, `fault: …`, `recovery: …` when the actor starts a recovery behaviour and `failed: …` when it gives
+the goal up) say how it goes. A goal succeeds on `reached` once the configurator has taken it (so an earlier
+goal's `reached` does not count), and is aborted on `failed: …` (likewise), on a fault the actor still reports
+FAULT_GRACE later, on the configurator not taking it within
 ACK_TIMEOUT, or on running past its timeout.
 """
 
@@ -36,6 +37,7 @@ class NavigationGoal:
         self.started, self.timeout = started, timeout
         self.acknowledged = False
         self.reached = False
+        self.failed = ""  # the actor's `failed: …` line, once it gave this goal up
         self.recoveries = 0
         self._last_status = ""
         self._fault: tuple[float, str] | None = None  # (since, status) of a fault the actor reports now
@@ -51,6 +53,8 @@ class NavigationGoal:
             self.recoveries += 1
         if status == "reached" and self.acknowledged:
             self.reached = True
+        if status.startswith("failed") and self.acknowledged:
+            self.failed = status
         if not status.startswith("fault"):
             self._fault = None
         elif self._fault is None:
@@ -69,6 +73,8 @@ class NavigationGoal:
         """How the goal ends at `now`, or None while it goes on."""
         if self.reached:
             return Outcome("succeeded")
+        if self.failed:
+            return Outcome("aborted", UNKNOWN, f"the actor gave the goal up: '{self.failed}'")
         if self._fault is not None and now - self._fault[0] >= FAULT_GRACE:
             return Outcome("aborted", UNKNOWN, f"the actor reports '{self._fault[1]}'")
         if not self.acknowledged and now - self.started > ACK_TIMEOUT:

@@ -12,6 +12,10 @@ a guard timer checks it every GUARD_PERIOD between ticks, so the first braking c
 going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
 in the future is refused (one log line a second) and counts as stale at once.
 
+When the planner makes no progress (core/recovery.py), bounded recovery behaviours drive instead, through the
+same limiter; each start is one status line `recovery: <behaviour> #n (why ...)`, and a goal given up is
+`failed: stuck ...` (goal_active is then set false).
+
 While someone subscribes to /ojepa/candidates (RViz), it also draws the planner's candidate rollouts there;
 unwatched, that costs nothing (Nav2's MPPI does the same).
 """
@@ -30,7 +34,7 @@ from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Bool, ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -43,7 +47,8 @@ from ojepa_ros.core.safety import Watchdog, ramp_to_zero, within_bounds
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
-from ojepa_ros.nodes.convert import InputError, odometry_to_array, stamp_to_sec, state_capture_sec, yaw_to_quaternion
+from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_points, stamp_to_sec, state_capture_sec,
+                                     yaw_to_quaternion)
 from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
@@ -137,6 +142,9 @@ class ActorNode(Node):
         self._odom: np.ndarray | None = None
         self._image_goal = False  # driving toward a goal image (until reached or goal_active is set false)
         self._contact = False  # the bumper's latest word: touching something (its points go into the plan)
+        self._scan: tuple[np.ndarray, float] | None = None  # the latest scan's base-frame points and capture time
+        self._failed = ""  # why the last goal was given up (stuck), shown as the status until the next goal
+        self._recoveries = 0  # recovery behaviours started since the node started
         self._last_cmd = np.zeros(2)  # what was last published, and when (monotonic s)
         self._last_pub = time.monotonic()
         self._status = ""
@@ -161,6 +169,7 @@ class ActorNode(Node):
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
         self.create_subscription(Bool, "collision", self._on_bumper, 10)
+        self.create_subscription(LaserScan, "scan", self._on_scan, SENSOR)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         self.create_timer(GUARD_PERIOD, self._guard)
         self.create_timer(1.0, self._publish_diagnostics)
@@ -209,6 +218,8 @@ class ActorNode(Node):
                 self.policy.limiter.last = self._last_cmd.copy()
         elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
             self._image_goal = False
+            if self.p["goal_active"]:
+                self._failed = ""
             if self.p["goal_active"]:
                 self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
             else:
@@ -270,6 +281,20 @@ class ActorNode(Node):
     def _on_bumper(self, msg: Bool) -> None:
         self._contact = bool(msg.data)
 
+    def _on_scan(self, msg: LaserScan) -> None:
+        """The range scan, for the recovery's back-up only (the collision monitor guards every command with it)."""
+        try:
+            self._scan = scan_to_points(msg, self._now(), MAX_FUTURE_STAMP)
+        except InputError as err:
+            self.get_logger().error(f"scan refused: {err}", throttle_duration_sec=1.0)
+            self._scan = None
+
+    def _fresh_scan(self) -> np.ndarray | None:
+        """The latest scan's points if captured within watchdog_timeout, else None (then no back-up)."""
+        if self._scan is None or self._now() - self._scan[1] > self.p["watchdog_timeout"]:
+            return None
+        return self._scan[0]
+
     def _on_goal_image(self, msg: Image) -> None:
         """A goal given as an image (rgb8/bgr8, any size: resized to the model's): encoded with the actor's model,
         it replaces any pose goal; a bad image is refused with one line and changes nothing."""
@@ -289,6 +314,7 @@ class ActorNode(Node):
             self.set_parameters([Parameter("goal_active", value=False)])
         self.policy.set_goal_image(state[0])
         self._image_goal = True
+        self._failed = ""
         self.get_logger().info("goal set as an image")
 
     # -- control loop -------------------------------------------------------------------------
@@ -326,7 +352,7 @@ class ActorNode(Node):
             self._brake()
             return
         if not (self.p["goal_active"] or self._image_goal):
-            self._set_status("idle")
+            self._set_status(f"failed: {self._failed}" if self._failed else "idle")
             if np.any(self.policy.limiter.last != 0):
                 self._publish_command(self.policy.stop("no_goal", dt).command)
             self._publish_candidates(show=False)
@@ -339,7 +365,7 @@ class ActorNode(Node):
             return
         try:
             step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt,
-                                   contact=self._contact)
+                                   contact=self._contact, scan=self._fresh_scan())
         except Exception as err:  # noqa: BLE001 - whatever broke in planning, the base gets the safety stop
             self.get_logger().error(f"planning raised {err.__class__.__name__}: {err}", throttle_duration_sec=1.0)
             self._set_status(f"fault: planning raised {err.__class__.__name__}")
@@ -364,6 +390,18 @@ class ActorNode(Node):
             self._chosen = (step.source, step.cost_terms)
             self._publish_plan(step.plan_poses, started)
             self._publish_subgoals(step.route, step.subgoal)
+        elif step.status == "recovery":
+            if "#" in step.recovery:  # a behaviour starts: "<behaviour> #n (why ...)", one status line each
+                self._recoveries += 1
+                self._set_status(f"recovery: {step.recovery}")
+                self.get_logger().warning(f"recovery: {step.recovery}")
+        elif step.status == "failed":
+            self._failed = step.recovery
+            self._set_status(f"failed: {step.recovery}")
+            self.get_logger().error(f"goal given up: {step.recovery}")
+            self._image_goal = False
+            if self.p["goal_active"]:
+                self.set_parameters([Parameter("goal_active", value=False)])
         else:
             self._set_status(f"fault: {step.status}")
         self._publish_candidates(show=step.status == "ok" and step.source == "mode2")
@@ -454,8 +492,11 @@ class ActorNode(Node):
             "plan_ms_median": float(np.median(plan_ms)) if plan_ms.size else 0.0,
             "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms.size else 0.0,
             "mode1_fallbacks": float(self.policy.fallbacks) if self.policy is not None else 0.0,
+            "recoveries": float(self._recoveries),
+            **self._progress(),
         }
-        level = DiagnosticStatus.OK if self._status in ("idle", "active", "reached") else DiagnosticStatus.WARN
+        level = (DiagnosticStatus.OK if self._status in ("idle", "active", "reached")
+                 else DiagnosticStatus.ERROR if self._status.startswith("failed") else DiagnosticStatus.WARN)
         status = DiagnosticStatus(level=level, name="actor_node: control", message=self._status,
                                   values=[KeyValue(key=k, value=f"{v:.2f}") for k, v in values.items()])
         source, terms = self._chosen  # one tuple swap by the control loop: read whole, never half-updated
@@ -465,6 +506,13 @@ class ActorNode(Node):
         msg = DiagnosticArray(status=[status, plan])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(msg)
+
+    def _progress(self) -> dict[str, float]:
+        """The progress checker's figures: s without progress, recoveries in a row (none without recovery)."""
+        recovery = self.policy.recovery if self.policy is not None else None
+        if recovery is None:
+            return {}
+        return {"no_progress_s": recovery.checker.stalled_s, "recoveries_in_a_row": float(recovery.in_a_row)}
 
     def stop(self) -> None:
         """Shutdown: the last word to the base is zero velocity."""

@@ -24,15 +24,14 @@ from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 
-from ojepa_ros.core.collision_monitor import MonitorConfig, check, scan_points, zone_outline
+from ojepa_ros.core.collision_monitor import MonitorConfig, check, zone_outline
 from ojepa_ros.core.safety import ROBOT_LIMITS
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.qos import SENSOR
-from ojepa_ros.nodes.convert import stamp_to_sec
+from ojepa_ros.nodes.convert import InputError, scan_to_points
 from ojepa_ros.nodes.runtime import run_node
 
 CHECK_PERIOD = 0.02  # s
-MAX_BEAMS = 100_000  # a scan with more is refused: no real planar scanner sends that many
 MAX_FUTURE_STAMP = 0.05  # s
 _D = MonitorConfig()
 PARAMS = {
@@ -93,26 +92,11 @@ class CollisionMonitorNode(Node):
 
     # -- inputs -------------------------------------------------------------------------------
     def _on_scan(self, msg: LaserScan) -> None:
-        now = self._now()
-        stamp = stamp_to_sec(msg.header.stamp)
-        numbers = (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
-        problem = None
-        if len(msg.ranges) == 0 or len(msg.ranges) > MAX_BEAMS:
-            problem = f"{len(msg.ranges)} ranges (1..{MAX_BEAMS} expected)"
-        elif not all(map(math.isfinite, numbers)) or msg.angle_increment == 0 or not 0 <= msg.range_min < msg.range_max:
-            problem = "angles or range limits are not finite, or the increment is 0, or range_min >= range_max"
-        elif abs(msg.angle_increment) * (len(msg.ranges) - 1) > 2 * math.pi + 1e-3:
-            problem = f"{len(msg.ranges)} beams of {msg.angle_increment} rad span more than a full turn"
-        elif stamp > now + MAX_FUTURE_STAMP:
-            problem = f"stamped {stamp - now:.3f} s in the future"
-        if problem:
-            self.get_logger().error(f"scan refused: {problem}", throttle_duration_sec=1.0)
+        try:
+            self._points, self._scan_stamp = scan_to_points(msg, self._now(), MAX_FUTURE_STAMP, self.p["scan_pose"])
+        except InputError as err:
+            self.get_logger().error(f"scan refused: {err}", throttle_duration_sec=1.0)
             self._points = None
-            self._recheck()
-            return
-        self._points = scan_points(np.asarray(msg.ranges), msg.angle_min, msg.angle_increment, msg.range_min,
-                                   msg.range_max, self.p["scan_pose"])
-        self._scan_stamp = min(stamp, now) if stamp > 0 else now
         self._recheck()
 
     def _on_bumper(self, msg: Bool) -> None:

@@ -154,7 +154,7 @@ class ConfiguratorNode(Node):
         self.get_logger().info(f"goal set to ({x:.2f}, {y:.2f})")
 
     def _on_actor_status(self, msg: String) -> None:
-        if msg.data == "reached":
+        if msg.data == "reached" or msg.data.startswith("failed"):  # reached, or given up stuck
             self.active_goal = None
         elif (msg.data == "idle" and self.active_goal is not None
               and time.monotonic() - self._last_push > RESTORE_AFTER):

@@ -8,10 +8,14 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Quaternion
 from nav_msgs.msg import Odometry
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
+from ojepa_ros.core.collision_monitor import scan_points
 from ojepa_ros.core.formats import ENCODINGS, rgb_from_image
+
+
+MAX_BEAMS = 100_000  # a scan with more is refused: no real planar scanner sends that many
 
 
 class InputError(ValueError):
@@ -122,3 +126,23 @@ def state_to_array(msg: Float32MultiArray, dim: int) -> np.ndarray:
     if state.shape != (dim,) or not np.all(np.isfinite(state)):
         raise InputError(f"state has {state.size} values or non-finite ones; the model expects {dim} finite values")
     return state
+
+
+def scan_to_points(msg: LaserScan, now: float, max_future: float,
+                   pose: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> tuple[np.ndarray, float]:
+    """[N, 2] base-frame points of a LaserScan taken at the scanner's `pose` (core.collision_monitor.scan_points) and
+    its capture time (its stamp, or `now` without one). InputError for no or too many beams, unusable angles or
+    limits, more than a full turn, or a stamp more than `max_future` s ahead of `now`."""
+    stamp = stamp_to_sec(msg.header.stamp)
+    numbers = (msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max)
+    if len(msg.ranges) == 0 or len(msg.ranges) > MAX_BEAMS:
+        raise InputError(f"{len(msg.ranges)} ranges (1..{MAX_BEAMS} expected)")
+    if not all(map(math.isfinite, numbers)) or msg.angle_increment == 0 or not 0 <= msg.range_min < msg.range_max:
+        raise InputError("angles or range limits are not finite, or the increment is 0, or range_min >= range_max")
+    if abs(msg.angle_increment) * (len(msg.ranges) - 1) > 2 * math.pi + 1e-3:
+        raise InputError(f"{len(msg.ranges)} beams of {msg.angle_increment} rad span more than a full turn")
+    if stamp > now + max_future:
+        raise InputError(f"stamped {stamp - now:.3f} s in the future")
+    points = scan_points(np.asarray(msg.ranges), msg.angle_min, msg.angle_increment, msg.range_min, msg.range_max,
+                         pose)
+    return points, (min(stamp, now) if stamp > 0 else now)

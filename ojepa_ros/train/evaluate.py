@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import yaml
 
+from ojepa_ros.core.collision_monitor import scan_points
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy, PolicyStep
 from ojepa_ros.core.onnx_runtime import OnnxModelError, OrtWorldModel, onnx_dir_for
@@ -153,26 +154,31 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
         policy.set_goal_image(goal_state)
     else:
         policy.set_goal(goal)
-    steps, collisions, success, mode1_steps, plan_ms = 0, 0, False, 0, []
+    steps, collisions, success, mode1_steps, plan_ms, recoveries, failed = 0, 0, False, 0, [], [], ""
     info = {**info, "collision": env.in_collision()}
     while steps < max_steps and not success:
         image = obs["image"] if camera == "normal" else np.zeros_like(obs["image"])
         proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
         state = model.encode(torch.from_numpy(image)[None], proprio)[0]
+        scan = scan_points(obs["scan"], env.scan_angles[0], 2 * math.pi / env.config.scan_beams, 0.0,
+                           env.config.scan_range)
         out = policy.act(state, obs["odom"][3:5], odom_xy=obs["odom"][:2], dt=env.config.control_dt,
-                         contact=info["collision"])
+                         contact=info["collision"], scan=scan)
         if on_step is not None:
             on_step(state, obs, out)
         if out.source == "mode1":
             mode1_steps += 1
         elif out.status == "ok" and out.source == "mode2":
             plan_ms.append(out.plan_ms)
+        if out.status == "recovery" and "#" in out.recovery:  # a behaviour started ("<name> #n (why)")
+            recoveries.append(out.recovery.split(" ", 1)[0])
+        failed = failed or (out.recovery if out.status == "failed" else "")
         obs, _, success, _, info = env.step(out.command)
         steps += 1
         collisions += int(info["collision"])
     return {"start": list(start), "goal": list(goal), "success": bool(success), "steps": steps,
             "collision_steps": collisions, "final_distance_m": float(info["distance_to_goal"]),
-            "mode1_steps": mode1_steps, "plan_ms": plan_ms}
+            "mode1_steps": mode1_steps, "plan_ms": plan_ms, "recoveries": recoveries, "failed": failed}
 
 
 @torch.no_grad()
@@ -218,6 +224,8 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
         "episodes_with_collision": int(sum(e["collision_steps"] > 0 for e in episodes)),
         "mean_final_distance_m": float(np.mean([e["final_distance_m"] for e in episodes])),
         "mode1_commands": mode1_steps,  # Mode-1 alone, or Mode-2 past its deadline
+        "recoveries": int(sum(len(e["recoveries"]) for e in episodes)),  # recovery behaviours started
+        "goals_failed_stuck": int(sum(bool(e["failed"]) for e in episodes)),
         "plan_ms_median": float(np.median(plan_ms)) if plan_ms else float("nan"),
         "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms else float("nan"),
         "episodes": episodes,
@@ -230,17 +238,20 @@ def print_report(report: dict[str, Any], per_pair: bool) -> None:
     print(f"# worlds={sc['worlds']} mode={sc['mode']} obstacles={sc['obstacles']} moving={sc['moving_obstacles']} "
           f"goal={sc['goal']} camera={sc['camera']} high_level={'on' if report['high_level'] else 'off'} "
           f"plan_deadline={report['plan_deadline']:g} s")
-    print(f"{'pair':<6} {'world':<11} {'success':>8} {'time s':>7} {'contact':>8} {'final m':>8} {'plan ms':>8}")
+    print(f"{'pair':<6} {'world':<11} {'success':>8} {'time s':>7} {'contact':>8} {'final m':>8} {'plan ms':>8} "
+          f"{'recov':>6}")
     if per_pair:
         for i, e in enumerate(report["episodes"]):
             time_s = f"{e['steps'] * 0.1:.1f}" if e["success"] else "-"
             print(f"{i:<6} {e['world']:<11} {'yes' if e['success'] else 'no':>8} {time_s:>7} {e['collision_steps']:>8} "
-                  f"{e['final_distance_m']:>8.2f} {e['plan_ms_median']:>8.1f}")
+                  f"{e['final_distance_m']:>8.2f} {e['plan_ms_median']:>8.1f} {len(e['recoveries']):>6}"
+                  + (f"  {e['failed']}" if e["failed"] else ""))
     print(f"{'total':<6} {report['pairs']:<11} {report['success_rate']:>8.0%} {report['mean_time_to_goal_s']:>7.1f} "
           f"{report['collisions']:>8} {report['mean_final_distance_m']:>8.2f} {report['plan_ms_median']:>8.1f}")
     print(f"  episodes with contact: {report['episodes_with_collision']}/{report['pairs']}, steps in contact: "
           f"{100 * report['contact_step_fraction']:.2f} %, plan ms p99: {report['plan_ms_p99']:.1f}, "
-          f"Mode-1 commands: {report['mode1_commands']}")
+          f"Mode-1 commands: {report['mode1_commands']}, recoveries: {report['recoveries']} "
+          f"({report['goals_failed_stuck']} goals given up stuck)")
 
 
 def main(argv: list[str] | None = None) -> int:
