@@ -38,7 +38,7 @@ STEPS = {(UNCONFIGURED, INACTIVE): Transition.TRANSITION_CONFIGURE, (INACTIVE, A
          (ACTIVE, INACTIVE): Transition.TRANSITION_DEACTIVATE, (INACTIVE, UNCONFIGURED): Transition.TRANSITION_CLEANUP}
 # get_state is answered at once; a node that restarted under kill -9 can miss a request sent while it was being
 # discovered, so the manager asks again at its next look rather than wait transition_timeout.
-STATE_TIMEOUT = 3.0
+STATE_TIMEOUT = 1.0
 STEP_NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
               Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup"}
 
@@ -52,7 +52,7 @@ PARAMS = {
                           "activated in this order, deactivated in reverse", _node_names_ok,
                           "must be distinct relative node names, at least one", read_only=True),
     "autostart": P.Param(True, "bring every node to active at start-up", read_only=True),
-    "retry_period": P.ranged(2.0, 0.1, 60.0, "s between looks at the nodes' states: a failed bring-up is retried, a "
+    "retry_period": P.ranged(1.0, 0.1, 60.0, "s between looks at the nodes' states: a failed bring-up is retried, a "
                              "restarted node brought back"),
     "transition_timeout": P.ranged(10.0, 0.5, 300.0, "s a node has to answer one get_state or change_state"),
 }
