@@ -197,22 +197,23 @@ def test_a_node_started_on_its_own_comes_up_with_autostart(graph, tmp_path):
 
 
 def test_a_node_the_supervisor_restarts_is_brought_back_to_active_by_the_manager(graph, tmp_path):
-    command = [sys.executable, "-m", "ojepa_ros.nodes.entry", "memory_node", "--ros-args", "-p",
-               f"output_dir:={tmp_path}"]
-    supervisor = Supervisor({"memory_node": command}, log=lambda line: None)
+    name = "memory_restarted"  # a name of its own: the killed process lingers in DDS discovery for a while
+    command = [sys.executable, "-m", "ojepa_ros.nodes.entry", "memory_node", "--ros-args", "-r", f"__node:={name}",
+               "-p", f"output_dir:={tmp_path}"]
+    supervisor = Supervisor({name: command}, log=lambda line: None)
     supervisor.start()
     lifecycle = Lifecycle(graph)
-    _manager(graph, ["memory_node"])
+    _manager(graph, [name])
     try:
-        lifecycle.wait_state("memory_node", "active", 60.0)
-        first = supervisor.children["memory_node"].process
+        lifecycle.wait_state(name, "active", 60.0)
+        first = supervisor.children[name].process
         first.send_signal(signal.SIGKILL)
         deadline = time.monotonic() + 60.0
         while time.monotonic() < deadline and not supervisor.respawned:
             supervisor.poll()
             time.sleep(0.05)
-        assert supervisor.respawned == 1 and supervisor.children["memory_node"].process is not first
-        graph.wait_for(lambda: lifecycle.state("memory_node") == "active", 60.0, "the restarted node active")
-        assert supervisor.children["memory_node"].process.poll() is None
+        assert supervisor.respawned == 1 and supervisor.children[name].process is not first
+        graph.wait_for(lambda: lifecycle.state(name) == "active", 60.0, "the restarted node active")
+        assert supervisor.children[name].process.poll() is None
     finally:
         supervisor.stop()

@@ -31,7 +31,8 @@ from std_srvs.srv import Trigger
 from ojepa_ros.graph import MANAGED
 from ojepa_ros.nodes import params as P
 
-ACTIVE, INACTIVE, UNCONFIGURED = State.PRIMARY_STATE_ACTIVE, State.PRIMARY_STATE_INACTIVE, State.PRIMARY_STATE_UNCONFIGURED
+ACTIVE, INACTIVE = State.PRIMARY_STATE_ACTIVE, State.PRIMARY_STATE_INACTIVE
+UNCONFIGURED = State.PRIMARY_STATE_UNCONFIGURED
 LABELS = {ACTIVE: "active", INACTIVE: "inactive", UNCONFIGURED: "unconfigured"}
 # (from, to) -> the transition that takes a node one step there
 STEPS = {(UNCONFIGURED, INACTIVE): Transition.TRANSITION_CONFIGURE, (INACTIVE, ACTIVE): Transition.TRANSITION_ACTIVATE,
@@ -123,7 +124,8 @@ class LifecycleManagerNode(Node):
             if states[name] is None:
                 return self._report(False, f"{name} does not answer {name}/get_state (not started?)")
             if states[name] not in LABELS:
-                return self._report(False, f"{name} is {states[name]!r}, not a state it can be brought out of")
+                return self._report(False, f"{name} is in state {states[name]} (finalized, or in a transition); "
+                                           "left alone")
         order = names if goal == ACTIVE else names[::-1]
         passes = ((UNCONFIGURED, INACTIVE), (INACTIVE, ACTIVE)) if goal == ACTIVE else \
             ((ACTIVE, INACTIVE),) + (((INACTIVE, UNCONFIGURED),) if goal == UNCONFIGURED else ())
@@ -136,6 +138,9 @@ class LifecycleManagerNode(Node):
                                                    f"trying again every {self.p['retry_period']:g} s")
                     states[name] = end
                     self.get_logger().info(f"{name} {LABELS[end]}")
+        behind = [f"{name} {LABELS[states[name]]}" for name in names if states[name] != goal]
+        if behind:  # pausing leaves an unconfigured node as it is
+            return self._report(False, f"not every node {LABELS[goal]}: {', '.join(behind)}")
         return self._report(True, f"{len(names)} nodes {LABELS[goal]}: {', '.join(names)}")
 
     def _report(self, success: bool, message: str) -> tuple[bool, str]:
