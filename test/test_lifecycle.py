@@ -8,13 +8,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import Transition, TransitionEvent
 from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from std_msgs.msg import Float32MultiArray
 from std_srvs.srv import Trigger
 
@@ -68,8 +66,8 @@ class Lifecycle:
         return self._call(ChangeState, f"/{node}/change_state",
                           ChangeState.Request(transition=Transition(id=transition))).success
 
-    def trigger(self, service: str) -> Trigger.Response:
-        return self._call(Trigger, f"/lifecycle_manager_node/{service}", Trigger.Request(), timeout=30.0)
+    def trigger(self, service: str, manager: str = "lifecycle_manager_node") -> Trigger.Response:
+        return self._call(Trigger, f"/{manager}/{service}", Trigger.Request(), timeout=30.0)
 
     def wait_state(self, node: str, label: str, timeout: float) -> None:
         self.graph.wait_for(lambda: self.state(node) == label, timeout, f"{node} {label}")
@@ -217,3 +215,16 @@ def test_a_node_the_supervisor_restarts_is_brought_back_to_active_by_the_manager
         assert supervisor.children[name].process.poll() is None
     finally:
         supervisor.stop()
+
+
+def test_the_manager_works_inside_a_namespace(graph, tiny_model_path):
+    """node_names are relative: under /robot1 the manager brings up /robot1/world_model_node, not /world_model_node."""
+    model = overrides(model_path=str(tiny_model_path))
+    inside = graph.add(WorldModelNode(namespace="robot1", parameter_overrides=model), bring_up=False)
+    outside = graph.add(WorldModelNode(parameter_overrides=model), bring_up=False)
+    graph.add(LifecycleManagerNode(namespace="robot1", parameter_overrides=overrides(node_names=["world_model_node"])))
+    lifecycle = Lifecycle(graph)
+    lifecycle.wait_state("robot1/world_model_node", "active", 10.0)
+    assert inside.active and not outside.configured and lifecycle.state("world_model_node") == "unconfigured"
+    response = lifecycle.trigger("pause", manager="robot1/lifecycle_manager_node")
+    assert response.success and lifecycle.state("robot1/world_model_node") == "inactive"
