@@ -165,8 +165,11 @@ class LifecycleManagerNode(Node):
 
     def _call(self, client: Client, request, timeout: float):
         """The response, or None if the service is not there or does not answer within `timeout` s."""
-        if not client.wait_for_service(timeout_sec=min(1.0, timeout)):
-            return None
+        found_by = time.monotonic() + min(1.0, timeout)
+        while not client.service_is_ready():  # in slices, so that stop() never waits on it
+            if self._closing or time.monotonic() > found_by:
+                return None
+            time.sleep(0.05)
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done() and not self._closing and time.monotonic() < deadline:
