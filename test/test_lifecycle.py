@@ -228,3 +228,15 @@ def test_the_manager_works_inside_a_namespace(graph, tiny_model_path):
     assert inside.active and not outside.configured and lifecycle.state("world_model_node") == "unconfigured"
     response = lifecycle.trigger("pause", manager="robot1/lifecycle_manager_node")
     assert response.success and lifecycle.state("robot1/world_model_node") == "inactive"
+
+
+def test_a_failing_configure_says_so_once_and_the_node_lives_on(graph, tmp_path, capfd):
+    """The manager retries every second: the node's line is not repeated for every retry."""
+    node = graph.add(CostNode(parameter_overrides=overrides(model_path=str(tmp_path / "absent.pt"))), bring_up=False)
+    capfd.readouterr()
+    for _ in range(5):
+        assert not node.bring_up()
+    time.sleep(0.2)  # rcutils writes stderr itself
+    lines = [line for line in capfd.readouterr().err.splitlines() if "[cost_node]" in line]
+    assert len(lines) == 1 and "not configured" in lines[0] and "absent.pt" in lines[0], lines
+    assert not node.configured and node.model is None and graph.spinner.alive()

@@ -8,12 +8,14 @@ reacts nor publishes. The states follow ROS 2's managed-node design (ros2/demos 
 
   unconfigured --configure--> inactive --activate--> active --deactivate--> inactive --cleanup--> unconfigured
 
-A failing `configure()` (it returns the problem, or raises) logs one line, releases what it opened and leaves
-the node unconfigured, alive, for the next try. `autostart: true` brings the node up to active as it starts
-(runtime.run_nodes); by default the lifecycle manager does it, in order.
+A failing `configure()` (it returns the problem, or raises) logs one line (the same failure again: at most every
+10 s), releases what it opened and leaves the node unconfigured, alive, for the next try. `autostart: true`
+brings the node up to active as it starts (runtime.run_nodes); by default the lifecycle manager does it, in order.
 """
 
 from __future__ import annotations
+
+import time
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -21,6 +23,7 @@ from rclpy.timer import Timer
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
 FAILURE = TransitionCallbackReturn.FAILURE
+REPEAT_LOG_S = 10.0  # the same configure failure again (the manager retries every second) is logged this seldom
 AUTOSTART = ("configure and activate at start-up (a node started on its own); false: wait for the lifecycle "
              "manager or `ros2 lifecycle set`")
 
@@ -33,6 +36,7 @@ class ManagedNode(LifecycleNode):
         self.configured = False
         self.active = False
         self._managed_timers: list[Timer] = []
+        self._last_failure = ("", -float("inf"))  # the last configure failure logged, and when (monotonic s)
         self._managing = True  # from here on, publishers, subscriptions and timers follow the state
         self.declare_parameter("autostart", False, ParameterDescriptor(description=AUTOSTART, read_only=True))
 
@@ -90,7 +94,7 @@ class ManagedNode(LifecycleNode):
         except Exception as err:  # noqa: BLE001 - whatever failed to load, the node stays up, unconfigured
             problem = str(err) or err.__class__.__name__
         if problem:
-            self.get_logger().error(f"not configured: {problem}")
+            self._log_failure(problem)
             self._release()
             return FAILURE
         self.configured = True
@@ -129,6 +133,13 @@ class ManagedNode(LifecycleNode):
             timer.cancel()
         self._release()
         return super().on_error(state)
+
+    def _log_failure(self, problem: str) -> None:
+        """One line per configure failure; the same one again at most every REPEAT_LOG_S."""
+        now = time.monotonic()
+        if problem != self._last_failure[0] or now - self._last_failure[1] >= REPEAT_LOG_S:
+            self.get_logger().error(f"not configured: {problem}")
+            self._last_failure = (problem, now)
 
     def _release(self) -> None:
         self.configured = False
