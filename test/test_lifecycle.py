@@ -240,3 +240,18 @@ def test_a_failing_configure_says_so_once_and_the_node_lives_on(graph, tmp_path,
     lines = [line for line in capfd.readouterr().err.splitlines() if "[cost_node]" in line]
     assert len(lines) == 1 and "not configured" in lines[0] and "absent.pt" in lines[0], lines
     assert not node.configured and node.model is None and graph.spinner.alive()
+
+
+def test_the_launch_plan_starts_the_manager_with_the_nodes_it_can_find():
+    """Every managed node the graph starts is in the manager's node_names, and no node it does not start."""
+    import yaml
+
+    from ojepa_ros.paths import config_file
+
+    in_file = yaml.safe_load(config_file().read_text())["lifecycle_manager_node"]["ros__parameters"]["node_names"]
+    assert in_file == list(ojepa_graph.MANAGED)
+    for sim in ojepa_graph.LAUNCH_SIMS:
+        started = {spec.name for spec in ojepa_graph.nodes(sim)}
+        names = ojepa_graph.overrides(sim).get("lifecycle_manager_node", {}).get("node_names", in_file)
+        assert "lifecycle_manager_node" in started
+        assert set(names) <= started and set(ojepa_graph.MANAGED) & started == set(names), sim
