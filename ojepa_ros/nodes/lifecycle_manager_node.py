@@ -67,8 +67,8 @@ class LifecycleManagerNode(Node):
                                          context=self.context, use_global_arguments=False,
                                          start_parameter_services=False)
         self._lifecycle_clients = {name: (self._caller.create_client(GetState, f"{name}/get_state"),
-                                self._caller.create_client(ChangeState, f"{name}/change_state"))
-                         for name in self.p["node_names"]}
+                                          self._caller.create_client(ChangeState, f"{name}/change_state"))
+                                   for name in self.p["node_names"]}
         self._caller_executor = SingleThreadedExecutor(context=self.context)
         self._caller_executor.add_node(self._caller)
         self._cv = threading.Condition()
@@ -122,7 +122,8 @@ class LifecycleManagerNode(Node):
         for name in names:
             states[name] = self._get_state(name)
             if states[name] is None:
-                return self._report(False, f"{name} does not answer {name}/get_state (not started?)")
+                return self._report(False, f"waiting for {name}: no answer on {name}/get_state (not started yet?)",
+                                    warn=True)
             if states[name] not in LABELS:
                 return self._report(False, f"{name} is in state {states[name]} (finalized, or in a transition); "
                                            "left alone")
@@ -143,12 +144,15 @@ class LifecycleManagerNode(Node):
             return self._report(False, f"not every node {LABELS[goal]}: {', '.join(behind)}")
         return self._report(True, f"{len(names)} nodes {LABELS[goal]}: {', '.join(names)}")
 
-    def _report(self, success: bool, message: str) -> tuple[bool, str]:
-        """Log a pass's outcome when it differs from the last one's (a retry that fails again says nothing new)."""
+    def _report(self, success: bool, message: str, warn: bool = False) -> tuple[bool, str]:
+        """Log a pass's outcome when it differs from the last one's (a retry that fails again says nothing new):
+        info on success, a warning for a node not there yet (usual while a graph starts), else an error."""
         if message != self._reported:
             self._reported = message
             if success:
                 self.get_logger().info(message)
+            elif warn:
+                self.get_logger().warning(message)
             else:
                 self.get_logger().error(message)
         return success, message
