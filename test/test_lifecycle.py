@@ -255,3 +255,18 @@ def test_the_launch_plan_starts_the_manager_with_the_nodes_it_can_find():
         names = ojepa_graph.overrides(sim).get("lifecycle_manager_node", {}).get("node_names", in_file)
         assert "lifecycle_manager_node" in started
         assert set(names) <= started and set(ojepa_graph.MANAGED) & started == set(names), sim
+
+
+def test_a_transition_that_raises_is_logged_and_leaves_the_node_unconfigured_and_silent(graph, tiny_model_path, capfd):
+    actor = _actor(graph, tiny_model_path)
+    twists = graph.collect(Twist, "/cmd_vel")
+    lifecycle = Lifecycle(graph)
+    assert lifecycle.set("actor_node", Transition.TRANSITION_CONFIGURE)
+    actor.activate = lambda: 1 / 0  # a hook that breaks
+    capfd.readouterr()
+    assert not lifecycle.set("actor_node", Transition.TRANSITION_ACTIVATE)
+    assert lifecycle.state("actor_node") == "unconfigured" and not actor.active and actor.model is None
+    actor.stop()  # what the process does on exit: publish a zero command, here into a disabled publisher
+    time.sleep(0.3)
+    assert twists == [] and graph.spinner.alive()
+    assert "<lambda> raised ZeroDivisionError" in capfd.readouterr().err

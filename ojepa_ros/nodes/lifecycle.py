@@ -102,14 +102,14 @@ class ManagedNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # publishers first: a timer may fire as soon as it is reset
-        self.activate()
+        self._hook(self.activate)
         self.active = True
         for timer in self._managed_timers:
             timer.reset()
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.deactivate()
+        self._hook(self.deactivate)
         self.active = False
         for timer in self._managed_timers:
             timer.cancel()
@@ -127,12 +127,24 @@ class ManagedNode(LifecycleNode):
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """A transition raised: back to unconfigured with everything released."""
+        """A transition raised (logged by _hook): back to unconfigured, silent, with everything released."""
         self.active = False
         for timer in self._managed_timers:
             timer.cancel()
-        self._release()
+        super().on_deactivate(state)  # the publishers off
+        try:
+            self._release()
+        except Exception:  # noqa: BLE001 - logged by _hook; unconfigured all the same
+            pass
         return super().on_error(state)
+
+    def _hook(self, hook) -> None:
+        """Run a subclass's hook; what it raises is logged in one line (rclpy's transition would swallow it)."""
+        try:
+            hook()
+        except Exception as err:
+            self.get_logger().error(f"{hook.__name__} raised {err.__class__.__name__}: {err}")
+            raise
 
     def _log_failure(self, problem: str) -> None:
         """One line per configure failure; the same one again at most every REPEAT_LOG_S."""
@@ -143,7 +155,7 @@ class ManagedNode(LifecycleNode):
 
     def _release(self) -> None:
         self.configured = False
-        self.cleanup()
+        self._hook(self.cleanup)
 
     # -- bringing it up ---------------------------------------------------------------------------
     def bring_up(self) -> bool:
