@@ -7,7 +7,8 @@ from setuptools import find_packages, setup
 
 PACKAGE = "ojepa_ros"
 NODES = ["sim_node", "perception_node", "world_model_node", "cost_node", "actor_node",
-         "configurator_node", "navigator_node", "memory_node", "collision_monitor_node", "bumper_node"]
+         "configurator_node", "navigator_node", "memory_node", "collision_monitor_node", "bumper_node",
+         "lifecycle_manager_node"]
 
 setup(
     name=PACKAGE,

@@ -233,7 +233,8 @@ def memory_section(runs: int) -> list[str]:
         for run in range(runs):
             out = Path(tempfile.mkdtemp(prefix="faults_memory_"))
             memory = subprocess.Popen([sys.executable, "-m", "ojepa_ros.nodes.memory_node", "--ros-args",
-                                       "-p", f"output_dir:={out}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       "-p", f"output_dir:={out}", "-p", "autostart:=true"],  # no lifecycle manager
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait(lambda: state_pub.get_subscription_count() > 0 and goal_pub.get_subscription_count() > 0, 60.0)
             goal = PoseStamped()
             goal.pose.position.x = float(run)

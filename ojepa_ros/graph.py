@@ -54,16 +54,19 @@ AGENT = (
     NodeSpec("navigator_node", "ojepa_ros.nodes.navigator_node", "NavigatorNode"),
     NodeSpec("memory_node", "ojepa_ros.nodes.memory_node", "MemoryNode"),
     NodeSpec("collision_monitor_node", "ojepa_ros.nodes.collision_monitor_node", "CollisionMonitorNode"),
+    # Configures and activates the managed nodes below, in this order: the actor last, once its model loaded.
+    NodeSpec("lifecycle_manager_node", "ojepa_ros.nodes.lifecycle_manager_node", "LifecycleManagerNode"),
 )
 # With sim:=gazebo: Gazebo's touches (ros_gz_bridge) as the bumper level sim_node publishes on `collision`.
 BUMPER = NodeSpec("bumper_node", "ojepa_ros.nodes.bumper_node", "BumperNode")
 ALL_NODES = (SIM, BUMPER, *AGENT)  # every node executable of the package
 MODEL_USERS = ("perception_node", "world_model_node", "cost_node", "actor_node")
+MANAGED = ("sim_node", "perception_node", "world_model_node", "cost_node", "memory_node", "actor_node")
 
 
 def nodes(sim: str) -> list[NodeSpec]:
-    """The nodes to start: the six agent modules, the navigator (NavigateToPose) and the collision monitor, plus
-    the embedded simulator with rooms or gym, the bumper node with gazebo."""
+    """The nodes to start: the six agent modules, the navigator (NavigateToPose), the collision monitor and the
+    lifecycle manager, plus the embedded simulator with rooms or gym, the bumper node with gazebo."""
     if sim not in LAUNCH_SIMS:
         raise ValueError(f"sim must be one of {LAUNCH_SIMS}, got {sim!r}")
     return {"rooms": [SIM], "gym": [SIM], "gazebo": [BUMPER]}.get(sim, []) + list(AGENT)
@@ -75,6 +78,8 @@ def overrides(sim: str, model_path: str = "", task: str = "",
     out: dict[str, dict[str, Any]] = {}
     if use_sim_time is not None:
         out.update({spec.name: {"use_sim_time": use_sim_time} for spec in nodes(sim)})
+    if SIM not in nodes(sim):  # none, gazebo: no embedded simulator to bring up
+        out.setdefault("lifecycle_manager_node", {})["node_names"] = [n for n in MANAGED if n != SIM.name]
     if sim == "gym":
         out.setdefault("sim_node", {})["world"] = "gym"
         out.setdefault("actor_node", {})["effector"] = "float64_array"

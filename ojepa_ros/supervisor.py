@@ -3,7 +3,8 @@ the parent (the pip-only runner's `--processes`; `ros2 launch` has `respawn=True
 
 No ROS here: a child is a command line. Each child asks the kernel to send it SIGINT when its parent dies
 (prctl PR_SET_PDEATHSIG, Linux), so a runner killed with SIGKILL leaves no node driving unsupervised; SIGINT
-makes a node stop as on Ctrl-C, the actor's last command a zero velocity.
+makes a node stop as on Ctrl-C, the actor's last command a zero velocity. A respawned managed node starts
+unconfigured; the lifecycle manager finds it at its next look and brings it back to the graph's state.
 
 With `standby`, each `python -m MODULE …` child also has a twin started ahead of need (ojepa_ros.standby: its
 imports done, waiting for a word on stdin); a death hands over to the twin, which skips the imports, and a new

@@ -35,8 +35,14 @@ class Graph:
         self.spinner = NodeSpinner()
         self.nodes = []
 
-    def add(self, node):
+    def add(self, node, bring_up: bool = True):
+        """Spin `node`; a managed node is first configured and activated (as `autostart: true` does), unless
+        bring_up is False (the lifecycle tests bring nodes up themselves)."""
+        from ojepa_ros.nodes.lifecycle import ManagedNode
+
         self.nodes.append(node)
+        if bring_up and isinstance(node, ManagedNode):
+            node.bring_up()
         return self.spinner.add(node)
 
     def collect(self, msg_type, topic: str, qos=10) -> list:

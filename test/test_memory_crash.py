@@ -23,8 +23,8 @@ RATE = 50.0  # Hz of the counted messages
 
 def _memory_process(output_dir: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ojepa_ros.nodes.memory_node", "--ros-args",
-                             "-p", f"output_dir:={output_dir}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                             "-p", f"output_dir:={output_dir}", "-p", "autostart:=true"],  # no lifecycle manager here
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _readers_agree(episode: Path) -> list[int]:

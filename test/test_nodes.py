@@ -187,15 +187,21 @@ def test_actor_refuses_unsafe_parameters(graph, tiny_model_path):
     assert actor.set_parameters(overrides(weight_collision=100.0))[0].successful
 
 
-def test_actor_without_model_commands_zero(graph, tmp_path):
+def test_actor_without_model_stays_unconfigured_until_it_loads(graph, tmp_path, tiny_model_path):
+    """A corrupt model file fails configure: the actor stays up, unconfigured, and publishes nothing; once the
+    setting names a good file, configure succeeds and the active actor commands (zero, without inputs)."""
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a model")
-    _actor(graph, corrupt, goal_active=True, goal_x=1.0, goal_y=1.0)
+    actor = _actor(graph, corrupt, goal_active=True, goal_x=1.0, goal_y=1.0)
     cmds = graph.collect(Twist, "/cmd_vel")
     statuses = graph.collect(String, "/ojepa/actor_status")
+    time.sleep(0.5)
+    assert not actor.configured and actor.model is None and cmds == [] and statuses == [] and graph.spinner.alive()
+    assert actor.set_parameters(overrides(model_path=str(tiny_model_path)))[0].successful
+    assert actor.bring_up()
     graph.wait_for(lambda: len(cmds) >= 3, 3.0, "stop commands")
     assert np.all(_twist_speeds(cmds) == 0.0)
-    assert statuses and statuses[-1].data.startswith("fault")
+    assert statuses and statuses[-1].data.startswith("stale")
 
 
 def test_actor_float64_effector(graph, tiny_model_path):

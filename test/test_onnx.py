@@ -196,6 +196,7 @@ def test_onnxruntime_backend_and_its_nodes_run_without_torch(onnx_dir):
         robot.create_subscription(Float32, "/ojepa/surprise", surprises.append, 10)
         executor = SingleThreadedExecutor()
         for node in (PerceptionNode(parameter_overrides=params), WorldModelNode(parameter_overrides=params), robot):
+            assert node is robot or node.bring_up()  # configure (the model loads) and activate
             executor.add_node(node)
         deadline = time.monotonic() + 20
         while not surprises and time.monotonic() < deadline:
@@ -248,6 +249,8 @@ def test_world_model_node_refuses_bad_backend_and_survives_a_missing_folder(grap
     for _ in range(5):
         feed.state.publish(Float32MultiArray(data=[0.1] * 16))
     assert node.set_parameters(overrides(onnx_dir=str(onnx_dir)))[0].successful
+    assert node.model is None and not node.configured  # unconfigured: the next configure reads the setting
+    assert node.bring_up()  # what the lifecycle manager's next retry does
     assert node.model is not None and surprise == []
     pump(graph, lambda: feed.state.publish(Float32MultiArray(data=list(np.random.rand(16)))),
          lambda: len(surprise) >= 2, what="surprise from the onnxruntime predictor")

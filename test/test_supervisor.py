@@ -86,7 +86,8 @@ def test_a_restarted_actor_process_gets_the_active_goal_back(graph, tiny_model_p
     configurator = graph.add(ConfiguratorNode())
     statuses = graph.collect(String, "/ojepa/actor_status")
     command = [sys.executable, "-m", "ojepa_ros.nodes.actor_node", "--ros-args",
-               "-p", f"model_path:={tiny_model_path}", "-p", "num_samples:=32", "-p", "horizon:=4"]
+               "-p", f"model_path:={tiny_model_path}", "-p", "num_samples:=32", "-p", "horizon:=4",
+               "-p", "autostart:=true"]  # no lifecycle manager here: the actor brings itself up, after a restart too
     supervisor = Supervisor({"actor_node": command}, log=lambda line: None)
     supervisor.start()
     try:

@@ -18,6 +18,10 @@ same limiter; each start is one status line `recovery: <behaviour> #n (why ...)`
 
 While someone subscribes to /ojepa/candidates (RViz), it also draws the planner's candidate rollouts there;
 unwatched, that costs nothing (Nav2's MPPI does the same).
+
+A managed node (nodes/lifecycle.py): configure loads the world model and fails without it, so the actor is
+only ever activated with its model loaded (a planning file it cannot use holds the robot stopped, as above);
+deactivate sends a zero command before the control loop stops.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Bool, ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
@@ -49,7 +52,9 @@ from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_points, stamp_to_sec, state_capture_sec,
                                      yaw_to_quaternion)
-from ojepa_ros.nodes.model_param import BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, state_for_model
+from ojepa_ros.nodes.lifecycle import ManagedNode
+from ojepa_ros.nodes.model_param import (BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, open_model,
+                                         state_for_model)
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
@@ -128,13 +133,13 @@ def settings_problem(p: dict) -> str | None:
     return joint_problem(p) or rollout_budget_problem(p, p["control_rate"])
 
 
-class ActorNode(Node):
+class ActorNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("actor_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params, joint_check=settings_problem)
         self._fault = ""
-        self.model = load_model(self, self.p["model_path"])
-        self.policy = self._build_policy()
+        self.model = None
+        self.policy: MpcPolicy | None = None
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
         self._refused: dict[str, str] = {}  # input -> why its latest message was refused (shown in the status)
         self._unstamped: set[str] = set()  # inputs already warned about carrying no stamp
@@ -175,6 +180,19 @@ class ActorNode(Node):
         self.create_timer(1.0, self._publish_diagnostics)
 
     # -- configuration ----------------------------------------------------------------------
+    def configure(self) -> None:
+        self.model = open_model(self.p["model_path"])
+        self.policy = self._build_policy()
+
+    def deactivate(self) -> None:
+        self._publish_command(np.zeros(2))  # the last word to the base before the control loop stops
+        if self.policy is not None:  # it restarts from rest
+            self.policy.limiter.reset()
+            self.policy.planner.reset()
+
+    def cleanup(self) -> None:
+        self.model = self.policy = None
+
     def _build_policy(self) -> MpcPolicy | None:
         """The policy, or None (the robot is then held stopped) after logging why: no model, or a roadmap,
         Mode-1 policy or critic the settings ask for is unusable (planning without it would be a guess at what
@@ -209,7 +227,7 @@ class ActorNode(Node):
         return policy
 
     def _on_params(self, changed: set[str]) -> None:
-        if "model_path" in changed:
+        if "model_path" in changed and self.configured:
             self.model = load_model(self, self.p["model_path"])
         if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path",
                                                                           "locator_path"}):
@@ -227,7 +245,7 @@ class ActorNode(Node):
         if "watchdog_timeout" in changed:
             self.watchdog.timeout_s = self.p["watchdog_timeout"]
         if "control_rate" in changed:
-            self._timer.cancel()
+            self.destroy_timer(self._timer)
             self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
 
     # -- inputs -----------------------------------------------------------------------------

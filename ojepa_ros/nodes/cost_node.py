@@ -3,7 +3,8 @@
 Scores the current state embedding with the same cost terms the actor optimises (core's Objective:
 guardrails + task objective), using the measured velocity as the action, and publishes the total on
 /ojepa/cost and every weighted term on /ojepa/cost_terms, plus the simulator's or robot's bumper,
-so the memory can record state-cost episodes and a user can see what the robot minds.
+so the memory can record state-cost episodes and a user can see what the robot minds. A managed node
+(nodes/lifecycle.py): the model loads in configure.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
-from rclpy.node import Node
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 
 from ojepa_ros.core.costs import CostContext, Objective
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.actor_node import PARAMS as ACTOR_PARAMS
 from ojepa_ros.nodes.convert import InputError, odometry_to_array
-from ojepa_ros.nodes.model_param import load_model, state_for_model
+from ojepa_ros.nodes.lifecycle import ManagedNode
+from ojepa_ros.nodes.model_param import load_model, open_model, state_for_model
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
@@ -26,11 +27,11 @@ PARAMS = {name: ACTOR_PARAMS[name] for name in ACTOR_PARAMS
           if name.startswith("weight_") or name in ("model_path", "goal_active", "goal_x", "goal_y")}
 
 
-class CostNode(Node):
+class CostNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("cost_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.model = load_model(self, self.p["model_path"])
+        self.model = None
         self.objective = Objective()
         self._apply_weights()
         self._velocity = torch.zeros(2)
@@ -44,8 +45,14 @@ class CostNode(Node):
     def _apply_weights(self) -> None:
         self.objective.set_weights({k.removeprefix("weight_"): v for k, v in self.p.items() if k.startswith("weight_")})
 
+    def configure(self) -> None:
+        self.model = open_model(self.p["model_path"])
+
+    def cleanup(self) -> None:
+        self.model = None
+
     def _on_params(self, changed: set[str]) -> None:
-        if "model_path" in changed:
+        if "model_path" in changed and self.configured:
             self.model = load_model(self, self.p["model_path"])
         self._apply_weights()
 

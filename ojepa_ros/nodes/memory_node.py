@@ -7,8 +7,11 @@ to re-serialisation. `output_dir` must be a directory it can create and write; o
 and says why (once a second), and a bad value set at run time is refused.
 
 Crash-safe: the open episode is flushed to disk every FLUSH_PERIOD as complete MCAP records (core/episodes.py),
-so a kill -9 loses at most that much; on start-up it recovers episodes a dead writer left unfinished in
+so a kill -9 loses at most that much; on configure it recovers episodes a dead writer left unfinished in
 `output_dir` (the training readers do the same on open).
+
+A managed node (nodes/lifecycle.py): configure checks that `output_dir` can be written (and fails, saying why,
+if not); it records only while active, and deactivate closes the open episode.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
-from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, LaserScan
@@ -30,6 +32,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 
 from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, recover_episode
 from ojepa_ros.nodes import params as P
+from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
@@ -86,7 +89,7 @@ def episodes_dir(output_dir: str) -> Path:
     return Path(ros_home).resolve() / "ojepa" / "episodes"
 
 
-class MemoryNode(Node):
+class MemoryNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("memory_node", **kwargs)
         self.p = P.declare(self, PARAMS)
@@ -104,7 +107,13 @@ class MemoryNode(Node):
             self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos, raw=True)
         self.create_subscription(String, "ojepa/actor_status", self._on_status, 10)
         self.create_timer(FLUSH_PERIOD, self._flush)
+
+    def configure(self) -> str | None:
+        problem = writable_dir_problem(str(episodes_dir(self.p["output_dir"])))
+        if problem:
+            return f"output_dir {self.p['output_dir']!r} {problem}"
         self._recover_leftovers()
+        return None
 
     def _recover_leftovers(self) -> None:
         """Episodes a killed memory_node left unfinished: rebuilt so rosbags and mcap can read them."""
@@ -186,7 +195,7 @@ class MemoryNode(Node):
             self.episode = None
             self._goal_xy = None
 
-    stop = close
+    stop = deactivate = cleanup = close  # the open episode is closed, whichever way recording ends
 
 
 def main(args: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
 """The world-model parameters shared by the nodes, and loading the model they name, in one place.
 
 Loading goes through a process-wide cache (core's for torch, one here for onnxruntime), so nodes
-composed in one process share one engine. A missing or corrupt file leaves the node running without a
-model (it then publishes nothing that would move the robot) and logs one line naming the file.
+composed in one process share one engine. `open_*` raise on a missing or corrupt file (a managed node's
+configure then fails with that line); `load_*`, for a reload at run time, log one line naming the file and give
+None (the node then publishes nothing that would move the robot).
 
 perception_node and world_model_node can also run the exported ONNX graphs (`backend: onnxruntime`);
 they see either backend as an `Engine` with numpy in and out, so they have one code path and, on
@@ -42,17 +43,23 @@ ENGINE_PARAMS = {
 ORT_THREADS = 1  # one intra-op thread per call, as runtime.py sets for torch: no oversubscription on a small CPU
 
 
-def load_model(node: Node, path: str) -> WorldModel | None:
-    """The torch world model at `path` (empty: the shipped one), or None after logging why not."""
-    from ojepa_ros.core.model_io import ModelFileError, shared_world_model
+def open_model(path: str) -> WorldModel:
+    """The torch world model at `path` (empty: the shipped one); ModelFileError naming the file if it cannot."""
+    from ojepa_ros.core.model_io import shared_world_model
 
-    resolved = path or str(default_model())
+    return shared_world_model(path or str(default_model()))
+
+
+def load_model(node: Node, path: str) -> WorldModel | None:
+    """open_model, or None after logging why not (a reload at run time)."""
+    from ojepa_ros.core.model_io import ModelFileError
+
     try:
-        model = shared_world_model(resolved)
+        model = open_model(path)
     except ModelFileError as err:
         node.get_logger().error(str(err))
         return None
-    node.get_logger().info(f"world model loaded from {resolved}")
+    node.get_logger().info(f"world model loaded from {path or default_model()}")
     return model
 
 
@@ -93,25 +100,34 @@ def _shared_ort(directory: str, providers: str, mtime_ns: int) -> OrtWorldModel:
     return OrtWorldModel(directory, providers, threads=ORT_THREADS)
 
 
-def load_engine(node: Node, p: dict[str, Any]) -> Engine | None:
-    """The engine the ENGINE_PARAMS values in `p` choose, or None after logging one line on why not."""
+def open_engine(node: Node, p: dict[str, Any]) -> Engine:
+    """The engine the ENGINE_PARAMS values in `p` choose (logged); ModelFileError or OnnxModelError if it cannot."""
     if p["backend"] == "torch":
-        model = load_model(node, p["model_path"])
-        return None if model is None else TorchEngine(model)
-    from ojepa_ros.core.onnx_runtime import MANIFEST, OnnxModelError, onnx_dir_for
+        engine = TorchEngine(open_model(p["model_path"]))
+        node.get_logger().info(f"world model loaded from {p['model_path'] or default_model()}")
+        return engine
+    from ojepa_ros.core.onnx_runtime import MANIFEST, onnx_dir_for
 
     directory = Path(p["onnx_dir"] or onnx_dir_for(p["model_path"] or default_model())).resolve()
     try:
         mtime_ns = (directory / MANIFEST).stat().st_mtime_ns  # a re-export replaces the cached engine
     except OSError:
         mtime_ns = 0  # let the loader name what is missing
-    try:
-        engine = _shared_ort(str(directory), p["onnx_providers"], mtime_ns)
-    except OnnxModelError as err:
-        node.get_logger().error(str(err))
-        return None
+    engine = _shared_ort(str(directory), p["onnx_providers"], mtime_ns)
     node.get_logger().info(f"world model loaded from {directory} (onnxruntime on {', '.join(engine.providers)})")
     return engine
+
+
+def load_engine(node: Node, p: dict[str, Any]) -> Engine | None:
+    """open_engine, or None after logging one line on why not (a reload at run time)."""
+    from ojepa_ros.core.model_io import ModelFileError
+    from ojepa_ros.core.onnx_runtime import OnnxModelError
+
+    try:
+        return open_engine(node, p)
+    except (ModelFileError, OnnxModelError) as err:
+        node.get_logger().error(str(err))
+        return None
 
 
 def state_array(node: Node, model: Any, msg: Float32MultiArray) -> np.ndarray | None:

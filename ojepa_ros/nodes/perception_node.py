@@ -2,7 +2,8 @@
 
 An image is encoded only when it is well formed and its odometry is fresh; anything else is logged
 once per second and dropped, so the actor's watchdog sees a stale state and stops the robot.
-The encoder runs on torch or, with `backend: onnxruntime`, on the exported graphs without torch.
+The encoder runs on torch or, with `backend: onnxruntime`, on the exported graphs without torch. A managed node
+(nodes/lifecycle.py): the model loads in configure, states are encoded only while active.
 Each state carries its capture stamp (convert.state_message): the older of the image's and the odometry's
 header stamps, so the actor's watchdog judges the data's age, not the time it happened to arrive.
 """
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 from nav_msgs.msg import Odometry
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, image_to_rgb, odometry_to_array, stamp_to_sec, state_message
-from ojepa_ros.nodes.model_param import ENGINE_PARAMS, load_engine
+from ojepa_ros.nodes.lifecycle import ManagedNode
+from ojepa_ros.nodes.model_param import ENGINE_PARAMS, Engine, load_engine, open_engine
 from ojepa_ros.nodes.qos import SENSOR
 
 PARAMS = {
@@ -28,11 +29,11 @@ PARAMS = {
 }
 
 
-class PerceptionNode(Node):
+class PerceptionNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("perception_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.model = load_engine(self, self.p)
+        self.model: Engine | None = None
         self._odom: np.ndarray | None = None
         self._odom_time = -np.inf
         self._odom_stamp = -np.inf  # its header stamp (s)
@@ -40,8 +41,14 @@ class PerceptionNode(Node):
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self.create_subscription(Image, "camera/image_raw", self._on_image, SENSOR)
 
+    def configure(self) -> None:
+        self.model = open_engine(self, self.p)
+
+    def cleanup(self) -> None:
+        self.model = None
+
     def _on_params(self, changed: set[str]) -> None:
-        if changed & ENGINE_PARAMS.keys():
+        if changed & ENGINE_PARAMS.keys() and self.configured:
             self.model = load_engine(self, self.p)
 
     def _now(self) -> float:

@@ -15,6 +15,8 @@ from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from ojepa_ros.nodes.lifecycle import ManagedNode
+
 # A stop that takes longer than this is stuck: the process then prints every thread's stack (what hung) and
 # exits with status 1, rather than wait for `ros2 launch` to escalate to SIGTERM and SIGKILL (5 s and 15 s).
 STOP_DEADLINE_S = float(os.environ.get("OJEPA_STOP_DEADLINE", "1.5"))
@@ -70,7 +72,8 @@ def _one_torch_thread() -> None:
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None) -> None:
     """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
-    `stop()` runs.
+    `stop()` runs. A managed node with `autostart: true` is configured and activated before it spins; the others
+    wait for the lifecycle manager (or `ros2 lifecycle set`).
 
     rclpy's own signal handler is not installed, so on Ctrl-C the context is still valid when the actor
     publishes its final zero command. Once the nodes spin, SIGINT and SIGTERM only ask for that stop: a
@@ -87,7 +90,10 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     created = nodes()
-    _one_torch_thread()  # again: a node may have loaded torch while it was created (a model)
+    for node in created:
+        if isinstance(node, ManagedNode):
+            node.autostart()
+    _one_torch_thread()  # again: a node may have loaded torch while it was created or configured (a model)
     stop_requested = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -17,6 +17,9 @@ simulator). Beside the image goes its CameraInfo (pinhole intrinsics from `camer
 `camera_optical_frame`, REP-103: z forward, x right, y down). Where tf2_msgs imports (a ROS 2 distro; not
 the PyPI wheels), /tf carries odom -> base_link and /tf_static base_link -> camera_link ->
 camera_optical_frame and base_link -> scan_frame (laser_link).
+
+A managed node (nodes/lifecycle.py): configure opens the world in the simulation thread, cleanup closes it;
+time and physics advance only while active (inactive, the world holds still; ~/reset still works).
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
-from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from geometry_msgs.msg import TransformStamped
 from rclpy.qos import DurabilityPolicy, QoSProfile
@@ -40,6 +42,7 @@ from visualization_msgs.msg import Marker
 
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import rgb_to_image, sec_to_stamp, yaw_to_quaternion
+from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.sim.rooms_world import pinhole, static_frames
 
@@ -94,7 +97,7 @@ def transform(stamp, parent: str, child: str, xyz=(0.0, 0.0, 0.0), xyzw=(0.0, 0.
 
 
 
-class SimNode(Node):
+class SimNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_node", **kwargs)
         self.p = P.declare(self, PARAMS)
@@ -127,11 +130,30 @@ class SimNode(Node):
         self._command: np.ndarray | None = None
         self._command_time = -math.inf
         self._reset_done: threading.Event | None = None
-        self._running = True
+        self._running = False
         self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._open_error = ""  # why the simulation thread could not open the world
+
+    def configure(self) -> str | None:
+        """Open the world in a simulation thread of its own (its OpenGL context belongs to that thread)."""
+        self._running, self._open_error = True, ""
+        self._ready.clear()
         self._thread = threading.Thread(target=self._loop, name="sim_loop", daemon=True)
         self._thread.start()
-        self._ready.wait(timeout=30.0)
+        if not self._ready.wait(timeout=30.0):
+            return "the simulated world did not open within 30 s"
+        return self._open_error or None
+
+    def activate(self) -> None:
+        if not self.gym:
+            self._publish_static_frames(*self._mounts)
+
+    def cleanup(self) -> None:
+        self._running = False
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        self._thread = None
 
     # -- callbacks: hand over to the loop --------------------------------------------------
     def _on_twist(self, msg: Twist) -> None:
@@ -205,8 +227,13 @@ class SimNode(Node):
 
     # -- the simulation loop ---------------------------------------------------------------
     def _loop(self) -> None:
-        env = self._make_env()
-        self._ready.set()
+        try:
+            env = self._make_env()
+        except Exception as err:  # noqa: BLE001 - configure reports it; the node stays up, unconfigured
+            self._open_error = f"the simulated world did not open ({err.__class__.__name__}: {err})"
+            return
+        finally:
+            self._ready.set()
         tick = 1.0 / (self.p["camera_rate"] if self.gym else self.p["odom_rate"])
         next_tick = next_frame = next_scan = last = time.monotonic()
         try:
@@ -217,6 +244,9 @@ class SimNode(Node):
                     continue
                 next_tick = max(next_tick + tick, now)
                 self._handle_reset(env)
+                if not self.active:  # inactive: the world holds still, nothing is published
+                    last = now
+                    continue
                 if self.gym:
                     self._step_gym(env)
                     continue
@@ -251,7 +281,7 @@ class SimNode(Node):
         self._base_layout = env.layout
         self.action_dim = 2
         env.reset(options={"start": tuple(self.p["start_pose"])})
-        self._publish_static_frames(env.config.robot_radius, env.config.scan_height)
+        self._mounts = (env.config.robot_radius, env.config.scan_height)
         return env
 
     def _apply_obstacle_requests(self, env) -> None:
@@ -325,6 +355,7 @@ class SimNode(Node):
                                                                 (x, y, 0.0), (0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)))]))
 
     def _publish_static_frames(self, robot_radius: float, scan_height: float) -> None:
+        """On activation (latched): where the camera and the scanner sit on the base."""
         if self.tf_static_pub is None:
             return
         stamp = sec_to_stamp(0.0)
@@ -338,8 +369,7 @@ class SimNode(Node):
         self.info_pub.publish(camera_info(int(rgb.shape[1]), int(rgb.shape[0]), self.p["camera_fovy"], stamp, frame))
 
     def destroy_node(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5.0)
+        self.cleanup()
         super().destroy_node()
 
 

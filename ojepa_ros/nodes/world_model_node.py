@@ -4,7 +4,8 @@ Each new state s[t] is compared with Pred(s[t-dt], a[t-dt]), the model's predict
 model step earlier and the command then in force. The normalised error is published on /ojepa/surprise:
 high surprise means the world no longer behaves as the model learned (a push, a new obstacle, a
 sensor fault), a signal the configurator or an operator can act on. The predictor runs on torch or,
-with `backend: onnxruntime`, on the exported graphs without torch.
+with `backend: onnxruntime`, on the exported graphs without torch. A managed node (nodes/lifecycle.py): the
+model loads in configure.
 """
 
 from __future__ import annotations
@@ -13,28 +14,35 @@ from collections import deque
 
 import numpy as np
 from geometry_msgs.msg import Twist
-from rclpy.node import Node
 from std_msgs.msg import Float32, Float32MultiArray
 
 from ojepa_ros.nodes import params as P
-from ojepa_ros.nodes.model_param import ENGINE_PARAMS, load_engine, state_array
+from ojepa_ros.nodes.lifecycle import ManagedNode
+from ojepa_ros.nodes.model_param import ENGINE_PARAMS, Engine, load_engine, open_engine, state_array
 
 PARAMS = ENGINE_PARAMS
 
 
-class WorldModelNode(Node):
+class WorldModelNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("world_model_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params)
-        self.model = load_engine(self, self.p)
+        self.model: Engine | None = None
         self._history: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=64)
         self._action = np.zeros(2, np.float32)
         self.surprise_pub = self.create_publisher(Float32, "ojepa/surprise", 10)
         self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
         self.create_subscription(Twist, "cmd_vel", self._on_cmd, 10)
 
+    def configure(self) -> None:
+        self.model = open_engine(self, self.p)
+
+    def cleanup(self) -> None:
+        self.model = None
+        self._history.clear()
+
     def _on_params(self, changed: set[str]) -> None:
-        if changed & ENGINE_PARAMS.keys():
+        if changed & ENGINE_PARAMS.keys() and self.configured:
             self.model = load_engine(self, self.p)
             self._history.clear()
 
