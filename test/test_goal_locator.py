@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from ojepa_ros.core.goal_locator import (GoalLocator, LocatorConfig, in_sight, load_locator, locator_beside,
-                                         relative_pose, save_locator)
+from ojepa_ros.core.goal_locator import LOCATOR_FILE, GoalLocator, LocatorConfig, in_sight, relative_pose
 from ojepa_ros.core.image_goal import GoalHoming
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
@@ -71,7 +70,7 @@ def test_homing_without_a_confident_sighting_keeps_looking():
 def test_policy_turns_in_place_to_search_then_plans_to_the_located_goal(tiny_model_path, tmp_path):
     model = load_world_model(tiny_model_path)
     path = tmp_path / "tiny.locator.pt"
-    save_locator(fixed_locator(model.cfg.feature_dim, (1.5, 0.0), logit=5.0), path, {"note": "fixed"})
+    LOCATOR_FILE.save(fixed_locator(model.cfg.feature_dim, (1.5, 0.0), logit=5.0), path, {"note": "fixed"})
     params = LOW_LEVEL_ONLY | {"num_samples": 8, "horizon": 3, "locator_path": str(path), "local_route": False}
     policy = MpcPolicy.from_files(model, tiny_model_path, params, seed=0)
     policy.set_goal_image(torch.zeros(model.cfg.embed_dim))
@@ -84,18 +83,18 @@ def test_policy_turns_in_place_to_search_then_plans_to_the_located_goal(tiny_mod
 
 
 def test_fit_locator_on_real_episodes_writes_a_file_the_policy_loads(tiny_model_path, episodes_dir, tmp_path, capsys):
-    out = locator_beside(tmp_path / "tiny.pt")
+    out = LOCATOR_FILE.beside(tmp_path / "tiny.pt")
     assert locator_main(["--model", str(tiny_model_path), "--data", str(episodes_dir), "--out", str(out),
                          "--steps", "20"]) == 0
     assert "in-sight accuracy" in capsys.readouterr().out
     model = load_world_model(tiny_model_path)
-    locator = load_locator(out, model.cfg.feature_dim)
+    locator = LOCATOR_FILE.load(out, feature_dim=model.cfg.feature_dim)
     policy = MpcPolicy.from_files(model, tiny_model_path, LOW_LEVEL_ONLY | {"locator_path": str(out)})
     assert policy.homing is not None and policy.homing.locator.cfg == locator.cfg
-    with pytest.raises(ModelFileError, match="reads"):
-        load_locator(out, feature_dim=99)
+    with pytest.raises(ModelFileError, match="was made for feature_dim"):
+        LOCATOR_FILE.load(out, feature_dim=99)
     out.write_bytes(b"not a checkpoint")
     with pytest.raises(ModelFileError):
-        load_locator(out)
+        LOCATOR_FILE.load(out)
     assert locator_main(["--model", str(tiny_model_path), "--data", str(tmp_path / "none"), "--out",
                          str(out)]) == 2

@@ -9,13 +9,13 @@ one that ends with room to turn, though neither touches within the horizon.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from ojepa_ros.core.model_io import ModelFileError, read_module, write_checkpoint
+from ojepa_ros.core.model_io import PartFile
 from ojepa_ros.core.world_model import mlp
 
 FORMAT, VERSION = "ojepa-critic", 1
@@ -56,19 +56,18 @@ class Critic(nn.Module):
         return nn.functional.softplus(self._net(states).squeeze(-1))
 
 
+CRITIC_FILE = PartFile(FORMAT, VERSION, WHAT, ".critic.pt", CriticConfig, Critic, "ojepa critic")
+
+
 def critic_beside(model_path: str | Path) -> Path:
     """Where a world model's critic lives by default: world_model.pt -> world_model.critic.pt."""
-    return Path(model_path).with_suffix(".critic.pt")
+    return CRITIC_FILE.beside(model_path)
 
 
 def save_critic(critic: Critic, path: str | Path, metadata: dict) -> None:
-    write_checkpoint(path, FORMAT, VERSION, asdict(critic.cfg), critic, metadata)
+    CRITIC_FILE.save(critic, path, metadata)
 
 
 def load_critic(path: str | Path, state_dim: int | None = None) -> Critic:
     """The critic at path in eval mode; ModelFileError names the file if missing, corrupt or for another model."""
-    critic = read_module(path, FORMAT, VERSION, WHAT, CriticConfig, Critic)
-    if state_dim is not None and critic.cfg.state_dim != state_dim:
-        raise ModelFileError(f"{WHAT} file {path} expects states of {critic.cfg.state_dim} dims, the world model "
-                             f"gives {state_dim}: train it again for this model (`ojepa critic`)")
-    return critic
+    return CRITIC_FILE.load(path, state_dim=state_dim)

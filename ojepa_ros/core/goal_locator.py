@@ -13,14 +13,13 @@ simulator's position.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ojepa_ros.core.model_io import ModelFileError, read_module, write_checkpoint
+from ojepa_ros.core.model_io import PartFile
 from ojepa_ros.core.world_model import mlp
 
 FORMAT, VERSION = "ojepa-goal-locator", 1
@@ -78,19 +77,5 @@ class GoalLocator(nn.Module):
         return Sighting(out[:2], math.atan2(out[2], out[3]), 1.0 / (1.0 + math.exp(-out[4])))
 
 
-def locator_beside(model_path: str | Path) -> Path:
-    """Where a world model's goal locator lives by default: world_model.pt -> world_model.locator.pt."""
-    return Path(model_path).with_suffix(".locator.pt")
-
-
-def save_locator(locator: GoalLocator, path: str | Path, metadata: dict) -> None:
-    write_checkpoint(path, FORMAT, VERSION, asdict(locator.cfg), locator, metadata)
-
-
-def load_locator(path: str | Path, feature_dim: int | None = None) -> GoalLocator:
-    """The locator at path in eval mode; ModelFileError names the file if missing, corrupt or for another model."""
-    locator = read_module(path, FORMAT, VERSION, WHAT, LocatorConfig, GoalLocator)
-    if feature_dim is not None and locator.cfg.feature_dim != feature_dim:
-        raise ModelFileError(f"{WHAT} file {path} reads {locator.cfg.feature_dim} features, the world model gives "
-                             f"{feature_dim}: train it again for this model (`ojepa locator`)")
-    return locator
+# beside(model): world_model.pt -> world_model.locator.pt; save(locator, path, metadata); load(path, feature_dim=F)
+LOCATOR_FILE = PartFile(FORMAT, VERSION, WHAT, ".locator.pt", LocatorConfig, GoalLocator, "ojepa locator")

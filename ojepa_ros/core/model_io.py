@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -144,3 +144,33 @@ def shared_world_model(path: str | Path) -> WorldModel:
     except OSError as err:
         raise ModelFileError(f"world model file {resolved} does not exist") from err
     return _shared(str(resolved), mtime_ns)
+
+
+@dataclass(frozen=True)
+class PartFile:
+    """The file of a small learned part kept beside a world model (the critic, the goal locator): its format,
+    where it lives by default, and the command that makes it, for the errors."""
+
+    fmt: str
+    version: int
+    what: str
+    suffix: str  # world_model.pt -> world_model<suffix>
+    config_cls: type
+    module_cls: type[torch.nn.Module]
+    command: str
+
+    def beside(self, model_path: str | Path) -> Path:
+        return Path(model_path).with_suffix(self.suffix)
+
+    def save(self, module: torch.nn.Module, path: str | Path, metadata: dict) -> None:
+        write_checkpoint(path, self.fmt, self.version, asdict(module.cfg), module, metadata)
+
+    def load(self, path: str | Path, **expected: int | None) -> torch.nn.Module:
+        """The part at path in eval mode; ModelFileError names the file if missing, corrupt, or made for another
+        world model (a config field that differs from `expected`, e.g. state_dim=64)."""
+        module = read_module(path, self.fmt, self.version, self.what, self.config_cls, self.module_cls)
+        for name, value in expected.items():
+            if value is not None and getattr(module.cfg, name) != value:
+                raise ModelFileError(f"{self.what} file {path} was made for {name} {getattr(module.cfg, name)}, the "
+                                     f"world model gives {value}: make it again for this model (`{self.command}`)")
+        return module

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ojepa_ros.core.goal_locator import GoalLocator, load_locator, locator_beside
+from ojepa_ros.core.goal_locator import LOCATOR_FILE, GoalLocator
 from ojepa_ros.core.hierarchy import SubgoalPlanner
 from ojepa_ros.core.image_goal import GoalHoming
 from ojepa_ros.core.local_route import LocalRouter
@@ -333,9 +333,9 @@ class MpcPolicy:
             mode1 = load_mode1(p.get("mode1_path") or mode1_beside(model_path), model.cfg.embed_dim, high)
         if float(p["weight_critic"]) > 0:
             critic = load_critic(p.get("critic_path") or critic_beside(model_path), model.cfg.embed_dim)
-        beside = locator_beside(model_path)
+        beside = LOCATOR_FILE.beside(model_path)
         if p.get("locator_path") or beside.exists():
-            locator = load_locator(p.get("locator_path") or beside, model.cfg.feature_dim)
+            locator = LOCATOR_FILE.load(p.get("locator_path") or beside, feature_dim=model.cfg.feature_dim)
         return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic, onnx=onnx,
                                locator=locator)
 

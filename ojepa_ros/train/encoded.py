@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
-from ojepa_ros.core.model_io import ModelFileError, load_world_model
+from ojepa_ros.core.model_io import ModelFileError, PartFile, load_world_model
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.train.episode_files import find_episodes, load_episode
@@ -46,3 +48,30 @@ def encoded_episodes(model: WorldModel, files: list[Path]) -> Iterator[tuple[tor
         ep = load_episode(path, model.cfg.image_size)
         states = encode_frames(model, torch.from_numpy(ep["images"]), torch.from_numpy(proprio_from_odom(ep["odom"])))
         yield states, {k: torch.from_numpy(ep[k]) for k in ("odom", "actions", "clearance")}
+
+
+Fit = Callable[[WorldModel, list[Path], int, int], tuple[torch.nn.Module, dict[str, float]]]
+
+
+def fit_and_save(argv: list[str] | None, prog: str, description: str, default_steps: int, fit: Fit,
+                 part: PartFile) -> tuple[dict[str, float], argparse.Namespace, float] | None:
+    """The command line of a part fitted on a frozen world model (`ojepa critic`, `ojepa locator`): --model,
+    --data, --out, --steps, --seed; fit(model, files, steps, seed), then save with the figures as metadata.
+    (metrics, arguments, seconds), or None once an unusable input was reported on stderr."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_input_args(parser, f"{part.what} file to write (the actor looks beside the model: world_model{part.suffix})")
+    parser.add_argument("--steps", type=int, default=default_steps)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    start = time.perf_counter()
+    try:
+        model, files = open_inputs(args)
+        module, metrics = fit(model, files, args.steps, args.seed)
+    except INPUT_ERRORS as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return None
+    part.save(module, args.out, {"model": str(args.model), "steps": args.steps, "seed": args.seed,
+                                 **{k: round(float(v), 4) for k, v in metrics.items()}})
+    return metrics, args, time.perf_counter() - start

@@ -3,17 +3,14 @@ memory_node MCAP, whose bumper contacts count as clearance 0); held-out episodes
 
 from __future__ import annotations
 
-import argparse
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ojepa_ros.core.critic import Critic, CriticConfig, save_critic, value_targets
+from ojepa_ros.core.critic import CRITIC_FILE, Critic, CriticConfig, value_targets
 from ojepa_ros.core.world_model import WorldModel
-from ojepa_ros.train.encoded import INPUT_ERRORS, add_input_args, encoded_episodes, open_inputs
+from ojepa_ros.train.encoded import encoded_episodes, fit_and_save
 from ojepa_ros.train.probes import r_squared
 
 
@@ -60,24 +57,12 @@ def fit_critic(model: WorldModel, files: list[Path], steps: int, seed: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ojepa critic", description=__doc__.splitlines()[0])
-    add_input_args(parser, "critic file to write (.pt)")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
-    start = time.perf_counter()
-    try:
-        model, files = open_inputs(args)
-        critic, metrics = fit_critic(model, files, args.steps, args.seed)
-    except INPUT_ERRORS as err:
-        print(f"ojepa critic: {err}", file=sys.stderr)
+    done = fit_and_save(argv, "ojepa critic", __doc__.splitlines()[0], 3000, fit_critic, CRITIC_FILE)
+    if done is None:
         return 2
-    save_critic(critic, args.out, {"model": str(args.model), "steps": args.steps, "seed": args.seed,
-                                   **{k: round(float(v), 4) for k, v in metrics.items()}})
-    print(f"ojepa critic: {metrics['frames']} frames in {time.perf_counter() - start:.0f} s; held-out R^2 "
-          f"{metrics['val_r2']:.3f}, mean prediction {metrics['val_mean_pred_risky']:.3f} where the target is > 0.1 "
+    metrics, args, seconds = done
+    print(f"ojepa critic: {metrics['frames']} frames in {seconds:.0f} s; held-out R^2 {metrics['val_r2']:.3f}, mean "
+          f"prediction {metrics['val_mean_pred_risky']:.3f} where the target is > 0.1 "
           f"({100 * metrics['val_risky_fraction']:.1f} % of frames) vs {metrics['val_mean_pred_safe']:.3f} elsewhere "
           f"-> {args.out}")
     return 0

@@ -3,18 +3,15 @@ relative odometry between two frames of one episode (core/goal_locator.py); held
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ojepa_ros.core.goal_locator import GoalLocator, LocatorConfig, in_sight, relative_pose, save_locator
+from ojepa_ros.core.goal_locator import LOCATOR_FILE, GoalLocator, LocatorConfig, in_sight, relative_pose
 from ojepa_ros.core.world_model import WorldModel
-from ojepa_ros.train.encoded import INPUT_ERRORS, add_input_args, encoded_episodes, open_inputs
+from ojepa_ros.train.encoded import encoded_episodes, fit_and_save
 
 DISTANCE_BINS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # m: in-sight pairs are drawn evenly from these
 STRIDE = 2  # frames between the pairs' candidates (neighbours add little)
@@ -108,26 +105,14 @@ def fit_locator(model: WorldModel, files: list[Path], steps: int, seed: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ojepa locator", description=__doc__.splitlines()[0])
-    add_input_args(parser, "goal locator file to write (.pt; the actor looks for world_model.locator.pt)")
-    parser.add_argument("--steps", type=int, default=8000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.steps < 1:
-        parser.error("--steps must be >= 1")
-    start = time.perf_counter()
-    try:
-        model, files = open_inputs(args)
-        locator, metrics = fit_locator(model, files, args.steps, args.seed)
-    except INPUT_ERRORS as err:
-        print(f"ojepa locator: {err}", file=sys.stderr)
+    done = fit_and_save(argv, "ojepa locator", __doc__.splitlines()[0], 8000, fit_locator, LOCATOR_FILE)
+    if done is None:
         return 2
-    save_locator(locator, args.out, {"model": str(args.model), "steps": args.steps, "seed": args.seed,
-                                     **{k: round(float(v), 4) for k, v in metrics.items()}})
+    metrics, args, seconds = done
     bands = " ".join(f"{k.removeprefix('error_m_').replace('_', '-')} m: {v:.2f} m"
                      for k, v in metrics.items() if k.startswith("error_m_"))
-    print(f"ojepa locator: {metrics['episodes']} episodes in {time.perf_counter() - start:.0f} s; held-out episodes: "
-          f"in-sight accuracy {metrics['in_sight_accuracy']:.3f}, position error by distance {bands} -> {args.out}")
+    print(f"ojepa locator: {metrics['episodes']} episodes in {seconds:.0f} s; held-out episodes: in-sight accuracy "
+          f"{metrics['in_sight_accuracy']:.3f}, position error by distance {bands} -> {args.out}")
     return 0
 
 
