@@ -218,8 +218,11 @@ def test_monitor_node_stops_on_stale_or_malformed_scans_and_the_bumper(graph):
                 {"angle_increment": 1.0}):  # 360 beams of 1 rad: not one turn
         bench.settle(graph, None, 0.3, expect=(0.0, 0.0), **bad)
         bench.settle(graph, None, 0.3, expect=(0.3, 0.0))
-    bench.bumper.publish(Bool(data=True))
+    bench.bumper.publish(Bool(data=True))  # closed while driving forward
     bench.settle(graph, None, 0.3, expect=(0.0, 0.0))
+    bench.settle(graph, None, -0.1, expect=(-0.1, 0.0))  # straight back, off the contact: let out
+    bench.settle(graph, None, 0.0, 0.5, expect=(0.0, 0.0))  # turning while pressed scrapes: stopped
+    bench.settle(graph, None, 0.3, expect=(0.0, 0.0))  # further into it: stopped
     bench.bumper.publish(Bool(data=False))
     bench.settle(graph, None, 0.3, expect=(0.3, 0.0))
     # The scanner goes silent while the command stays: the monitor stops the robot on its own, no new command.

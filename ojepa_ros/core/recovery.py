@@ -8,15 +8,15 @@ back to the planner:
 
 * BackUp: straight back `backup_distance` at `backup_speed`, only while the footprint swept over the rest of the
   way (plus REAR_CLEARANCE) stays clear of the perceived obstacle points and the scan, with a fresh scan (the
-  camera does not see behind), the bumper not pressed, and not after a contact made while reversing.
+  camera does not see behind), and not after a contact made while reversing (it backs off a front contact).
 * Spin: in place, up to `spin_angle`, toward the side with more free range; not while the bumper is pressed.
 * Wait: clears the perceived obstacle memory (stale points that closed a gap), then holds still `wait_duration`
   while the camera perceives afresh.
 
 A bumper contact while driving starts the same sequence at once, after holding still up to `wait_duration` for
-the bumper to release. `max_recoveries` recoveries with no progress in between abort the goal. The collision
-monitor zeroes every command while the bumper is pressed, so no behaviour moves then. Commands here are
-requests: the policy sends them through its CommandLimiter.
+the bumper to release. `max_recoveries` recoveries with no progress in between abort the goal. While the bumper
+is pressed the collision monitor lets out only a straight back-off from the contact, so only BackUp moves then.
+Commands here are requests: the policy sends them through its CommandLimiter.
 """
 
 from __future__ import annotations
@@ -161,9 +161,8 @@ class BackUp(Behaviour):
         self.distance, self.speed, self.radius = distance, speed, footprint_radius
 
     def rear_blocked(self, s: Surroundings, remaining: float) -> str | None:
-        """Why backing up `remaining` m is not safe now, or None."""
-        if s.contact:
-            return "bumper pressed"
+        """Why backing up `remaining` m is not safe now, or None (a bumper pressed from the front is no reason:
+        backing off is how the robot leaves that contact, and the collision monitor lets it)."""
         if s.scan is None:
             return "no fresh scan of the rear"
         sweep = MonitorConfig(footprint_radius=self.radius, stop_margin=REAR_CLEARANCE, slowdown_margin=REAR_CLEARANCE,

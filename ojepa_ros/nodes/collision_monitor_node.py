@@ -8,7 +8,8 @@ they are `/cmd_vel_raw`, `/scan`, `/collision`, `/cmd_vel`. The graph remaps the
 No learned model, and nothing a task can switch off: its parameters are read-only (set in the parameters
 file at start-up) with minimum margins, it is not among the configurator's managed nodes, and it has no
 enable flag. A scan older than `scan_timeout` (by its stamp), none yet, or an unreadable one, and bumper
-contact, mean (0, 0). A timer re-checks the command in force every CHECK_PERIOD, so an obstacle or a stale
+contact, mean (0, 0), but for straight back-off from a contact: while pressed, a command that drives straight
+the other way from the one the robot drove when the bumper closed goes out, if the scan lets it. A timer re-checks the command in force every CHECK_PERIOD, so an obstacle or a stale
 scan between two commands stops the robot without waiting for the next command; a command source silent
 for `cmd_timeout` gets one zero command.
 """
@@ -75,6 +76,8 @@ class CollisionMonitorNode(Node):
         self._points: np.ndarray | None = None
         self._scan_stamp = -math.inf  # capture time (s, node clock) of the scan in _points
         self._bumper = False
+        self._driven = 0.0  # sign of the last linear speed let out while the bumper was free
+        self._contact_sign = 0.0  # which way the robot was driving when the bumper closed (0: unknown)
         self._raw = (0.0, 0.0)  # the command in force and when it came (monotonic)
         self._raw_at = -math.inf
         self._out = (0.0, 0.0)  # what was last published
@@ -100,7 +103,10 @@ class CollisionMonitorNode(Node):
         self._recheck()
 
     def _on_bumper(self, msg: Bool) -> None:
-        self._bumper = bool(msg.data)
+        pressed = bool(msg.data)
+        if pressed and not self._bumper:
+            self._contact_sign = self._driven
+        self._bumper = pressed
         self._recheck()
 
     def _on_cmd(self, msg: Twist) -> None:
@@ -115,11 +121,14 @@ class CollisionMonitorNode(Node):
             return self._set_state("stop: command not finite", (0.0, 0.0))
         v = float(np.clip(v, -ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.linear_velocity))
         w = float(np.clip(w, -ROBOT_LIMITS.angular_velocity, ROBOT_LIMITS.angular_velocity))
-        if self._bumper:
+        backing_off = self._bumper and v * self._contact_sign < 0 and w == 0.0
+        if self._bumper and not backing_off:
             return self._set_state("stop: bumper contact", (0.0, 0.0))
         if self._points is None or self._now() - self._scan_stamp > self.p["scan_timeout"]:
             return self._set_state("stop: no fresh scan", (0.0, 0.0))
         verdict = check(self._points, (v, w), self.cfg)
+        if backing_off:
+            return self._set_state("back off: bumper contact", verdict.command)
         if verdict.zone != "clear":
             self._publish_zone((v, w))
         return self._set_state(verdict.zone if verdict.zone == "clear" else
@@ -146,6 +155,8 @@ class CollisionMonitorNode(Node):
 
     def _publish(self, command: tuple[float, float]) -> None:
         self._out = command
+        if not self._bumper and abs(command[0]) > 0:
+            self._driven = math.copysign(1.0, command[0])
         msg = Twist()
         msg.linear.x, msg.angular.z = command
         self.cmd_pub.publish(msg)
