@@ -111,6 +111,14 @@ def test_back_up_stops_when_something_appears_behind():
     assert backup.command(around(pose, scan=[-0.35, 0.0]), DT) is None
 
 
+def test_back_up_stands_while_a_scan_is_late_and_goes_on_with_the_next():
+    backup = BackUp(distance=0.15, speed=0.1, footprint_radius=0.18)
+    pose = np.array([2.0, 2.0, 0.0])
+    backup.begin(around(pose), GOAL, False)
+    np.testing.assert_array_equal(backup.command(around(pose, scan=None), DT), [0.0, 0.0])
+    assert backup.command(around(pose), DT)[0] < 0
+
+
 def test_back_up_never_drives_into_a_point_it_knows_of():
     """Random clouds behind the robot: whenever it moves, the swept footprint keeps REAR_CLEARANCE from every point."""
     rng = np.random.default_rng(0)
@@ -274,7 +282,7 @@ def test_wait_clears_the_perceived_obstacles_and_recovery_can_be_switched_off():
 @pytest.mark.parametrize("rear_blocked", [False, True])
 def test_a_robot_boxed_in_front_in_the_real_sim_recovers_and_says_so(graph, tiny_model_path, rear_blocked):
     """sim_node, perception_node and actor_node over DDS; a box 0.17 m in front of the robot's rim (and, in one
-    case, one 0.12 m behind it). Limited to 0.05 m/s the robot cannot make progress: a recovery starts, with one
+    case, one 0.07 m behind it: still inside the back-up's reach after the robot crept forward a little). Limited to 0.05 m/s the robot cannot make progress: a recovery starts, with one
     status line; it backs up when the scan shows the rear free, and spins instead when it does not. No contact."""
     def node(cls, **values):
         return graph.add(cls(parameter_overrides=[Parameter("use_sim_time", value=True),
@@ -287,7 +295,7 @@ def test_a_robot_boxed_in_front_in_the_real_sim_recovers_and_says_so(graph, tiny
     statuses, scans = graph.collect(String, "/ojepa/actor_status"), graph.collect(LaserScan, "/scan")
     contacts, odoms = graph.collect(Bool, "/collision"), graph.collect(Odometry, "/odom")
     dropper = graph.add(Node("box_dropper")).create_publisher(Marker, "/sim/obstacles", 10)
-    boxes = [(2.45, 2.0)] + ([(1.6, 2.0)] if rear_blocked else [])
+    boxes = [(2.45, 2.0)] + ([(1.65, 2.0)] if rear_blocked else [])
     for i, (x, y) in enumerate(boxes):
         box = Marker(type=Marker.CUBE, action=Marker.ADD, ns="test", id=i)
         box.header.frame_id = "odom"

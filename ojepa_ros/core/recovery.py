@@ -177,11 +177,12 @@ class BackUp(Behaviour):
 
     def command(self, s: Surroundings, dt: float) -> np.ndarray | None:
         remaining = self.distance - math.hypot(*(s.pose[:2] - self._start[:2]))
-        if remaining <= EPS or self._elapsed >= 2 * self.distance / self.speed + TIME_SLACK - EPS \
-                or self.rear_blocked(s, remaining):
+        if remaining <= EPS or self._elapsed >= 2 * self.distance / self.speed + TIME_SLACK - EPS:
             return None
         self._elapsed += dt
-        return np.array([-self.speed, 0.0])
+        if s.scan is None:  # a late scan: stand and wait for the next (within the time limit), not give up
+            return np.zeros(2)
+        return None if self.rear_blocked(s, remaining) else np.array([-self.speed, 0.0])
 
 
 def free_range(points: np.ndarray, bearing: float, cap: float = 4.0) -> float:
