@@ -78,6 +78,7 @@ def test_zone_outline_encloses_the_sweep():
 @settings(max_examples=200, deadline=None)
 @given(v=st.floats(-0.5, 0.5), w=st.floats(-1.5, 1.5), gap=st.floats(0.0, 0.05), angle=st.floats(-math.pi, math.pi))
 @example(v=0.5, w=0.0, gap=0.0, angle=1.5)  # touching beside the robot: passed closest between two sweep poses
+@example(v=0.25, w=-1.0, gap=0.0, angle=1.5)  # turning away from a point at the rim that the arc's start approaches
 def test_a_command_never_moves_the_footprint_into_an_obstacle_within_its_braking_distance(v, w, gap, angle):
     """Whatever (v, w): after the monitor, braking from the allowed speed never brings the footprint
     within the stop margin of a point that lies on the way."""

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 ARC_STEP_FRACTION = 0.25  # sweep poses at most footprint_radius x this apart along the arc
+ARC_STEP_TURN = 0.02  # rad: and at most this turn of heading apart (a chord across a tight arc cuts its start)
 STANDSTILL = 1e-6  # m/s: a linear speed below this is rotation in place (and keeps w / v finite)
 
 
@@ -74,8 +75,9 @@ def arc_poses(v: float, w: float, distance: float, step: float) -> np.ndarray:
     """[K, 2] positions of the base along the arc driven by (v, w) for `distance` m of travel, from (0, 0)."""
     if distance <= 0 or abs(v) < STANDSTILL:
         return np.zeros((1, 2))
-    s = np.linspace(0.0, distance, max(2, math.ceil(distance / step) + 1)) * math.copysign(1.0, v)
     curvature = w / v
+    step = min(step, ARC_STEP_TURN / abs(curvature)) if curvature else step
+    s = np.linspace(0.0, distance, max(2, math.ceil(distance / step) + 1)) * math.copysign(1.0, v)
     if abs(curvature) < 1e-6:
         return np.stack([s, np.zeros_like(s)], axis=1)
     return np.stack([np.sin(curvature * s) / curvature, (1.0 - np.cos(curvature * s)) / curvature], axis=1)
