@@ -2,9 +2,10 @@
 
 Every scenario drives held-out layouts (or the four-room world, named) with obstacles and movers the
 evaluation places itself, so nothing here was seen in training. Runs `--jobs` scenarios at once, each on
-one thread; `--only NAME ...` picks rows, `--set KEY=VALUE` overrides the actor for every row.
+one thread; `--only NAME ...` picks rows, `--set KEY=VALUE` overrides the actor for every row. The collision
+monitor sits between the actor and the base, as deployed, unless `--monitor off` (the planner alone).
 
-    python bench/scenarios.py --pairs 50 --jobs 2 [--only obstacles black_camera] [--model M]
+    python bench/scenarios.py --pairs 50 --jobs 2 [--only obstacles black_camera] [--model M] [--monitor off]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def run(name: str, args: argparse.Namespace, out_dir: Path) -> dict:
                  *SCENARIOS[name][0]]
     if args.model:
         arguments += ["--model", str(args.model)]
+    arguments += ["--monitor", args.monitor]
     for item in args.set:
         arguments += ["--set", item]
     return run_eval(name, arguments, out_dir)
@@ -55,6 +57,8 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), default=list(SCENARIOS))
     parser.add_argument("--model", type=Path, default=None, help="world model (default: the shipped one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="actor override, every row")
+    parser.add_argument("--monitor", choices=("on", "off"), default="on",
+                        help="the collision monitor between actor and base (on, as deployed) or not")
     parser.add_argument("--out", type=Path, default=None, help="folder for each scenario's full JSON report")
     args = parser.parse_args()
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="ojepa_scenarios_"))
@@ -62,7 +66,7 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         reports = dict(zip(args.only, pool.map(lambda name: run(name, args, out_dir), args.only)))
     print(f"{args.pairs} pairs per row, seed {args.seed}, {args.max_steps / 10:.0f} s limit, model "
-          f"{args.model or 'shipped'} {' '.join(args.set)} (reports: {out_dir})")
+          f"{args.model or 'shipped'}, collision monitor {args.monitor} {' '.join(args.set)} (reports: {out_dir})")
     print("| scenario | success | episodes with contact | steps in contact | mean time to goal s | plan ms p50 "
           "| target |")
     print("|---|---|---|---|---|---|---|")

@@ -8,9 +8,14 @@ import math
 import numpy as np
 import pytest
 
+from ojepa_ros.core.collision_monitor import MonitorConfig, MonitorGate
+from ojepa_ros.core.model_io import load_world_model
+from ojepa_ros.core.mpc import PolicyStep
+from ojepa_ros.paths import config_file
 from ojepa_ros.sim.rooms_world import clearance, default_layout, doorways, room_of
 from ojepa_ros.sim.world_family import HELDOUT_SEEDS
-from ojepa_ros.train.evaluate import MIN_PAIR_DISTANCE, Scenario, evaluate, main, sample_pairs, scenario_trials
+from ojepa_ros.train.evaluate import (MIN_PAIR_DISTANCE, Scenario, drive, evaluate, main, monitor_config, rooms_env,
+                                      sample_pairs, scenario_trials)
 
 
 @pytest.mark.parametrize("mode", ["same_room", "cross_room"])
@@ -65,6 +70,7 @@ def test_main_prints_a_table_and_writes_json(tiny_model_path, tmp_path, capsys):
     report = json.loads(out.read_text())[0]
     assert report["scenario"]["camera"] == "black" and len(report["episodes"]) == 2
     assert not report["high_level"]  # no roadmap of a held-out world
+    assert report["collision_monitor"] and "collision_monitor=on" in lines[0]
 
 
 def test_main_names_an_unusable_model_file(tmp_path, capsys):
@@ -80,3 +86,45 @@ def test_main_overrides_the_actor_and_names_a_missing_roadmap(tiny_model_path, t
     assert "none.npz does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(args + ["--set", "warp_drive=1"])
+
+
+class FullAhead:
+    """A planner that learned nothing: full speed straight ahead whatever it sees (drive() needs only these)."""
+
+    def reset(self) -> None:
+        pass
+
+    def set_goal(self, goal) -> None:
+        pass
+
+    def act(self, state, velocity, **_) -> PolicyStep:
+        return PolicyStep(command=np.array([0.5, 0.0]), raw_command=np.array([0.5, 0.0]), status="ok")
+
+
+def test_the_evaluated_robot_has_the_deployed_collision_monitor(tiny_model_path):
+    model = load_world_model(tiny_model_path)
+    env = rooms_env(model, 80)
+    try:
+        start, goal = (1.0, 2.0, math.pi), (3.0, 2.0)  # facing the west wall, 1 m off
+        gate = MonitorGate(monitor_config(config_file("agent.yaml")), (0.5, 1.5))
+        guarded = drive(model, env, FullAhead(), start, goal, 80, 0, monitor=gate)
+        unguarded = drive(model, env, FullAhead(), start, goal, 80, 0)
+    finally:
+        env.close()
+    assert unguarded["collision_steps"] > 0 and unguarded["monitor_stops"] == 0
+    assert guarded["collision_steps"] == 0 and guarded["monitor_stops"] > 40  # held at the wall, step after step
+
+
+def test_monitor_gate_lets_out_only_a_straight_back_off_while_the_bumper_is_pressed():
+    gate = MonitorGate(MonitorConfig(), (0.5, 1.5))
+    free = np.zeros((0, 2))
+    assert gate.gate((0.8, 3.0), free).command == (0.5, 1.5)  # clipped to the hardware limits
+    assert gate.gate((0.3, 0.0), None).state == "stop: no fresh scan"
+    gate.bumper(True)  # closed while driving forward
+    assert gate.gate((0.3, 0.0), free).command == (0.0, 0.0)
+    assert gate.gate((-0.1, 0.0), free).command == (-0.1, 0.0)  # straight back, off the contact
+    assert gate.gate((-0.1, 0.4), free).command == (0.0, 0.0)  # turning while pressed scrapes
+    wall_behind = np.array([[-0.25, 0.0]])
+    assert gate.gate((-0.2, 0.0), wall_behind).command[0] == 0.0  # the back-off is scan-checked too
+    gate.bumper(False)
+    assert gate.gate((float("nan"), 0.0), free).command == (0.0, 0.0)

@@ -15,6 +15,10 @@ next to a wall may still back or turn away from it. Rotation in place sweeps not
 is left alone, except when the bumper reports contact or the scan is stale: then the command is (0, 0).
 Points follow REP 117: NaN ranges are invalid (ignored), +inf is nothing in range, -inf is an object closer
 than range_min (taken as at range_min on its beam).
+
+`MonitorGate` adds what the check alone does not know: the bumper, a missing scan, the robot's hardware limits
+and the straight back-off from a contact. collision_monitor_node and `ojepa eval` both drive through it, so the
+evaluated robot has the same last guard as the deployed one.
 """
 
 from __future__ import annotations
@@ -152,3 +156,57 @@ def zone_outline(command: Sequence[float], cfg: MonitorConfig, zone: str, segmen
     end = sweep[-1] + radius * np.stack([np.cos(heading[-1] + cap), np.sin(heading[-1] + cap)], axis=1)
     start = sweep[0] + radius * np.stack([np.cos(heading[0] + np.pi + cap), np.sin(heading[0] + np.pi + cap)], axis=1)
     return np.vstack([right, end, left[::-1], start])
+
+
+@dataclass(frozen=True)
+class GateResult:
+    command: tuple[float, float]  # (v, w) let out to the base
+    state: str  # clear | slowdown: ... | stop: ... | back off: bumper contact
+    zone: str  # the scan check's zone (clear where it did not run)
+    checked: tuple[float, float] | None = None  # the (clipped) command the scan check judged, where it ran
+
+
+class MonitorGate:
+    """gate(command, points, bumper) -> what goes to the base: the check, the bumper and its back-off.
+
+    While the bumper is pressed only a straight command the other way from the one the robot drove when it
+    closed goes out (scan-checked); anything else, a non-finite command or no fresh scan (points None) is (0, 0).
+    Commands are first clipped to `limits` (v, w), the robot's hardware limits."""
+
+    def __init__(self, cfg: MonitorConfig, limits: tuple[float, float]) -> None:
+        self.cfg, self.limits = cfg, (float(limits[0]), float(limits[1]))
+        self.reset()
+
+    def reset(self) -> None:
+        self._bumper = False
+        self._driven = 0.0  # sign of the last linear speed let out while the bumper was free
+        self._contact_sign = 0.0  # which way the robot was driving when the bumper closed (0: unknown)
+
+    def bumper(self, pressed: bool) -> None:
+        if pressed and not self._bumper:
+            self._contact_sign = self._driven
+        self._bumper = bool(pressed)
+
+    def gate(self, command: Sequence[float], points: np.ndarray | None) -> GateResult:
+        """points: [N, 2] fresh scan points in the base frame, or None when there is no fresh scan."""
+        result = self._decide(float(command[0]), float(command[1]), points)
+        if not self._bumper and abs(result.command[0]) > 0:
+            self._driven = math.copysign(1.0, result.command[0])
+        return result
+
+    def _decide(self, v: float, w: float, points: np.ndarray | None) -> GateResult:
+        if not (math.isfinite(v) and math.isfinite(w)):
+            return GateResult((0.0, 0.0), "stop: command not finite", "stop")
+        v = float(np.clip(v, -self.limits[0], self.limits[0]))
+        w = float(np.clip(w, -self.limits[1], self.limits[1]))
+        backing_off = self._bumper and v * self._contact_sign < 0 and w == 0.0
+        if self._bumper and not backing_off:
+            return GateResult((0.0, 0.0), "stop: bumper contact", "stop")
+        if points is None:
+            return GateResult((0.0, 0.0), "stop: no fresh scan", "stop")
+        verdict = check(points, (v, w), self.cfg)
+        if backing_off:
+            return GateResult(verdict.command, "back off: bumper contact", verdict.zone, (v, w))
+        state = verdict.zone if verdict.zone == "clear" else f"{verdict.zone}: obstacle {verdict.nearest:.2f} m " \
+                                                            "from the footprint"
+        return GateResult(verdict.command, state, verdict.zone, (v, w))

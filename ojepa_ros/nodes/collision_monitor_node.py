@@ -25,7 +25,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 
-from ojepa_ros.core.collision_monitor import MonitorConfig, check, zone_outline
+from ojepa_ros.core.collision_monitor import MonitorConfig, MonitorGate, zone_outline
 from ojepa_ros.core.safety import ROBOT_LIMITS
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.qos import SENSOR
@@ -73,11 +73,9 @@ class CollisionMonitorNode(Node):
         self.cfg = MonitorConfig(**{k: self.p[k] for k in ("footprint_radius", "stop_margin", "slowdown_margin",
                                                             "slowdown_ratio", "deceleration", "latency",
                                                             "slowdown_time")})
+        self.gate = MonitorGate(self.cfg, (ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.angular_velocity))
         self._points: np.ndarray | None = None
         self._scan_stamp = -math.inf  # capture time (s, node clock) of the scan in _points
-        self._bumper = False
-        self._driven = 0.0  # sign of the last linear speed let out while the bumper was free
-        self._contact_sign = 0.0  # which way the robot was driving when the bumper closed (0: unknown)
         self._raw = (0.0, 0.0)  # the command in force and when it came (monotonic)
         self._raw_at = -math.inf
         self._out = (0.0, 0.0)  # what was last published
@@ -103,10 +101,7 @@ class CollisionMonitorNode(Node):
         self._recheck()
 
     def _on_bumper(self, msg: Bool) -> None:
-        pressed = bool(msg.data)
-        if pressed and not self._bumper:
-            self._contact_sign = self._driven
-        self._bumper = pressed
+        self.gate.bumper(bool(msg.data))
         self._recheck()
 
     def _on_cmd(self, msg: Twist) -> None:
@@ -116,23 +111,11 @@ class CollisionMonitorNode(Node):
 
     # -- the check ------------------------------------------------------------------------------
     def _allowed(self) -> tuple[float, float]:
-        v, w = self._raw
-        if not (math.isfinite(v) and math.isfinite(w)):
-            return self._set_state("stop: command not finite", (0.0, 0.0))
-        v = float(np.clip(v, -ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.linear_velocity))
-        w = float(np.clip(w, -ROBOT_LIMITS.angular_velocity, ROBOT_LIMITS.angular_velocity))
-        backing_off = self._bumper and v * self._contact_sign < 0 and w == 0.0
-        if self._bumper and not backing_off:
-            return self._set_state("stop: bumper contact", (0.0, 0.0))
-        if self._points is None or self._now() - self._scan_stamp > self.p["scan_timeout"]:
-            return self._set_state("stop: no fresh scan", (0.0, 0.0))
-        verdict = check(self._points, (v, w), self.cfg)
-        if backing_off:
-            return self._set_state("back off: bumper contact", verdict.command)
-        if verdict.zone != "clear":
-            self._publish_zone((v, w))
-        return self._set_state(verdict.zone if verdict.zone == "clear" else
-                               f"{verdict.zone}: obstacle {verdict.nearest:.2f} m from the footprint", verdict.command)
+        fresh = self._points is not None and self._now() - self._scan_stamp <= self.p["scan_timeout"]
+        result = self.gate.gate(self._raw, self._points if fresh else None)
+        if result.zone != "clear" and result.checked is not None:
+            self._publish_zone(result.checked)
+        return self._set_state(result.state, result.command)
 
     def _recheck(self) -> None:
         """Between commands: the command in force against the latest scan and bumper; a silent source: zero."""
@@ -155,8 +138,6 @@ class CollisionMonitorNode(Node):
 
     def _publish(self, command: tuple[float, float]) -> None:
         self._out = command
-        if not self._bumper and abs(command[0]) > 0:
-            self._driven = math.copysign(1.0, command[0])
         msg = Twist()
         msg.linear.x, msg.angular.z = command
         self.cmd_pub.publish(msg)

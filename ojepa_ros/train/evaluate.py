@@ -24,11 +24,12 @@ import numpy as np
 import torch
 import yaml
 
-from ojepa_ros.core.collision_monitor import scan_points
+from ojepa_ros.core.collision_monitor import MonitorConfig, MonitorGate, scan_points
 from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy, PolicyStep
 from ojepa_ros.core.onnx_runtime import OnnxModelError, OrtWorldModel, onnx_dir_for
 from ojepa_ros.core.roadmap import RoadmapFileError
+from ojepa_ros.core.safety import ROBOT_LIMITS
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file, default_model
@@ -126,6 +127,12 @@ def actor_params(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())["actor_node"]["ros__parameters"]
 
 
+def monitor_config(path: Path) -> MonitorConfig:
+    """collision_monitor_node's geometry from an agent.yaml (its timeouts are the node's own business)."""
+    node = yaml.safe_load(path.read_text()).get("collision_monitor_node", {}).get("ros__parameters", {})
+    return MonitorConfig(**{k: float(v) for k, v in node.items() if k in MonitorConfig.__dataclass_fields__})
+
+
 def rooms_env(model: WorldModel, max_steps: int) -> RoomsNavEnv:
     """The embedded rooms world with the camera and control step the model was trained on."""
     size = model.cfg.image_size
@@ -139,13 +146,18 @@ StepHook = Callable[[torch.Tensor, dict[str, np.ndarray], PolicyStep], None]
 @torch.no_grad()
 def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[float, float, float],
           goal: tuple[float, float], max_steps: int, seed: int, on_step: StepHook | None = None,
-          camera: str = "normal", goal_as_image: bool = False) -> dict[str, Any]:
+          camera: str = "normal", goal_as_image: bool = False, monitor: MonitorGate | None = None) -> dict[str, Any]:
     """One closed-loop episode from `start` to `goal`; `on_step(state, obs, step)` sees every command before it
     is executed (DAgger records the student's states through it). camera "black": every image is zeros.
     goal_as_image: the actor gets the camera image at the goal (facing along start -> goal), not its pose;
-    success is still the robot within the goal tolerance of the goal position."""
+    success is still the robot within the goal tolerance of the goal position. monitor: the collision monitor
+    between the actor and the base, as collision_monitor_node in the ROS graph (None: the actor's command
+    drives the base unchecked); "monitor_stops" counts the steps it held a moving command back."""
     obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
     policy.reset()
+    if monitor is not None:
+        monitor.reset()
+    monitor_stops = 0
     if goal_as_image:
         yaw = math.atan2(goal[1] - start[1], goal[0] - start[0])
         odom = np.array([goal[0], goal[1], yaw, 0.0, 0.0])
@@ -173,18 +185,26 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
         if out.status == "recovery" and "#" in out.recovery:  # a behaviour started ("<name> #n (why)")
             recoveries.append(out.recovery.split(" ", 1)[0])
         failed = failed or (out.recovery if out.status == "failed" else "")
-        obs, _, success, _, info = env.step(out.command)
+        command = out.command
+        if monitor is not None:
+            monitor.bumper(info["collision"])
+            command = np.asarray(monitor.gate(out.command, scan).command)
+            monitor_stops += int(abs(command[0]) < abs(out.command[0]) - 1e-9)
+        obs, _, success, _, info = env.step(command)
         steps += 1
         collisions += int(info["collision"])
     return {"start": list(start), "goal": list(goal), "success": bool(success), "steps": steps,
             "collision_steps": collisions, "final_distance_m": float(info["distance_to_goal"]),
-            "mode1_steps": mode1_steps, "plan_ms": plan_ms, "recoveries": recoveries, "failed": failed}
+            "mode1_steps": mode1_steps, "plan_ms": plan_ms, "recoveries": recoveries, "failed": failed,
+            "monitor_stops": monitor_stops}
 
 
 @torch.no_grad()
 def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scenario(), seed: int = 0,
-             max_steps: int = 600, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Success rate, time to goal, contacts and planning time over `pairs` closed-loop episodes of `scenario`.
+             max_steps: int = 600, params: Mapping[str, Any] | None = None,
+             monitor: MonitorConfig | None = None) -> dict[str, Any]:
+    """Success rate, time to goal, contacts and planning time over `pairs` closed-loop episodes of `scenario`,
+    with the collision monitor `monitor` between the actor and the base (None: without one).
 
     Outside the roadmap's world the actor plans without its high level (a roadmap is one world's experience)."""
     model = load_world_model(model_path)
@@ -197,13 +217,15 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
         onnx = OrtWorldModel(params.get("onnx_dir") or onnx_dir_for(model_path), params.get("onnx_providers", "auto"),
                              threads=torch.get_num_threads())
     policy = MpcPolicy.from_files(model, model_path, params, seed=seed, onnx=onnx)
+    gate = None if monitor is None else MonitorGate(monitor, (ROBOT_LIMITS.linear_velocity,
+                                                              ROBOT_LIMITS.angular_velocity))
     dt = env.config.control_dt
     episodes = []
     try:
         for trial in scenario_trials(scenario, pairs, seed):
             env.set_layout(trial.layout)
             episode = drive(model, env, policy, trial.start, trial.goal, max_steps, seed, camera=scenario.camera,
-                            goal_as_image=scenario.goal == "image")
+                            goal_as_image=scenario.goal == "image", monitor=gate)
             episode["world"] = trial.world
             episode["plan_ms_median"] = float(np.median(episode["plan_ms"])) if episode["plan_ms"] else float("nan")
             episodes.append(episode)
@@ -215,7 +237,7 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
     steps = sum(e["steps"] for e in episodes)
     return {
         "scenario": asdict(scenario), "mode": scenario.mode, "pairs": pairs, "seed": seed,
-        "high_level": bool(params.get("hierarchical", True)),
+        "high_level": bool(params.get("hierarchical", True)), "collision_monitor": monitor is not None,
         "plan_deadline": float(params.get("plan_deadline", DEFAULTS["plan_deadline"])),
         "success_rate": float(np.mean([e["success"] for e in episodes])),
         "mean_time_to_goal_s": float(np.mean(times)) if times else float("nan"),
@@ -226,6 +248,7 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
         "mode1_commands": mode1_steps,  # Mode-1 alone, or Mode-2 past its deadline
         "recoveries": int(sum(len(e["recoveries"]) for e in episodes)),  # recovery behaviours started
         "goals_failed_stuck": int(sum(bool(e["failed"]) for e in episodes)),
+        "monitor_stops": int(sum(e["monitor_stops"] for e in episodes)),
         "plan_ms_median": float(np.median(plan_ms)) if plan_ms else float("nan"),
         "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms else float("nan"),
         "episodes": episodes,
@@ -237,7 +260,8 @@ def print_report(report: dict[str, Any], per_pair: bool) -> None:
     sc = report["scenario"]
     print(f"# worlds={sc['worlds']} mode={sc['mode']} obstacles={sc['obstacles']} moving={sc['moving_obstacles']} "
           f"goal={sc['goal']} camera={sc['camera']} high_level={'on' if report['high_level'] else 'off'} "
-          f"plan_deadline={report['plan_deadline']:g} s")
+          f"plan_deadline={report['plan_deadline']:g} s "
+          f"collision_monitor={'on' if report.get('collision_monitor') else 'off'}")
     print(f"{'pair':<6} {'world':<11} {'success':>8} {'time s':>7} {'contact':>8} {'final m':>8} {'plan ms':>8} "
           f"{'recov':>6}")
     if per_pair:
@@ -251,7 +275,8 @@ def print_report(report: dict[str, Any], per_pair: bool) -> None:
     print(f"  episodes with contact: {report['episodes_with_collision']}/{report['pairs']}, steps in contact: "
           f"{100 * report['contact_step_fraction']:.2f} %, plan ms p99: {report['plan_ms_p99']:.1f}, "
           f"Mode-1 commands: {report['mode1_commands']}, recoveries: {report['recoveries']} "
-          f"({report['goals_failed_stuck']} goals given up stuck)")
+          f"({report['goals_failed_stuck']} goals given up stuck), commands the monitor held back: "
+          f"{report.get('monitor_stops', 0)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an actor_node parameter, e.g. hierarchical=false or planner=cem (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the full report (incl. every episode) here")
+    parser.add_argument("--monitor", choices=("on", "off"), default="on",
+                        help="on (default, as deployed): the collision monitor (collision_monitor_node's settings "
+                        "in --config) between the actor and the base; off: the actor's commands drive unchecked")
     parser.add_argument("--real-time", action="store_true", help="keep the configured plan_deadline (Mode-1 answers "
                         "when Mode-2 runs late on this host) instead of waiting for every Mode-2 plan")
     args = parser.parse_args(argv)
@@ -288,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         scenarios = [Scenario(args.worlds, m, args.obstacles, args.moving_obstacles, args.goal, args.camera)
                      for m in modes]
-        reports = [evaluate(args.model, args.pairs, sc, args.seed, args.max_steps, params) for sc in scenarios]
+        monitor = monitor_config(args.config) if args.monitor == "on" else None
+        reports = [evaluate(args.model, args.pairs, sc, args.seed, args.max_steps, params, monitor)
+                   for sc in scenarios]
     except (ModelFileError, RoadmapFileError, OnnxModelError, ValueError) as err:
         print(f"ojepa eval: {err}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file
 from ojepa_ros.train.dataset import EpisodeDataset, split_episodes
 from ojepa_ros.train.episode_files import find_episodes
-from ojepa_ros.train.evaluate import Scenario, actor_params, evaluate
+from ojepa_ros.train.evaluate import Scenario, actor_params, evaluate, monitor_config
 from ojepa_ros.train.probes import effective_rank, fit_linear, pose_r_squared, pose_targets
 from ojepa_ros.train.trainer import encode_episodes
 
@@ -136,7 +136,7 @@ def evaluate_world_model(path: Path, data: Path, plan_pairs: int = 0, params: di
         # The world model alone drives: the roadmap, Mode-1 and critic are built per model; baselines have none.
         low_level = {**(params or {}), **LOW_LEVEL_ONLY}
         closed_loop = evaluate(path, pairs=plan_pairs, scenario=Scenario("heldout", "same_room", obstacles=2),
-                               params=low_level)
+                               params=low_level, monitor=monitor_config(config_file("agent.yaml")))
         report |= {"plan_success": closed_loop["success_rate"], "plan_time_s": closed_loop["mean_time_to_goal_s"],
                    "plan_collisions": closed_loop["collisions"],
                    "plan_contact_episodes": closed_loop["episodes_with_collision"]}
