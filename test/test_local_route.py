@@ -1,0 +1,38 @@
+"""The local router around perceived obstacle points: round what the robot does not fit through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ojepa_ros.core.local_route import LocalRouter, inflated
+
+INFLATION = 0.33  # robot radius 0.18 + obstacle margin 0.15
+
+
+def wall(x: float, y0: float, y1: float) -> np.ndarray:
+    """Obstacle points every 5 cm along x = const from y0 to y1."""
+    ys = np.arange(y0, y1 + 1e-9, 0.05)
+    return np.stack([np.full_like(ys, x), ys], axis=1)
+
+
+def test_inflation_marks_cells_within_reach_of_a_point():
+    grid = inflated(np.array([[0.25, 0.25]]), np.zeros(2), (5, 5), 0.1, 0.15)
+    assert grid[2, 2] and grid[1, 2] and not grid[0, 0] and not grid[4, 4]
+
+
+def test_the_route_goes_round_a_wall_with_a_gap_too_narrow_for_the_robot():
+    points = np.vstack([wall(1.0, -1.5, -0.1), wall(1.0, 0.1, 1.5)])  # a 0.2 m gap at y = 0
+    router = LocalRouter(INFLATION, window=4.0)
+    router.subgoal(np.zeros(2), np.array([2.0, 0.0]), points)
+    crossing = router.route[np.argmin(np.abs(router.route[:, 0] - 1.0))]
+    assert abs(crossing[1]) > 1.5 + INFLATION - 0.1  # past the wall's end, not through the gap
+    assert np.allclose(router.route[0], 0.0) and np.allclose(router.route[-1], [2.0, 0.0])
+
+
+def test_the_steering_target_is_a_route_point_in_clear_sight():
+    router = LocalRouter(INFLATION, lookahead=1.0)
+    target = router.subgoal(np.zeros(2), np.array([3.0, 0.0]), np.zeros((0, 2)))
+    assert np.hypot(*target) == pytest.approx(1.0, abs=0.15)  # nothing in the way: the lookahead's end
+    with pytest.raises(ValueError):
+        LocalRouter(0.0)
