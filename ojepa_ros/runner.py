@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(faster restarts, twice the processes)")
     parser.add_argument("--use-sim-time", nargs="?", const="true", default="auto", choices=("auto", "true", "false"),
                         help="nodes run on /clock (auto, the default: when an embedded simulator runs; bare flag: true)")
+    parser.add_argument("--stamped-cmd-vel", nargs="?", const="true", default=None, choices=("true", "false"),
+                        help="velocity commands as geometry_msgs/TwistStamped (bare flag: true) or Twist (false); "
+                             "default: as the parameters file says (config/agent.yaml: Twist)")
     parser.add_argument("--namespace", default="", help="namespace of every node and topic, e.g. robot1")
     parser.add_argument("--log-level", default="info", choices=graph.LOG_LEVELS, help="log level of every node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
@@ -49,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _params_files(args: argparse.Namespace) -> list[str]:
     config = args.config or config_file()
     extra = {name: {"ros__parameters": values}
-             for name, values in graph.overrides(args.sim, args.model, args.task,
-                                                 use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time)).items()}
+             for name, values in graph.overrides(
+                 args.sim, args.model, args.task, use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time),
+                 stamped_cmd_vel=None if args.stamped_cmd_vel is None else args.stamped_cmd_vel == "true").items()}
     files = graph.ros_arguments(args.namespace, args.log_level)
     docs = [extra] if extra else []
     if args.namespace:  # `node:` sections reach /ns/node only as `/**/node:`

@@ -35,6 +35,7 @@ from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_type
 
 def writable_dir_problem(path: str) -> str | None:
     """Why episodes cannot be written under `path` (created if missing), or None if they can."""
@@ -60,12 +61,13 @@ PARAMS = {
                           "must be a directory this node can create and write"),
     "record_images": P.Param(False, "also record /camera/image_raw"),
     "max_episode_duration": P.ranged(300.0, 1.0, 86_400.0, "s; a longer episode is closed and a new one opened"),
+    "enable_stamped_cmd_vel": STAMPED_PARAM,
 }
 # Episode channel names: the topics as an un-namespaced agent names them, so datasets read the same channels
 # from every robot; each is subscribed relative (without the leading /), so a namespace moves it.
 RECORDED = {
     "/ojepa/state": Float32MultiArray,
-    "/cmd_vel": Twist,
+    "/cmd_vel": Twist,  # TwistStamped with enable_stamped_cmd_vel
     "/odom": Odometry,
     "/ojepa/cost_terms": DiagnosticArray,
     "/ojepa/goal": PoseStamped,
@@ -93,7 +95,7 @@ class MemoryNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("memory_node", **kwargs)
         self.p = P.declare(self, PARAMS)
-        self.topics = dict(RECORDED)
+        self.topics = {**RECORDED, "/cmd_vel": velocity_type(self.p["enable_stamped_cmd_vel"])}
         if self.p["record_images"]:
             self.topics["/camera/image_raw"] = Image
         self.episode: EpisodeWriter | None = None
