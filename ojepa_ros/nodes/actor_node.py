@@ -50,6 +50,7 @@ from ojepa_ros.core.safety import Watchdog, ramp_to_zero, within_bounds
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.nodes.diagnostics import HARDWARE_ID_PARAM, diagnostic_array, hardware_id
 from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_points, stamp_to_sec, state_capture_sec,
                                      yaw_to_quaternion)
 from ojepa_ros.nodes.lifecycle import ManagedNode
@@ -94,6 +95,7 @@ PARAMS = {
     "effector": P.one_of("twist", "twist: geometry_msgs/Twist (or TwistStamped) on /cmd_vel; float64_array: "
                          "std_msgs/Float64MultiArray on /commands", ("twist", "float64_array")),
     "enable_stamped_cmd_vel": STAMPED_PARAM,
+    "hardware_id": HARDWARE_ID_PARAM,
     "control_rate": P.ranged(10.0, 1.0, 100.0, "Hz at which a command is published"),
     "watchdog_timeout": P.ranged(0.2, 0.05, 1.0, "s; state or odometry captured longer ago -> safety stop"),
     "world_bounds": WORLD_BOUNDS,
@@ -140,6 +142,7 @@ class ActorNode(ManagedNode):
         super().__init__("actor_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params, joint_check=settings_problem)
         self._fault = ""
+        self.hardware_id = hardware_id(self, self.p["hardware_id"])
         self.model = None
         self.policy: MpcPolicy | None = None
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
@@ -522,9 +525,7 @@ class ActorNode(ManagedNode):
         plan = DiagnosticStatus(level=DiagnosticStatus.OK, name="actor_node: chosen plan",
                                 message=f"weighted cost per term of the last plan ({source or 'none yet'})",
                                 values=[KeyValue(key=k, value=f"{v:.4f}") for k, v in terms.items()])
-        msg = DiagnosticArray(status=[status, plan])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diagnostic_array(self, [status, plan], self.hardware_id))
 
     def _progress(self) -> dict[str, float]:
         """The progress checker's figures: s without progress, recoveries in a row (none without recovery)."""
