@@ -217,8 +217,9 @@ def gazebo_world_file(sim_params: dict) -> str:
 
 def _gazebo_folder() -> str:
     """$ROS_HOME/ojepa/gazebo (ROS_HOME defaults to ~/.ros), created: where sim:=gazebo writes its files."""
-    folder = os.path.join(os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros"),
-                          "ojepa", "gazebo")
+    from ojepa_ros.paths import ros_home
+
+    folder = os.path.join(ros_home(), "ojepa", "gazebo")
     os.makedirs(folder, exist_ok=True)
     return folder
 

@@ -90,8 +90,7 @@ PARAMS = {
     "model_path": MODEL_PARAM,
     "backend": P.one_of("torch", "where the planner's rollouts run: torch, or onnxruntime (the graphs `ojepa "
                                  "export` wrote; planner mppi or cem at float32)", BACKENDS),
-    "onnx_dir": ENGINE_PARAMS["onnx_dir"],
-    "onnx_providers": ENGINE_PARAMS["onnx_providers"],
+    **{name: ENGINE_PARAMS[name] for name in ENGINE_PARAMS if name.startswith(("onnx_", "trt_"))},
     "effector": P.one_of("twist", "twist: geometry_msgs/Twist (or TwistStamped) on /cmd_vel; float64_array: "
                          "std_msgs/Float64MultiArray on /commands", ("twist", "float64_array")),
     "enable_stamped_cmd_vel": STAMPED_PARAM,

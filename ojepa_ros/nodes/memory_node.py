@@ -36,6 +36,7 @@ from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_type
+from ojepa_ros.paths import ros_home
 
 def writable_dir_problem(path: str) -> str | None:
     """Why episodes cannot be written under `path` (created if missing), or None if they can."""
@@ -87,8 +88,7 @@ def episodes_dir(output_dir: str) -> Path:
     """Where episodes go, as an absolute path (logged with every episode)."""
     if output_dir:
         return Path(output_dir).expanduser().resolve()
-    ros_home = os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros")
-    return Path(ros_home).resolve() / "ojepa" / "episodes"
+    return ros_home() / "ojepa" / "episodes"
 
 
 class MemoryNode(ManagedNode):
