@@ -123,3 +123,41 @@ def test_a_stuck_stop_prints_its_stacks_and_exits_within_the_deadline(tmp_path):
     assert proc.wait() == 1, out
     assert took <= STOP_DEADLINE_S + 0.5, out
     assert "stopping" in out and "in stop" in out, out  # faulthandler's dump names the stuck frame
+
+
+SLOW_TEARDOWN_NODE = """
+import time
+from rclpy.node import Node
+from ojepa_ros.nodes.entry import exit_quietly_on_signals
+from ojepa_ros.nodes.runtime import run_node
+
+class SlowGoodbye(Node):
+    def __init__(self):
+        super().__init__("slow_goodbye_node")
+    def stop(self):
+        print("stopped", flush=True)
+    def destroy_node(self):
+        time.sleep(30)  # the middleware's teardown, as slow as it gets on busy cores
+
+exit_quietly_on_signals()
+print("spinning", flush=True)
+run_node(SlowGoodbye)
+print("returned", flush=True)
+"""
+
+
+def test_a_slow_middleware_teardown_after_the_stop_ends_quietly_within_the_deadline(tmp_path):
+    """Once every node has stopped, a node process whose DDS teardown drags on exits 0 at the deadline, printing
+    nothing: `ros2 launch` reports it finished cleanly instead of died."""
+    from ojepa_ros.nodes.runtime import STOP_DEADLINE_S
+
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_TEARDOWN_NODE], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline().strip() == "spinning"
+    time.sleep(1.0)
+    _, took = _ctrl_c(proc)
+    out = proc.stdout.read()
+    assert proc.wait() == 0, out
+    assert took <= STOP_DEADLINE_S + 0.5, out
+    assert out.split() == ["stopped"], out  # no stacks, and it never got past the teardown
