@@ -126,6 +126,7 @@ def test_a_stuck_stop_prints_its_stacks_and_exits_within_the_deadline(tmp_path):
 
 
 SLOW_TEARDOWN_NODE = """
+import os
 import time
 from rclpy.node import Node
 from ojepa_ros.nodes.entry import exit_quietly_on_signals
@@ -137,18 +138,20 @@ class SlowGoodbye(Node):
     def stop(self):
         print("stopped", flush=True)
     def destroy_node(self):
+        print("destroying", flush=True)
         time.sleep(30)  # the middleware's teardown, as slow as it gets on busy cores
 
 exit_quietly_on_signals()
 print("spinning", flush=True)
 run_node(SlowGoodbye)
 print("returned", flush=True)
+os._exit(0)  # as entry.run ends a node executable
 """
 
 
-def test_a_slow_middleware_teardown_after_the_stop_ends_quietly_within_the_deadline(tmp_path):
-    """Once every node has stopped, a node process whose DDS teardown drags on exits 0 at the deadline, printing
-    nothing: `ros2 launch` reports it finished cleanly instead of died."""
+def test_a_node_process_ends_after_its_stop_without_waiting_for_the_middleware_teardown(tmp_path):
+    """Once the node has stopped, its process ends at once with status 0 and nothing printed, however slow
+    destroying its DDS entities would be: `ros2 launch` reports it finished cleanly."""
     from ojepa_ros.nodes.runtime import STOP_DEADLINE_S
 
     proc = subprocess.Popen([sys.executable, "-c", SLOW_TEARDOWN_NODE], stdout=subprocess.PIPE,
@@ -159,5 +162,5 @@ def test_a_slow_middleware_teardown_after_the_stop_ends_quietly_within_the_deadl
     _, took = _ctrl_c(proc)
     out = proc.stdout.read()
     assert proc.wait() == 0, out
-    assert took <= STOP_DEADLINE_S + 0.5, out
-    assert out.split() == ["stopped"], out  # no stacks, and it never got past the teardown
+    assert took <= STOP_DEADLINE_S, out
+    assert out.split() == ["stopped", "returned"], out  # no stacks, no teardown

@@ -21,9 +21,6 @@ from ojepa_ros.nodes.lifecycle import ManagedNode
 # exits with status 1, rather than wait for `ros2 launch` to escalate to SIGTERM and SIGKILL (5 s and 15 s).
 STOP_DEADLINE_S = float(os.environ.get("OJEPA_STOP_DEADLINE", "1.5"))
 FINAL_MESSAGES_S = 0.1  # after the nodes' stop(): time for their final commands to leave
-# The quiet exit after the stop (_quiet_exit_after) needs the GIL; a teardown call that holds it (in C) would
-# keep it waiting, so faulthandler's watchdog thread, which needs none, still ends the process this much later.
-BACKSTOP_S = 0.4
 
 
 class NodeSpinner:
@@ -73,24 +70,6 @@ def _one_torch_thread() -> None:
         torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
 
 
-def _quiet_exit_after(seconds: float) -> threading.Timer:
-    """Ends the process with status 0 after `seconds` unless cancelled: for the middleware's teardown, once the
-    nodes have stopped (the robot has its zero command, the episode is closed). Destroying every publisher,
-    service and client sends a DDS goodbye per endpoint; with ten node processes doing it at once on two busy
-    cores that took more than the stop deadline (measured under `ros2 launch`, load 14: six nodes printed
-    their stacks and exited 1). Past the deadline nothing the robot needs is left, so the process just ends;
-    its peers then drop it when its DDS lease runs out."""
-    def exit_now() -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-
-    timer = threading.Timer(max(seconds, 0.0), exit_now)
-    timer.daemon = True
-    timer.start()
-    return timer
-
-
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None, own_process: bool = False) -> None:
     """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
@@ -103,9 +82,12 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     the stop short with a KeyboardInterrupt. Before that, a signal ends the process quietly (see entry.py).
 
     The stop has STOP_DEADLINE_S: a node's stop() still running then prints every thread's stack and exits 1.
-    `own_process` (a node executable, which exits once this returns): the middleware's teardown after the stop
-    gets what is left of that deadline and the process then ends with status 0 (_quiet_exit_after); only a
-    teardown that holds the GIL past BACKSTOP_S more ends with the stacks and status 1.
+    `own_process` (a node executable, whose process ends once this returns, entry.py): the middleware's teardown
+    is skipped. Destroying each publisher, service and client sends a DDS goodbye per endpoint while holding
+    the GIL; under real `ros2 launch` with ten node processes doing it at once on two busy cores (load 14) it
+    ran past the deadline in six of them (their stacks in rclpy's destroy_service / destroy_publisher, status 1).
+    Nothing the robot needs is left by then (zero command sent, episode closed); peers drop the process's DDS
+    participant when its lease runs out, as after a crash.
     """
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
     # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer. Only where
@@ -134,7 +116,6 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     except KeyboardInterrupt:  # a caller in another thread, or one that set SIGINT back to Python's default
         pass
     finally:
-        started = time.monotonic()
         faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
         spinner.stop()
         for node in created:
@@ -142,17 +123,11 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
             if stop is not None:
                 stop()
         time.sleep(FINAL_MESSAGES_S)  # let the final commands leave before the middleware goes away
-        late = None
-        if own_process:
-            left = STOP_DEADLINE_S - (time.monotonic() - started)
-            faulthandler.dump_traceback_later(max(left, 0.0) + BACKSTOP_S, exit=True)  # re-armed: the backstop
-            late = _quiet_exit_after(left)
-        spinner.shutdown()
-        for node in created:
-            node.destroy_node()
-        rclpy.try_shutdown()
-        if late is not None:
-            late.cancel()
+        if not own_process:
+            spinner.shutdown()
+            for node in created:
+                node.destroy_node()
+            rclpy.try_shutdown()
         faulthandler.cancel_dump_traceback_later()
 
 
