@@ -82,8 +82,8 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     the stop short with a KeyboardInterrupt. Before that, a signal ends the process quietly (see entry.py).
 
     The stop has STOP_DEADLINE_S: a node's stop() still running then prints every thread's stack and exits 1.
-    `own_process` (a node executable, whose process ends once this returns, entry.py): the middleware's teardown
-    is skipped. Destroying each publisher, service and client sends a DDS goodbye per endpoint while holding
+    `own_process` (a node executable, whose process ends once this returns, entry.py; `ojepa agent`, cli.py):
+    the middleware's teardown is skipped. Destroying each publisher, service and client sends a DDS goodbye per endpoint while holding
     the GIL; under real `ros2 launch` with ten node processes doing it at once on two busy cores (load 14) it
     ran past the deadline in six of them (their stacks in rclpy's destroy_service / destroy_publisher, status 1).
     Nothing the robot needs is left by then (zero command sent, episode closed); peers drop the process's DDS
