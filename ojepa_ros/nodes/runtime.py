@@ -83,11 +83,12 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
 
     The stop has STOP_DEADLINE_S: a node's stop() still running then prints every thread's stack and exits 1.
     `own_process` (a node executable, whose process ends once this returns, entry.py; `ojepa agent`, cli.py):
-    the middleware's teardown is skipped. Destroying each publisher, service and client sends a DDS goodbye per endpoint while holding
-    the GIL; under real `ros2 launch` with ten node processes doing it at once on two busy cores (load 14) it
-    ran past the deadline in six of them (their stacks in rclpy's destroy_service / destroy_publisher, status 1).
-    Nothing the robot needs is left by then (zero command sent, episode closed); peers drop the process's DDS
-    participant when its lease runs out, as after a crash.
+    the middleware's teardown is skipped. Destroying each publisher, service and client sends a DDS goodbye per
+    endpoint while holding the GIL; under real `ros2 launch` with ten node processes doing it at once on two busy
+    cores (load 14) it ran past the deadline in six of them (their stacks in rclpy's destroy_service /
+    destroy_publisher, status 1), and `ojepa agent --processes`' own monitor node did too once its node
+    processes had gone. Nothing the robot needs is left by then (zero command sent, episode closed); peers drop
+    the process's DDS participant when its lease runs out, as after a crash.
     """
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
     # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer. Only where
