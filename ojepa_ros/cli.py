@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {"collect": "ojepa_ros.train.collect", "train": "ojepa_ros.train.trainer",
@@ -36,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
-        return runner.run_agent(args)
+        status = runner.run_agent(args)
+        # Its nodes skipped the middleware's teardown (runtime.run_nodes): end without the interpreter's, which
+        # would wait on the DDS threads still alive, as a node executable ends (nodes/entry.py).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     module = importlib.import_module(COMMANDS[args.command])
     return module.main(rest)
 

@@ -25,6 +25,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "task": ("", "task file in config/tasks/ to apply at start-up, e.g. demo"),
     "model_path": ("", "world model file (empty: models/world_model.pt of the package)"),
     "rviz": ("false", "true: also open RViz with rviz/agent.rviz (a warning, and no RViz, if rviz2 is not installed)"),
+    "enable_stamped_cmd_vel": ("", "true: velocity commands are geometry_msgs/TwistStamped, false: Twist (empty: as "
+                                   "params_file says; config/agent.yaml: false)"),
 }
 
 
@@ -62,6 +64,9 @@ BUMPER = NodeSpec("bumper_node", "ojepa_ros.nodes.bumper_node", "BumperNode")
 ALL_NODES = (SIM, BUMPER, *AGENT)  # every node executable of the package
 MODEL_USERS = ("perception_node", "world_model_node", "cost_node", "actor_node")
 MANAGED = ("sim_node", "perception_node", "world_model_node", "cost_node", "memory_node", "actor_node")
+# The nodes that send or read velocity commands (cmd_vel, cmd_vel_raw): each declares enable_stamped_cmd_vel.
+VELOCITY_USERS = ("sim_node", "world_model_node", "actor_node", "memory_node", "collision_monitor_node")
+STAMPED = "enable_stamped_cmd_vel"
 
 
 def nodes(sim: str) -> list[NodeSpec]:
@@ -72,12 +77,16 @@ def nodes(sim: str) -> list[NodeSpec]:
     return {"rooms": [SIM], "gym": [SIM], "gazebo": [BUMPER]}.get(sim, []) + list(AGENT)
 
 
-def overrides(sim: str, model_path: str = "", task: str = "",
-              use_sim_time: bool | None = None) -> dict[str, dict[str, Any]]:
-    """Per-node parameters that the launch arguments change on top of config/agent.yaml."""
+def overrides(sim: str, model_path: str = "", task: str = "", use_sim_time: bool | None = None,
+              stamped_cmd_vel: bool | None = None) -> dict[str, dict[str, Any]]:
+    """Per-node parameters that the launch arguments change on top of config/agent.yaml (None: left as it says)."""
     out: dict[str, dict[str, Any]] = {}
     if use_sim_time is not None:
         out.update({spec.name: {"use_sim_time": use_sim_time} for spec in nodes(sim)})
+    if stamped_cmd_vel is not None:
+        for spec in nodes(sim):
+            if spec.name in VELOCITY_USERS:
+                out.setdefault(spec.name, {})[STAMPED] = stamped_cmd_vel
     if SIM not in nodes(sim):  # none, gazebo: no embedded simulator to bring up
         out.setdefault("lifecycle_manager_node", {})["node_names"] = [n for n in MANAGED if n != SIM.name]
     if sim == "gym":
@@ -110,6 +119,7 @@ class Process:
 
 
 def parse_bool(name: str, value: str) -> bool:
+    """A launch argument's true/false (also 1/0, yes/no, on/off); LaunchError naming it otherwise."""
     text = value.strip().lower()
     if text in ("true", "1", "yes", "on"):
         return True
@@ -199,12 +209,38 @@ def gazebo_world_file(sim_params: dict) -> str:
         text = build_sdf(world(name), RobotSettings.from_params(sim_params))
     except (KeyError, ValueError) as error:
         raise LaunchError(f"sim:=gazebo: the params_file's sim_node section: {error}") from error
-    folder = os.path.join(os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros"),
-                          "ojepa", "gazebo")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{name}.sdf")
+    path = os.path.join(_gazebo_folder(), f"{name}.sdf")
     with open(path, "w") as handle:
         handle.write(text)
+    return path
+
+
+def _gazebo_folder() -> str:
+    """$ROS_HOME/ojepa/gazebo (ROS_HOME defaults to ~/.ros), created: where sim:=gazebo writes its files."""
+    from ojepa_ros.paths import ros_home
+
+    folder = os.path.join(ros_home(), "ojepa", "gazebo")
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+def bridge_config(share: str, stamped: bool) -> str:
+    """The ros_gz_bridge configuration: config/gz_bridge.yaml as shipped (cmd_vel as geometry_msgs/Twist), or, for
+    stamped commands, a copy in $ROS_HOME/ojepa/gazebo/ whose cmd_vel is geometry_msgs/TwistStamped (the bridge
+    maps both to gz.msgs.Twist)."""
+    shipped = os.path.join(share, "config", "gz_bridge.yaml")
+    if not stamped:
+        return shipped
+    import yaml
+
+    with open(shipped) as handle:
+        entries = yaml.safe_load(handle)
+    for entry in entries:
+        if entry.get("ros_topic_name") == "cmd_vel":
+            entry["ros_type_name"] = "geometry_msgs/msg/TwistStamped"
+    path = os.path.join(_gazebo_folder(), "gz_bridge_stamped.yaml")
+    with open(path, "w") as handle:
+        yaml.safe_dump(entries, handle, sort_keys=False)
     return path
 
 
@@ -233,11 +269,12 @@ class Include:
 
 
 def gazebo(sim_params: dict, share: str, namespace: str, ros_args: list[str],
-           sim_time: bool) -> list[Process | Include]:
-    """What sim:=gazebo starts in sim_node's place: gz sim with the generated world, the bridge, the fixed frames."""
+           sim_time: bool, stamped: bool = False) -> list[Process | Include]:
+    """What sim:=gazebo starts in sim_node's place: gz sim with the generated world, the bridge (cmd_vel of the type
+    the collision monitor sends), the fixed frames."""
     world_file = gazebo_world_file(sim_params)
     bridge = Process("ros_gz_bridge", "parameter_bridge", "gz_bridge", namespace,
-                     [{"config_file": os.path.join(share, "config", "gz_bridge.yaml"), "use_sim_time": sim_time}],
+                     [{"config_file": bridge_config(share, stamped), "use_sim_time": sim_time}],
                      list(ros_args))
     return [Include("ros_gz_sim", "gz_sim.launch.py", {"gz_args": f"-r {world_file}", "on_exit_shutdown": "true"}),
             bridge, *static_frame_publishers(sim_params, namespace, ros_args, sim_time)]
@@ -266,6 +303,7 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
     namespace = normalise_namespace(v["namespace"])
     ros_args = ros_arguments("", v["log_level"])  # the namespace goes into the Node action itself
     want_rviz = parse_bool("rviz", v["rviz"])
+    stamped = parse_bool(STAMPED, v[STAMPED]) if v[STAMPED].strip() else None
     params_file = v["params_file"] or os.path.join(share, "config", "agent.yaml")
     if not os.path.isfile(params_file):
         raise LaunchError(f"params_file:={params_file!r}: no such file")
@@ -275,10 +313,12 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
 
         with open(params_file) as handle:
             doc = yaml.safe_load(handle)
-    extra = overrides(sim, v["model_path"], v["task"], use_sim_time=sim_time)
+    extra = overrides(sim, v["model_path"], v["task"], use_sim_time=sim_time, stamped_cmd_vel=stamped)
     processes = []
-    if sim == "gazebo":
-        processes = gazebo(node_parameters(doc, "sim_node"), share, namespace, ros_args, sim_time)
+    if sim == "gazebo":  # the bridge takes what the collision monitor sends
+        bridge_stamped = stamped if stamped is not None else \
+            bool(node_parameters(doc, "collision_monitor_node").get(STAMPED, False))
+        processes = gazebo(node_parameters(doc, "sim_node"), share, namespace, ros_args, sim_time, bridge_stamped)
     processes += [Process("ojepa_ros", spec.name, spec.name, namespace,
                           [params_file if not namespace else node_parameters(doc, spec.name), extra.get(spec.name, {})],
                           list(ros_args), remappings=list(getattr(spec, "remaps", ())))

@@ -7,6 +7,7 @@ links the checkout's files there (like `colcon build --symlink-install`), so edi
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def share_dir() -> Path:
             return venv_share
     raise FileNotFoundError(f"{PACKAGE} share files not found in AMENT_PREFIX_PATH nor in {venv_share}; "
                             "run scripts/install.sh or source your colcon install")
+
+
+def ros_home() -> Path:
+    """$ROS_HOME, or ~/.ros where it is unset (ROS 2's rule), as an absolute path: where the nodes keep their files
+    (ojepa/episodes, ojepa/gazebo, ojepa/trt_cache)."""
+    return Path(os.environ.get("ROS_HOME") or Path.home() / ".ros").expanduser().resolve()
 
 
 def config_file(name: str = "agent.yaml") -> Path:

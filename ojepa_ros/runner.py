@@ -10,7 +10,6 @@ back-off), and every node process dies with the runner, even a runner killed wit
 from __future__ import annotations
 
 import argparse
-import atexit
 import importlib
 import os
 import sys
@@ -37,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(faster restarts, twice the processes)")
     parser.add_argument("--use-sim-time", nargs="?", const="true", default="auto", choices=("auto", "true", "false"),
                         help="nodes run on /clock (auto, the default: when an embedded simulator runs; bare flag: true)")
+    parser.add_argument("--stamped-cmd-vel", nargs="?", const="true", default=None, choices=("true", "false"),
+                        help="velocity commands as geometry_msgs/TwistStamped (bare flag: true) or Twist (false); "
+                             "default: as the parameters file says (config/agent.yaml: Twist)")
     parser.add_argument("--namespace", default="", help="namespace of every node and topic, e.g. robot1")
     parser.add_argument("--log-level", default="info", choices=graph.LOG_LEVELS, help="log level of every node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
@@ -46,12 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
-def _params_files(args: argparse.Namespace) -> list[str]:
+def _params_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The ROS arguments that hand every node its parameters, and the temporary files among them (for the caller
+    to remove once the nodes have started and stopped)."""
     config = args.config or config_file()
     extra = {name: {"ros__parameters": values}
-             for name, values in graph.overrides(args.sim, args.model, args.task,
-                                                 use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time)).items()}
+             for name, values in graph.overrides(
+                 args.sim, args.model, args.task, use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time),
+                 stamped_cmd_vel=None if args.stamped_cmd_vel is None else args.stamped_cmd_vel == "true").items()}
     files = graph.ros_arguments(args.namespace, args.log_level)
+    temporary = []
     docs = [extra] if extra else []
     if args.namespace:  # `node:` sections reach /ns/node only as `/**/node:`
         docs = [graph.anywhere(yaml.safe_load(Path(config).read_text()))] + [graph.anywhere(d) for d in docs]
@@ -61,9 +67,9 @@ def _params_files(args: argparse.Namespace) -> list[str]:
         handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="ojepa_params_", delete=False)
         yaml.safe_dump(doc, handle)
         handle.close()
-        atexit.register(os.unlink, handle.name)  # the nodes read it at start-up; none outlives this process
+        temporary.append(handle.name)  # the nodes read it at start-up; none outlives this process
         files += ["--params-file", handle.name]
-    return files
+    return files, temporary
 
 
 def _commands(specs: list[graph.NodeSpec], params: list[str]) -> dict[str, list[str]]:
@@ -93,7 +99,7 @@ def run_agent(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("[ojepa agent] DDS discovery: " + ", ".join(f"{k}={v}" for k, v in discovery.items()), flush=True)
     specs = graph.nodes(args.sim)
-    params = _params_files(args)
+    params, temporary = _params_files(args)
     supervisor = Supervisor(_commands(specs, params), log=lambda line: print(f"[ojepa agent] {line}", flush=True),
                             standby=args.standby)
     if args.processes:
@@ -121,9 +127,13 @@ def run_agent(args: argparse.Namespace) -> int:
         from ojepa_ros.nodes.monitor_node import MonitorNode  # rclpy and torch load while the children do
         from ojepa_ros.nodes.runtime import run_nodes
 
-        run_nodes(create, ["--ros-args", *params], until=done)
+        # This process ends right after the summary (cli.py), so the middleware teardown is skipped as in a node
+        # executable (runtime.run_nodes); with --processes it would also wait on node processes already gone.
+        run_nodes(create, ["--ros-args", *params], until=done, own_process=True)
     finally:
         supervisor.stop()
+        for path in temporary:
+            os.unlink(path)
     return _summarise(monitor[0], args) if monitor else 1
 
 

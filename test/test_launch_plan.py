@@ -69,7 +69,7 @@ def test_a_namespace_moves_every_node_and_hands_each_its_own_parameters(tmp_path
     assert processes["sim_node"].parameters[0] == {"answer": 42}
     shipped = yaml.safe_load((ROOT / "config" / "agent.yaml").read_text())
     actor = by_name(plan(namespace="robot1")[0])["actor_node"]
-    assert actor.parameters[0] == shipped["actor_node"]["ros__parameters"]
+    assert actor.parameters[0] == {**shipped["/**"]["ros__parameters"], **shipped["actor_node"]["ros__parameters"]}
 
 
 def test_the_runner_rewrites_sections_to_match_in_any_namespace():
@@ -178,3 +178,32 @@ def test_every_console_script_of_setup_py_has_an_entry_point():
         assert callable(getattr(entry, spec.name))
     with pytest.raises(AttributeError):
         entry.no_such_node
+
+
+def test_stamped_cmd_vel_reaches_every_node_that_sends_or_reads_velocity_and_the_bridge(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path))
+    processes = by_name(plan(enable_stamped_cmd_vel="true")[0])
+    assert {n for n, p in processes.items() if p.parameters[1].get("enable_stamped_cmd_vel") is True} == \
+        set(graph.VELOCITY_USERS)
+    assert all("enable_stamped_cmd_vel" not in p.parameters[1] for p in by_name(plan()[0]).values())  # the file's
+    assert all(p.parameters[1]["enable_stamped_cmd_vel"] is False
+               for n, p in by_name(plan(enable_stamped_cmd_vel="false")[0]).items() if n in graph.VELOCITY_USERS)
+    with pytest.raises(graph.LaunchError, match="enable_stamped_cmd_vel"):
+        plan(enable_stamped_cmd_vel="stamped")
+
+    def bridge_cmd_vel(**values):
+        processes = graph.launch_plan({"sim": "gazebo", **values}, SHARE, gazebo_found=True)[0]
+        (bridge,) = [p for p in processes if getattr(p, "name", "") == "gz_bridge"]
+        entries = yaml.safe_load(Path(bridge.parameters[0]["config_file"]).read_text())
+        (entry,) = [e for e in entries if e["ros_topic_name"] == "cmd_vel"]
+        return entry["ros_type_name"], entry["gz_type_name"], len(entries)
+
+    shipped = bridge_cmd_vel()
+    assert shipped[:2] == ("geometry_msgs/msg/Twist", "gz.msgs.Twist")
+    assert bridge_cmd_vel(enable_stamped_cmd_vel="true") == ("geometry_msgs/msg/TwistStamped", "gz.msgs.Twist",
+                                                              shipped[2])
+    params = tmp_path / "stamped.yaml"  # the params file's choice, when the argument is not given
+    doc = yaml.safe_load((ROOT / "config" / "agent.yaml").read_text())
+    doc["/**"]["ros__parameters"]["enable_stamped_cmd_vel"] = True
+    params.write_text(yaml.safe_dump(doc))
+    assert bridge_cmd_vel(params_file=str(params))[0] == "geometry_msgs/msg/TwistStamped"

@@ -22,7 +22,8 @@ from test_nodes import Feeder, overrides, pump
 from ojepa_ros.core.model_io import load_world_model, save_world_model
 from ojepa_ros.core.mpc import LOW_LEVEL_ONLY, MpcPolicy
 from ojepa_ros.core.onnx_export import TOLERANCE, check_onnx, export_onnx, main as export_main
-from ojepa_ros.core.onnx_runtime import CPU, GRAPHS, MANIFEST, OnnxModelError, OrtWorldModel, onnx_dir_for
+from ojepa_ros.core.onnx_runtime import (CPU, GRAPHS, MANIFEST, TENSORRT, OnnxModelError, OrtWorldModel, TensorrtOptions,
+                                         onnx_dir_for, provider_chain)
 from ojepa_ros.core.ort_rollouts import OrtRolloutModel
 from ojepa_ros.core.world_model import WorldModel, WorldModelConfig
 from ojepa_ros.nodes.actor_node import ActorNode
@@ -129,6 +130,44 @@ def test_forced_providers_load_as_given_or_fail_naming_the_provider(onnx_dir):
         assert model.providers[0] == "CUDAExecutionProvider"
 
 
+def test_tensorrt_options_are_built_with_an_absolute_cache_and_cpu_still_runs(onnx_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROS_HOME", str(tmp_path / "ros_home"))
+    assert TensorrtOptions().provider_options() == {
+        "trt_engine_cache_enable": "True", "trt_fp16_enable": "False",
+        "trt_engine_cache_path": str(tmp_path / "ros_home" / "ojepa" / "trt_cache")}
+    monkeypatch.chdir(tmp_path)
+    relative = TensorrtOptions.from_params({"trt_engine_cache_path": "engines", "trt_fp16_enable": True})
+    assert relative.provider_options()["trt_engine_cache_path"] == str(tmp_path / "engines")
+    assert relative.provider_options()["trt_fp16_enable"] == "True"
+    assert "trt_engine_cache_path" not in TensorrtOptions(engine_cache_enable=False).provider_options()
+    assert provider_chain([TENSORRT, "CUDAExecutionProvider", CPU], relative) == [
+        (TENSORRT, relative.provider_options()), "CUDAExecutionProvider", CPU]
+    cpu = OrtWorldModel(onnx_dir, "cpu", tensorrt=relative)  # the options change nothing where TensorRT is not tried
+    assert cpu.providers == [CPU] and not cpu.tensorrt_used and not (tmp_path / "engines").exists()
+    image, proprio = np.full((1, 64, 64, 3), 7, np.uint8), np.ones((1, 6), np.float32)
+    assert np.allclose(cpu.encode(image, proprio), OrtWorldModel(onnx_dir, "cpu").encode(image, proprio))
+
+
+def test_auto_hands_tensorrt_its_options_wherever_it_is_tried(onnx_dir, tmp_path, monkeypatch):
+    """Where onnxruntime lists TensorRT (onnxruntime-gpu does, even without a GPU), "auto" tries it first, with the
+    options; where it does not load the model runs on what did. What each session was asked for is recorded."""
+    if TENSORRT not in ort.get_available_providers():
+        pytest.skip("this onnxruntime build has no TensorRT provider to try")
+    asked: list[list] = []
+    real = ort.InferenceSession
+
+    def recording(path, options=None, providers=None, **kwargs):
+        asked.append(list(providers))
+        return real(path, options, providers=providers, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", recording)
+    options = TensorrtOptions(engine_cache_path=str(tmp_path / "cache"), fp16_enable=True)
+    model = OrtWorldModel(onnx_dir, "auto", tensorrt=options)
+    assert asked[0][0] == (TENSORRT, options.provider_options())
+    assert (tmp_path / "cache").is_dir()  # made before TensorRT is asked to write there
+    assert model.tensorrt_used == (model.providers[0] == TENSORRT) and model.providers[-1] == CPU
+
+
 # -- damaged folders ------------------------------------------------------------------------------
 
 def _edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
@@ -218,11 +257,16 @@ def test_onnxruntime_backend_and_its_nodes_run_without_torch(onnx_dir):
 # -- nodes ------------------------------------------------------------------------------------------
 
 def test_perception_on_onnxruntime_publishes_the_torch_state(graph, tiny_model_path, onnx_dir):
+    from rcl_interfaces.msg import Log
+
+    logs = graph.collect(Log, "/rosout", 100)
     graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
     onnx_node = graph.add(PerceptionNode(
         parameter_overrides=overrides(model_path=str(tiny_model_path), backend="onnxruntime"),  # default onnx_dir
         cli_args=["--ros-args", "-r", "__node:=perception_onnx", "-r", "/ojepa/state:=/ojepa/state_onnx"]))
     assert onnx_node.model.providers[-1] == CPU
+    graph.wait_for(lambda: any("TensorRT options" in m.msg for m in logs if m.name == "perception_onnx"), 3.0,
+                   "the line saying what became of the TensorRT options")
     torch_states = graph.collect(Float32MultiArray, "/ojepa/state")
     onnx_states = graph.collect(Float32MultiArray, "/ojepa/state_onnx")
     feed = Feeder(graph)

@@ -45,7 +45,11 @@ def _optional_topics() -> set[str]:
 VARIANTS: dict[str, list[dict]] = {
     "sim_node": [{"world": "rooms"}, {"world": "gym", "gym_env_id": "InvertedPendulum-v5"}],
     "actor_node": [{"effector": "twist"}, {"effector": "float64_array"}],
-    "memory_node": [{"record_images": False}, {"record_images": True}],
+    # A third node of one name in one process is often missing from the ROS graph (Fast DDS), so the stamped
+    # choice rides along with another variant; test_velocity_commands.py covers it for every node.
+    "memory_node": [{"record_images": False}, {"record_images": True, "enable_stamped_cmd_vel": True}],
+    "world_model_node": [{}, {"enable_stamped_cmd_vel": True}],
+    "collision_monitor_node": [{}, {"enable_stamped_cmd_vel": True}],
 }
 
 

@@ -90,36 +90,61 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path):
     assert not [p for p in PROBLEMS if p in out], out
 
 
-STUCK_NODE = """
+NODE_SCRIPT = """
+import os
 import time
 from rclpy.node import Node
 from ojepa_ros.nodes.entry import exit_quietly_on_signals
-from ojepa_ros.nodes.runtime import run_nodes
+from ojepa_ros.nodes.runtime import run_node
 
-class Stuck(Node):
+class Probe(Node):
     def __init__(self):
-        super().__init__("stuck_node")
-    def stop(self):
-        print("stopping", flush=True)
-        time.sleep(30)  # a stop that never finishes
+        super().__init__("shutdown_probe_node")
+{methods}
 
 exit_quietly_on_signals()
 print("spinning", flush=True)
-run_nodes(lambda: [Stuck()], [])
+run_node(Probe)
+print("returned", flush=True)
+os._exit(0)  # as entry.run ends a node executable
 """
 
 
-def test_a_stuck_stop_prints_its_stacks_and_exits_within_the_deadline(tmp_path):
-    """Whatever hangs in a node's stop, the process is gone within STOP_DEADLINE_S, saying where it hung."""
-    from ojepa_ros.nodes.runtime import STOP_DEADLINE_S
-
-    proc = subprocess.Popen([sys.executable, "-c", STUCK_NODE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True,
+def _ctrl_c_node(methods: str) -> tuple[int, float, str]:
+    """Run a node process whose class has `methods` (indented source), Ctrl-C it once it spins: its exit status,
+    how long it took, what it printed."""
+    proc = subprocess.Popen([sys.executable, "-c", NODE_SCRIPT.format(methods=methods)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "spinning"
     time.sleep(1.0)
     _, took = _ctrl_c(proc)
     out = proc.stdout.read()
-    assert proc.wait() == 1, out
-    assert took <= STOP_DEADLINE_S + 0.5, out
+    return proc.wait(), took, out
+
+
+def test_a_stuck_stop_prints_its_stacks_and_exits_within_the_deadline():
+    """Whatever hangs in a node's stop, the process is gone within STOP_DEADLINE_S, saying where it hung."""
+    from ojepa_ros.nodes.runtime import STOP_DEADLINE_S
+
+    status, took, out = _ctrl_c_node("""
+    def stop(self):
+        print("stopping", flush=True)
+        time.sleep(30)  # a stop that never finishes""")
+    assert status == 1 and took <= STOP_DEADLINE_S + 0.5, out
     assert "stopping" in out and "in stop" in out, out  # faulthandler's dump names the stuck frame
+
+
+def test_a_node_process_ends_after_its_stop_without_waiting_for_the_middleware_teardown():
+    """Once the node has stopped, its process ends at once with status 0 and nothing printed, however slow
+    destroying its DDS entities would be: `ros2 launch` reports it finished cleanly."""
+    from ojepa_ros.nodes.runtime import STOP_DEADLINE_S
+
+    status, took, out = _ctrl_c_node("""
+    def stop(self):
+        print("stopped", flush=True)
+    def destroy_node(self):
+        print("destroying", flush=True)
+        time.sleep(30)  # the middleware's teardown, as slow as it gets on busy cores""")
+    assert status == 0 and took <= STOP_DEADLINE_S, out
+    assert out.split() == ["stopped", "returned"], out  # no stacks, no teardown

@@ -8,6 +8,9 @@ memory_node calls twice a second, so a kill -9 or a power cut loses at most that
 the MCAP summary and metadata.yaml that rosbags and the mcap readers need; `recover_episode` rebuilds both
 from the complete records on disk (what `ros2 bag reindex` / `mcap recover` do), and `read_episode` runs it
 on open. A `recording.pid` file marks an episode a live writer holds: it is never "recovered" under it.
+
+Each channel carries the QoS its publishers offered (`offered_qos_profiles`, as `ros2 bag record` writes them), so a
+replay (`ros2 bag play`) offers a latched topic such as /ojepa/goal latched again; recovery keeps them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -25,15 +29,31 @@ RECORDING_MARK = "recording.pid"
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 
 
-class EpisodeWriter:
-    """One episode = one rosbag2 directory holding a single .mcap file."""
+def offered_qos(reliability: str, durability: str, depth: int, history: str = "keep_last",
+                liveliness: str = "automatic", durations_ns: Sequence[int] = (0, 0, 0)) -> Qos:
+    """One offered QoS profile as rosbag2 records it, from the policies' names (reliable / best_effort,
+    transient_local / volatile, keep_last / keep_all, automatic / manual_by_topic) and deadline, lifespan and
+    liveliness lease duration in ns (0: the middleware's default)."""
+    times = [QosTime(*divmod(int(ns), 1_000_000_000)) for ns in durations_ns]
 
-    def __init__(self, path: Path, topics: dict[str, str]) -> None:
+    def policy(enum, name: str):
+        return enum.__members__.get(name.upper(), enum.UNKNOWN)
+
+    return Qos(policy(QosHistory, history), int(depth), policy(QosReliability, reliability),
+               policy(QosDurability, durability), times[0], times[1], policy(QosLiveliness, liveliness), times[2],
+               False)
+
+
+class EpisodeWriter:
+    """One episode = one rosbag2 directory holding a single .mcap file; `qos` gives a topic's offered profiles."""
+
+    def __init__(self, path: Path, topics: dict[str, str], qos: dict[str, list[Qos]] | None = None) -> None:
         self.path = path
         self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         (path / RECORDING_MARK).write_text(str(os.getpid()))
-        self._connections = {topic: self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+        self._connections = {topic: self._writer.add_connection(topic, msgtype, typestore=TYPESTORE,
+                                                                offered_qos_profiles=(qos or {}).get(topic, ()))
                              for topic, msgtype in topics.items()}
         self.count = 0
         self.flush()  # the schemas and channels are on disk before the first message
@@ -92,10 +112,11 @@ def recover_episode(path: Path) -> int:
     messages it kept. A record cut off by the crash, and anything after it, is dropped."""
     from mcap.records import Channel, Message, Schema
     from mcap.stream_reader import StreamReader
+    from rosbags.rosbag2.storage_mcap import parse_qos
 
     path = Path(path)
     schemas: dict[int, str] = {}
-    channels: dict[int, tuple[str, str]] = {}
+    channels: dict[int, tuple[str, str, list[Qos]]] = {}
     messages: list[tuple[int, int, bytes]] = []
     for source in sorted(path.glob("*.mcap")):
         with source.open("rb") as f:
@@ -104,7 +125,8 @@ def recover_episode(path: Path) -> int:
                     if isinstance(record, Schema):
                         schemas[record.id] = record.name
                     elif isinstance(record, Channel):
-                        channels[record.id] = (record.topic, schemas.get(record.schema_id, ""))
+                        channels[record.id] = (record.topic, schemas.get(record.schema_id, ""),
+                                               parse_qos(record.metadata.get("offered_qos_profiles", "")))
                     elif isinstance(record, Message) and record.channel_id in channels:
                         messages.append((record.channel_id, record.log_time, bytes(record.data)))
             except Exception:  # noqa: BLE001 - the crash cut the file here: keep what came before
@@ -115,8 +137,8 @@ def recover_episode(path: Path) -> int:
     rebuilt.parent.mkdir(parents=True)
     writer = Writer(rebuilt, version=9, storage_plugin=StoragePlugin.MCAP)
     writer.open()
-    connections = {cid: writer.add_connection(topic, msgtype, typestore=TYPESTORE)
-                   for cid, (topic, msgtype) in channels.items() if msgtype in TYPESTORE.fielddefs}
+    connections = {cid: writer.add_connection(topic, msgtype, typestore=TYPESTORE, offered_qos_profiles=qos)
+                   for cid, (topic, msgtype, qos) in channels.items() if msgtype in TYPESTORE.fielddefs}
     kept = 0
     for cid, stamp, data in sorted(messages, key=lambda m: m[1]):
         if cid in connections:

@@ -15,12 +15,13 @@ import json
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import onnxruntime as ort
 
 from ojepa_ros.core.formats import header_problem
+from ojepa_ros.paths import ros_home
 
 FORMAT = "ojepa-world-model-onnx"
 VERSION = 1
@@ -29,7 +30,8 @@ BATCH = "batch"  # the name of the dynamic first axis in manifest shapes
 GRAPHS = ("encoder", "predictor", "abstract", "predictor2", "clearance", "probe_pose")  # every model has these
 ORT_TYPES = {"uint8": "tensor(uint8)", "float32": "tensor(float)"}
 CPU = "CPUExecutionProvider"
-PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", CPU)  # what "auto" tries, in order
+TENSORRT = "TensorrtExecutionProvider"
+PREFERENCE = (TENSORRT, "CUDAExecutionProvider", CPU)  # what "auto" tries, in order
 SHORT_NAMES = {"tensorrt": PREFERENCE[0], "cuda": PREFERENCE[1], "cpu": CPU}
 ORT_DEFAULT_SEVERITY = 2  # onnxruntime's own default (warnings); restored after quiet provider probing
 
@@ -56,6 +58,44 @@ class OrtConfig:
     proprio_mean: tuple[float, ...]
     proprio_std: tuple[float, ...]
     action_scale: tuple[float, ...]
+
+
+def default_trt_cache() -> Path:
+    """Where TensorRT keeps the engines it built, by default: $ROS_HOME/ojepa/trt_cache (absolute)."""
+    return ros_home() / "ojepa" / "trt_cache"
+
+
+@dataclass(frozen=True)
+class TensorrtOptions:
+    """The TensorRT execution provider's options, used only where that provider loads. Building an engine takes
+    from seconds to minutes (on a Jetson); the engine cache keeps what was built for the next start. fp16 runs the
+    graphs in half precision where the GPU has the units for it (not checked against torch's float32)."""
+
+    engine_cache_enable: bool = True
+    engine_cache_path: str = ""  # empty: default_trt_cache(); a relative path is taken from the working directory
+    fp16_enable: bool = False
+
+    @classmethod
+    def from_params(cls, p: dict[str, Any]) -> TensorrtOptions:
+        """From the nodes' parameters trt_engine_cache_enable, trt_engine_cache_path, trt_fp16_enable (defaults
+        for the ones missing)."""
+        return cls(bool(p.get("trt_engine_cache_enable", True)), str(p.get("trt_engine_cache_path", "")),
+                   bool(p.get("trt_fp16_enable", False)))
+
+    def cache_path(self) -> Path:
+        return Path(self.engine_cache_path).expanduser().resolve() if self.engine_cache_path else default_trt_cache()
+
+    def provider_options(self) -> dict[str, str]:
+        """The options as onnxruntime's TensorrtExecutionProvider takes them (strings)."""
+        out = {"trt_engine_cache_enable": str(self.engine_cache_enable), "trt_fp16_enable": str(self.fp16_enable)}
+        if self.engine_cache_enable:
+            out["trt_engine_cache_path"] = str(self.cache_path())
+        return out
+
+
+def provider_chain(names: list[str], tensorrt: TensorrtOptions) -> list[str | tuple[str, dict[str, str]]]:
+    """The providers as InferenceSession takes them: TensorRT with its options, the others by name."""
+    return [(name, tensorrt.provider_options()) if name == TENSORRT else name for name in names]
 
 
 def onnx_dir_for(model_path: str | Path) -> Path:
@@ -123,11 +163,14 @@ class OrtWorldModel:
 
     providers: "auto" takes TensorRT, then CUDA, then CPU, the first that actually loads (onnxruntime-gpu
     lists GPU providers even where they cannot run); a forced list must load as given, else OnnxModelError.
-    threads: intra-op threads per graph (0: onnxruntime's default, all cores).
+    threads: intra-op threads per graph (0: onnxruntime's default, all cores). tensorrt: the TensorRT provider's
+    options (engine cache, fp16), passed wherever that provider is tried; `tensorrt_used` says whether it loaded.
     """
 
-    def __init__(self, directory: str | Path, providers: str = "auto", threads: int = 0) -> None:
+    def __init__(self, directory: str | Path, providers: str = "auto", threads: int = 0,
+                 tensorrt: TensorrtOptions | None = None) -> None:
         self.directory = Path(directory)
+        self.tensorrt = tensorrt or TensorrtOptions()
         self.manifest = read_manifest(self.directory)
         manifest_path = self.directory / MANIFEST
         self.cfg = _config(manifest_path, self.manifest)
@@ -152,6 +195,7 @@ class OrtWorldModel:
             raise OnnxModelError(f"onnxruntime provider(s) {', '.join(failed)} failed to load (see onnxruntime's "
                                  f"log above: libraries or GPU missing?); use 'auto' to fall back to CPU")
         self._sessions = {n: encoder if n == "encoder" else self._open(graphs[n], self.providers) for n in names}
+        self.tensorrt_used = TENSORRT in self.providers
         log.info("world model %s on onnxruntime providers %s", self.directory, self.providers)
 
     # --- opening and checking graphs -------------------------------------------------------------
@@ -172,8 +216,15 @@ class OrtWorldModel:
         path = self.directory / str(graph.get("file"))
         if not path.is_file():
             raise OnnxModelError(f"ONNX graph file {path} (listed in {MANIFEST}) does not exist")
+        if TENSORRT in providers and self.tensorrt.engine_cache_enable:
+            cache = self.tensorrt.cache_path()
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OnnxModelError(f"TensorRT engine cache folder {cache} cannot be created ({err.strerror or err}); "
+                                     "set trt_engine_cache_path or trt_engine_cache_enable: false") from err
         try:
-            session = ort.InferenceSession(str(path), self._options, providers=providers)
+            session = ort.InferenceSession(str(path), self._options, providers=provider_chain(providers, self.tensorrt))
         except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...) for bad files
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise OnnxModelError(f"ONNX graph file {path} cannot be loaded by onnxruntime "

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point, PoseStamped, Twist
+from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Odometry, Path
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, LaserScan
@@ -50,6 +50,7 @@ from ojepa_ros.core.safety import Watchdog, ramp_to_zero, within_bounds
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.nodes.diagnostics import HARDWARE_ID_PARAM, diagnostic_array, hardware_id
 from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_points, stamp_to_sec, state_capture_sec,
                                      yaw_to_quaternion)
 from ojepa_ros.nodes.lifecycle import ManagedNode
@@ -57,6 +58,7 @@ from ojepa_ros.nodes.model_param import (BACKENDS, ENGINE_PARAMS, MODEL_PARAM, l
                                          state_for_model)
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_message, velocity_type
 from ojepa_ros.paths import default_model
 
 FLOORS = {f"weight_{t.name}": t.floor for t in default_terms()}
@@ -88,10 +90,11 @@ PARAMS = {
     "model_path": MODEL_PARAM,
     "backend": P.one_of("torch", "where the planner's rollouts run: torch, or onnxruntime (the graphs `ojepa "
                                  "export` wrote; planner mppi or cem at float32)", BACKENDS),
-    "onnx_dir": ENGINE_PARAMS["onnx_dir"],
-    "onnx_providers": ENGINE_PARAMS["onnx_providers"],
-    "effector": P.one_of("twist", "twist: geometry_msgs/Twist on /cmd_vel; float64_array: "
+    **{name: ENGINE_PARAMS[name] for name in ENGINE_PARAMS if name.startswith(("onnx_", "trt_"))},
+    "effector": P.one_of("twist", "twist: geometry_msgs/Twist (or TwistStamped) on /cmd_vel; float64_array: "
                          "std_msgs/Float64MultiArray on /commands", ("twist", "float64_array")),
+    "enable_stamped_cmd_vel": STAMPED_PARAM,
+    "hardware_id": HARDWARE_ID_PARAM,
     "control_rate": P.ranged(10.0, 1.0, 100.0, "Hz at which a command is published"),
     "watchdog_timeout": P.ranged(0.2, 0.05, 1.0, "s; state or odometry captured longer ago -> safety stop"),
     "world_bounds": WORLD_BOUNDS,
@@ -138,6 +141,7 @@ class ActorNode(ManagedNode):
         super().__init__("actor_node", **kwargs)
         self.p = P.declare(self, PARAMS, self._on_params, joint_check=settings_problem)
         self._fault = ""
+        self.hardware_id = hardware_id(self, self.p["hardware_id"])
         self.model = None
         self.policy: MpcPolicy | None = None
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
@@ -157,7 +161,7 @@ class ActorNode(ManagedNode):
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
         self._ticks: deque[float] = deque(maxlen=200)
         if self.p["effector"] == "twist":
-            self.cmd_pub = self.create_publisher(Twist, "cmd_vel", 10)
+            self.cmd_pub = self.create_publisher(velocity_type(self.p["enable_stamped_cmd_vel"]), "cmd_vel", 10)
         else:
             self.cmd_pub = self.create_publisher(Float64MultiArray, "commands", 10)
         self.plan_pub = self.create_publisher(Path, "ojepa/plan", 5)
@@ -429,8 +433,7 @@ class ActorNode(ManagedNode):
         self._last_pub = time.monotonic()
         v, w = float(command[0]), float(command[1])
         if self.p["effector"] == "twist":
-            msg = Twist()
-            msg.linear.x, msg.angular.z = v, w
+            msg = velocity_message(self, v, w, self.p["enable_stamped_cmd_vel"])
         else:
             msg = Float64MultiArray(data=[v, w])
         self.cmd_pub.publish(msg)
@@ -521,9 +524,7 @@ class ActorNode(ManagedNode):
         plan = DiagnosticStatus(level=DiagnosticStatus.OK, name="actor_node: chosen plan",
                                 message=f"weighted cost per term of the last plan ({source or 'none yet'})",
                                 values=[KeyValue(key=k, value=f"{v:.4f}") for k, v in terms.items()])
-        msg = DiagnosticArray(status=[status, plan])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diagnostic_array(self, [status, plan], self.hardware_id))
 
     def _progress(self) -> dict[str, float]:
         """The progress checker's figures: s without progress, recoveries in a row (none without recovery)."""

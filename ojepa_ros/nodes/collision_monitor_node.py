@@ -20,7 +20,7 @@ import math
 import time
 
 import numpy as np
-from geometry_msgs.msg import Point32, PolygonStamped, Twist
+from geometry_msgs.msg import Point32, PolygonStamped
 from rclpy.node import Node
 from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
@@ -31,6 +31,7 @@ from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.convert import InputError, scan_to_points
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_message, velocity_of, velocity_type
 
 CHECK_PERIOD = 0.02  # s
 MAX_FUTURE_STAMP = 0.05  # s
@@ -56,6 +57,7 @@ PARAMS = {
     "scan_pose": P.Param([0.0, 0.0, 0.0], "x, y (m), yaw (rad) of the scanner in the base frame",
                          lambda v: len(v) == 3 and all(map(math.isfinite, v)), "must be 3 finite numbers",
                          read_only=True),
+    "enable_stamped_cmd_vel": STAMPED_PARAM,
 }
 
 
@@ -80,10 +82,11 @@ class CollisionMonitorNode(Node):
         self._raw_at = -math.inf
         self._out = (0.0, 0.0)  # what was last published
         self._state = ""
-        self.cmd_pub = self.create_publisher(Twist, "cmd_vel", 10)
+        velocity = velocity_type(self.p["enable_stamped_cmd_vel"])
+        self.cmd_pub = self.create_publisher(velocity, "cmd_vel", 10)
         self.state_pub = self.create_publisher(String, "~/state", 10)
         self.zone_pub = self.create_publisher(PolygonStamped, "~/stop_zone", 1)
-        self.create_subscription(Twist, "cmd_vel_raw", self._on_cmd, 10)
+        self.create_subscription(velocity, "cmd_vel_raw", self._on_cmd, 10)
         self.create_subscription(LaserScan, "scan", self._on_scan, SENSOR)
         self.create_subscription(Bool, "collision", self._on_bumper, 10)
         self.create_timer(CHECK_PERIOD, self._recheck)
@@ -104,8 +107,8 @@ class CollisionMonitorNode(Node):
         self.gate.bumper(bool(msg.data))
         self._recheck()
 
-    def _on_cmd(self, msg: Twist) -> None:
-        self._raw = (float(msg.linear.x), float(msg.angular.z))
+    def _on_cmd(self, msg) -> None:
+        self._raw = velocity_of(msg)
         self._raw_at = time.monotonic()
         self._publish(self._allowed())
 
@@ -138,9 +141,7 @@ class CollisionMonitorNode(Node):
 
     def _publish(self, command: tuple[float, float]) -> None:
         self._out = command
-        msg = Twist()
-        msg.linear.x, msg.angular.z = command
-        self.cmd_pub.publish(msg)
+        self.cmd_pub.publish(velocity_message(self, *command, self.p["enable_stamped_cmd_vel"], self.p["base_frame"]))
 
     def _publish_zone(self, command: tuple[float, float]) -> None:
         """The stop zone of the command refused or slowed, while someone watches (RViz)."""

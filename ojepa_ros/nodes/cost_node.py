@@ -18,13 +18,14 @@ from ojepa_ros.core.costs import CostContext, Objective
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.actor_node import PARAMS as ACTOR_PARAMS
 from ojepa_ros.nodes.convert import InputError, odometry_to_array
+from ojepa_ros.nodes.diagnostics import diagnostic_array, hardware_id
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.model_param import load_model, open_model, state_for_model
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
 PARAMS = {name: ACTOR_PARAMS[name] for name in ACTOR_PARAMS
-          if name.startswith("weight_") or name in ("model_path", "goal_active", "goal_x", "goal_y")}
+          if name.startswith("weight_") or name in ("model_path", "goal_active", "goal_x", "goal_y", "hardware_id")}
 
 
 class CostNode(ManagedNode):
@@ -34,6 +35,7 @@ class CostNode(ManagedNode):
         self.model = None
         self.objective = Objective()
         self._apply_weights()
+        self.hardware_id = hardware_id(self, self.p["hardware_id"])
         self._velocity = torch.zeros(2)
         self._bumper = False
         self.cost_pub = self.create_publisher(Float32, "ojepa/cost", 10)
@@ -79,9 +81,7 @@ class CostNode(ManagedNode):
                                   level=DiagnosticStatus.WARN if self._bumper else DiagnosticStatus.OK,
                                   values=[KeyValue(key=k, value=f"{v:.4f}") for k, v in values.items()]
                                   + [KeyValue(key="bumper", value=str(self._bumper).lower())])
-        out = DiagnosticArray(status=[report])
-        out.header.stamp = self.get_clock().now().to_msg()
-        self.terms_pub.publish(out)
+        self.terms_pub.publish(diagnostic_array(self, [report], self.hardware_id))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -10,6 +10,9 @@ Crash-safe: the open episode is flushed to disk every FLUSH_PERIOD as complete M
 so a kill -9 loses at most that much; on configure it recovers episodes a dead writer left unfinished in
 `output_dir` (the training readers do the same on open).
 
+Each episode's channels carry the QoS the topic's publishers offer (what `ros2 bag record` writes; the node's own
+subscription profile where no publisher is known yet), so a replay re-offers /ojepa/goal latched.
+
 A managed node (nodes/lifecycle.py): configure checks that `output_dir` can be written (and fails, saying why,
 if not); it records only while active, and deactivate closes the open episode.
 """
@@ -30,11 +33,13 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Bool, Float32MultiArray, String
 
-from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, recover_episode
+from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, offered_qos, recover_episode
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_type
+from ojepa_ros.paths import ros_home
 
 def writable_dir_problem(path: str) -> str | None:
     """Why episodes cannot be written under `path` (created if missing), or None if they can."""
@@ -60,12 +65,13 @@ PARAMS = {
                           "must be a directory this node can create and write"),
     "record_images": P.Param(False, "also record /camera/image_raw"),
     "max_episode_duration": P.ranged(300.0, 1.0, 86_400.0, "s; a longer episode is closed and a new one opened"),
+    "enable_stamped_cmd_vel": STAMPED_PARAM,
 }
 # Episode channel names: the topics as an un-namespaced agent names them, so datasets read the same channels
 # from every robot; each is subscribed relative (without the leading /), so a namespace moves it.
 RECORDED = {
     "/ojepa/state": Float32MultiArray,
-    "/cmd_vel": Twist,
+    "/cmd_vel": Twist,  # TwistStamped with enable_stamped_cmd_vel
     "/odom": Odometry,
     "/ojepa/cost_terms": DiagnosticArray,
     "/ojepa/goal": PoseStamped,
@@ -81,19 +87,25 @@ def _ros_type_name(msg_type: type) -> str:
     return f"{module}/msg/{msg_type.__name__}"
 
 
+def _as_recorded(profile: QoSProfile):
+    """An rclpy QoS profile as the offered profile an episode records."""
+    durations = [getattr(profile, name).nanoseconds for name in ("deadline", "lifespan", "liveliness_lease_duration")]
+    return offered_qos(profile.reliability.name, profile.durability.name, profile.depth, profile.history.name,
+                       profile.liveliness.name, durations)
+
+
 def episodes_dir(output_dir: str) -> Path:
     """Where episodes go, as an absolute path (logged with every episode)."""
     if output_dir:
         return Path(output_dir).expanduser().resolve()
-    ros_home = os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros")
-    return Path(ros_home).resolve() / "ojepa" / "episodes"
+    return ros_home() / "ojepa" / "episodes"
 
 
 class MemoryNode(ManagedNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("memory_node", **kwargs)
         self.p = P.declare(self, PARAMS)
-        self.topics = dict(RECORDED)
+        self.topics = {**RECORDED, "/cmd_vel": velocity_type(self.p["enable_stamped_cmd_vel"])}
         if self.p["record_images"]:
             self.topics["/camera/image_raw"] = Image
         self.episode: EpisodeWriter | None = None
@@ -102,9 +114,13 @@ class MemoryNode(ManagedNode):
         self._goal_xy: tuple[float, float] | None = None  # the open episode's goal
         self._actor_active = False  # an episode ends on the actor's first ending status after it went active
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._subscribed: dict[str, tuple[str, QoSProfile]] = {}  # channel -> (resolved topic, profile subscribed)
         for topic, msg_type in self.topics.items():
-            qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image, LaserScan) else 10
-            self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos, raw=True)
+            qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image, LaserScan) \
+                else QoSProfile(depth=10)
+            sub = self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos,
+                                           raw=True)
+            self._subscribed[topic] = (sub.topic_name, qos)
         self.create_subscription(String, "ojepa/actor_status", self._on_status, 10)
         self.create_timer(FLUSH_PERIOD, self._flush)
 
@@ -165,7 +181,8 @@ class MemoryNode(ManagedNode):
         path = root / datetime.now().strftime("episode_%Y%m%d_%H%M%S_%f")
         if problem is None:
             try:
-                self.episode = EpisodeWriter(path, {t: _ros_type_name(m) for t, m in self.topics.items()})
+                self.episode = EpisodeWriter(path, {t: _ros_type_name(m) for t, m in self.topics.items()},
+                                             self._offered_qos())
             except Exception as err:  # noqa: BLE001 - a full disk, a race on the folder: record nothing, live on
                 problem = f"{path} cannot be written ({err.__class__.__name__}: {err})"
         if problem is not None:
@@ -176,6 +193,19 @@ class MemoryNode(ManagedNode):
         self._actor_active = False
         self.get_logger().info(f"recording episode to {path}")
         return True
+
+    def _offered_qos(self) -> dict:
+        """Per recorded topic, the distinct QoS profiles its publishers offer now (the subscription's own where
+        none is known)."""
+        out = {}
+        for topic, (resolved, subscribed) in self._subscribed.items():
+            offered = [info.qos_profile for info in self.get_publishers_info_by_topic(resolved)]
+            profiles = []
+            for profile in offered or [subscribed]:
+                if (recorded := _as_recorded(profile)) not in profiles:
+                    profiles.append(recorded)
+            out[topic] = profiles
+        return out
 
     def _on_status(self, msg: String) -> None:
         status = msg.data.split(":")[0]

@@ -27,7 +27,7 @@ from ojepa_ros.paths import default_model
 if TYPE_CHECKING:
     import torch
 
-    from ojepa_ros.core.onnx_runtime import OrtWorldModel
+    from ojepa_ros.core.onnx_runtime import OrtWorldModel, TensorrtOptions
     from ojepa_ros.core.world_model import WorldModel
 
 BACKENDS = ("torch", "onnxruntime")
@@ -39,6 +39,13 @@ ENGINE_PARAMS = {
     "onnx_dir": P.Param("", "exported ONNX folder; empty: next to the model, <model_path without .pt>.onnx/"),
     "onnx_providers": P.Param("auto", "onnxruntime providers: auto (TensorRT, CUDA, then CPU: the first that "
                                       "loads), cpu, or a comma-separated list that must load as given"),
+    # TensorRT provider options, used only where TensorrtExecutionProvider loads (else one log line says so)
+    "trt_engine_cache_enable": P.Param(True, "TensorRT: keep the engines it builds (seconds to minutes each) for the "
+                                             "next start"),
+    "trt_engine_cache_path": P.Param("", "TensorRT engine cache folder (created); empty: $ROS_HOME/ojepa/trt_cache "
+                                         "(ROS_HOME defaults to ~/.ros); a relative path is taken from the node's "
+                                         "working directory"),
+    "trt_fp16_enable": P.Param(False, "TensorRT: run the graphs in half precision (where the GPU has fp16 units)"),
 }
 ORT_THREADS = 1  # one intra-op thread per call, as runtime.py sets for torch: no oversubscription on a small CPU
 
@@ -94,10 +101,10 @@ class TorchEngine:
 
 
 @functools.lru_cache(maxsize=8)
-def _shared_ort(directory: str, providers: str, mtime_ns: int) -> OrtWorldModel:
+def _shared_ort(directory: str, providers: str, mtime_ns: int, tensorrt: TensorrtOptions) -> OrtWorldModel:
     from ojepa_ros.core.onnx_runtime import OrtWorldModel
 
-    return OrtWorldModel(directory, providers, threads=ORT_THREADS)
+    return OrtWorldModel(directory, providers, threads=ORT_THREADS, tensorrt=tensorrt)
 
 
 def open_engine(node: Node, p: dict[str, Any]) -> Engine:
@@ -106,15 +113,19 @@ def open_engine(node: Node, p: dict[str, Any]) -> Engine:
         engine = TorchEngine(open_model(p["model_path"]))
         node.get_logger().info(f"world model loaded from {p['model_path'] or default_model()}")
         return engine
-    from ojepa_ros.core.onnx_runtime import MANIFEST, onnx_dir_for
+    from ojepa_ros.core.onnx_runtime import MANIFEST, TensorrtOptions, onnx_dir_for
 
     directory = Path(p["onnx_dir"] or onnx_dir_for(p["model_path"] or default_model())).resolve()
     try:
         mtime_ns = (directory / MANIFEST).stat().st_mtime_ns  # a re-export replaces the cached engine
     except OSError:
         mtime_ns = 0  # let the loader name what is missing
-    engine = _shared_ort(str(directory), p["onnx_providers"], mtime_ns)
+    engine = _shared_ort(str(directory), p["onnx_providers"], mtime_ns, TensorrtOptions.from_params(p))
     node.get_logger().info(f"world model loaded from {directory} (onnxruntime on {', '.join(engine.providers)})")
+    if engine.tensorrt_used:
+        node.get_logger().info(f"TensorRT options: {engine.tensorrt.provider_options()}")
+    else:
+        node.get_logger().info("TensorRT options (trt_*) ignored: TensorrtExecutionProvider did not load here")
     return engine
 
 

@@ -20,6 +20,7 @@ from ojepa_ros.nodes.lifecycle import ManagedNode
 # A stop that takes longer than this is stuck: the process then prints every thread's stack (what hung) and
 # exits with status 1, rather than wait for `ros2 launch` to escalate to SIGTERM and SIGKILL (5 s and 15 s).
 STOP_DEADLINE_S = float(os.environ.get("OJEPA_STOP_DEADLINE", "1.5"))
+FINAL_MESSAGES_S = 0.1  # after the nodes' stop(): time for their final commands to leave
 
 
 class NodeSpinner:
@@ -70,7 +71,7 @@ def _one_torch_thread() -> None:
 
 
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
-              until: Callable[[], bool] | None = None) -> None:
+              until: Callable[[], bool] | None = None, own_process: bool = False) -> None:
     """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
     `stop()` runs. A managed node with `autostart: true` is configured and activated before it spins; the others
     wait for the lifecycle manager (or `ros2 lifecycle set`).
@@ -79,6 +80,15 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     publishes its final zero command. Once the nodes spin, SIGINT and SIGTERM only ask for that stop: a
     second Ctrl-C (a terminal's reaches `ros2 launch` and every node, then launch sends its own) cannot cut
     the stop short with a KeyboardInterrupt. Before that, a signal ends the process quietly (see entry.py).
+
+    The stop has STOP_DEADLINE_S: a node's stop() still running then prints every thread's stack and exits 1.
+    `own_process` (a node executable, whose process ends once this returns, entry.py; `ojepa agent`, cli.py):
+    the middleware's teardown is skipped. Destroying each publisher, service and client sends a DDS goodbye per
+    endpoint while holding the GIL; under real `ros2 launch` with ten node processes doing it at once on two busy
+    cores (load 14) it ran past the deadline in six of them (their stacks in rclpy's destroy_service /
+    destroy_publisher, status 1), and `ojepa agent --processes`' own monitor node did too once its node
+    processes had gone. Nothing the robot needs is left by then (zero command sent, episode closed); peers drop
+    the process's DDS participant when its lease runs out, as after a crash.
     """
     # Several nodes call torch from executor threads at once; one intra-op thread each avoids
     # OpenMP oversubscription, which costs far more than it gains on a 2-4 core robot computer. Only where
@@ -113,13 +123,15 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
             stop = getattr(node, "stop", None)
             if stop is not None:
                 stop()
-        time.sleep(0.1)  # let the final commands leave before the middleware goes away
-        spinner.shutdown()
-        for node in created:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        time.sleep(FINAL_MESSAGES_S)  # let the final commands leave before the middleware goes away
+        if not own_process:
+            spinner.shutdown()
+            for node in created:
+                node.destroy_node()
+            rclpy.try_shutdown()
         faulthandler.cancel_dump_traceback_later()
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
-    run_nodes(lambda: [factory()], args)
+    """One node in a process of its own (a node executable's main())."""
+    run_nodes(lambda: [factory()], args, own_process=True)

@@ -30,7 +30,6 @@ import time
 
 import numpy as np
 import rclpy
-from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from rosgraph_msgs.msg import Clock
 from geometry_msgs.msg import TransformStamped
@@ -44,6 +43,7 @@ from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import rgb_to_image, sec_to_stamp, yaw_to_quaternion
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.runtime import run_node
+from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_of, velocity_type
 from ojepa_ros.sim.rooms_world import pinhole, static_frames
 
 try:  # on a ROS 2 distro; the PyPI wheels have no tf2_msgs
@@ -73,6 +73,7 @@ PARAMS = {
                                     "x right, y down), child of camera_frame"),
     "scan_frame": P.Param("laser_link", "frame of /scan (the scanner sits at the base's centre, scan_height up), "
                           "child of base_frame on /tf_static"),
+    "enable_stamped_cmd_vel": STAMPED_PARAM,
 }
 OBSTACLE_SHAPES = {Marker.CUBE: "box", Marker.CYLINDER: "cylinder"}
 
@@ -121,7 +122,7 @@ class SimNode(ManagedNode):
             self.odom_pub = self.create_publisher(Odometry, "odom", 10)
             self.collision_pub = self.create_publisher(Bool, "collision", 10)
             self.scan_pub = self.create_publisher(LaserScan, "scan", 5)
-            self.create_subscription(Twist, "cmd_vel", self._on_twist, 10)
+            self.create_subscription(velocity_type(self.p["enable_stamped_cmd_vel"]), "cmd_vel", self._on_twist, 10)
             self.create_subscription(Marker, "sim/obstacles", self._on_obstacle, 10)
             self.create_service(Trigger, "~/clear_obstacles", self._on_clear_obstacles)
         self.create_service(Trigger, "~/reset", self._on_reset)
@@ -156,8 +157,8 @@ class SimNode(ManagedNode):
         self._thread = None
 
     # -- callbacks: hand over to the loop --------------------------------------------------
-    def _on_twist(self, msg: Twist) -> None:
-        cmd = np.array([msg.linear.x, msg.angular.z])
+    def _on_twist(self, msg) -> None:
+        cmd = np.array(velocity_of(msg))
         if not np.all(np.isfinite(cmd)):
             self.get_logger().error("cmd_vel contains NaN or inf; stopping the base", throttle_duration_sec=1.0)
             cmd = np.zeros(2)

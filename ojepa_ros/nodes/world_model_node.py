@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from geometry_msgs.msg import Twist
 from std_msgs.msg import Float32, Float32MultiArray
 
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.model_param import ENGINE_PARAMS, Engine, load_engine, open_engine, state_array
+from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_of, velocity_type
 
-PARAMS = ENGINE_PARAMS
+PARAMS = {**ENGINE_PARAMS, "enable_stamped_cmd_vel": STAMPED_PARAM}
 
 
 class WorldModelNode(ManagedNode):
@@ -32,7 +32,7 @@ class WorldModelNode(ManagedNode):
         self._action = np.zeros(2, np.float32)
         self.surprise_pub = self.create_publisher(Float32, "ojepa/surprise", 10)
         self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
-        self.create_subscription(Twist, "cmd_vel", self._on_cmd, 10)
+        self.create_subscription(velocity_type(self.p["enable_stamped_cmd_vel"]), "cmd_vel", self._on_cmd, 10)
 
     def configure(self) -> None:
         self.model = open_engine(self, self.p)
@@ -46,8 +46,8 @@ class WorldModelNode(ManagedNode):
             self.model = load_engine(self, self.p)
             self._history.clear()
 
-    def _on_cmd(self, msg: Twist) -> None:
-        action = np.array([msg.linear.x, msg.angular.z], dtype=np.float32)
+    def _on_cmd(self, msg) -> None:
+        action = np.array(velocity_of(msg), dtype=np.float32)
         if np.all(np.isfinite(action)):
             self._action = action
 

@@ -133,7 +133,8 @@ def _load_mcap(path: Path, image_size: int | None) -> dict[str, np.ndarray]:
         elif topic == ODOM_TOPIC:
             odom.append((t, _odometry(msg)))
         elif topic == CMD_TOPIC:
-            cmds.append((t, np.array([msg.linear.x, msg.angular.z])))
+            twist = getattr(msg, "twist", msg)  # geometry_msgs/TwistStamped or Twist (enable_stamped_cmd_vel)
+            cmds.append((t, np.array([twist.linear.x, twist.angular.z])))
         elif topic == BUMPER_TOPIC:
             bumper.append((t, bool(msg.data)))
         elif topic == SCAN_TOPIC:
