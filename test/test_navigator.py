@@ -18,7 +18,7 @@ from rclpy.action import ActionClient
 from rclpy.node import Node
 from std_srvs.srv import Trigger
 
-from ojepa_ros.core.navigation import ACK_TIMEOUT, FAULT_GRACE, TIMEOUT, UNKNOWN, NavigationGoal
+from ojepa_ros.core.navigation import ACK_TIMEOUT, FAULT_GRACE, REACHED_SETTLE, TIMEOUT, UNKNOWN, NavigationGoal
 from ojepa_ros.nodes.navigator_node import NavigateToPose
 
 START = (2.0, 2.0)  # sim_node's start pose in room R0, facing +x
@@ -32,16 +32,25 @@ def test_a_goal_succeeds_on_reached_only_once_the_configurator_took_it():
     goal = NavigationGoal(1.0, 2.0, 0.5, started=10.0, timeout=60.0)
     goal.on_status("reached", 10.5)  # an earlier goal's
     assert goal.outcome(10.5) is None
-    goal.acknowledge(1.0, 2.5)  # another goal
-    goal.acknowledge(1.0, 2.0)
+    goal.acknowledge(1.0, 2.5, 10.6)  # another goal
+    goal.acknowledge(1.0, 2.0, 10.7)
+    goal.on_status("reached", 10.9)  # the earlier goal's, repeated just after the configurator took this one
+    assert goal.outcome(10.9) is None
     goal.on_status("active", 11.0)
     goal.on_status("reached", 12.0)
     assert goal.outcome(12.0).state == "succeeded"
+    # a goal where the robot already stands: the actor says nothing but `reached`, which counts once it lasts
+    here = NavigationGoal(0.0, 0.0, 0.0, started=0.0, timeout=60.0)
+    here.acknowledge(0.0, 0.0, 0.1)
+    here.on_status("reached", 1.0)
+    assert here.outcome(1.0) is None
+    here.on_status("reached", 0.1 + REACHED_SETTLE)
+    assert here.outcome(0.1 + REACHED_SETTLE).state == "succeeded"
 
 
 def test_recoveries_are_counted_once_each_and_faults_abort_only_when_they_last():
     goal = NavigationGoal(0.0, 0.0, 0.0, started=0.0, timeout=0.0)
-    goal.acknowledge(0.0, 0.0)
+    goal.acknowledge(0.0, 0.0, 0.0)
     for t, status in enumerate(["active", "recovery: back up", "recovery: back up", "active", "recovery: spin"]):
         goal.on_status(status, float(t))
     assert goal.recoveries == 2
@@ -58,7 +67,7 @@ def test_a_goal_the_actor_gives_up_is_aborted_with_its_reason():
     goal = NavigationGoal(1.0, 2.0, 0.0, started=0.0, timeout=60.0)
     goal.on_status("failed: stuck: an earlier goal's", 0.5)
     assert goal.outcome(0.5) is None
-    goal.acknowledge(1.0, 2.0)
+    goal.acknowledge(1.0, 2.0, 0.6)
     for t, status in enumerate(["active", "recovery: back_up #1 (no progress for 6.0 s; recovery 1 of 1)"]):
         goal.on_status(status, 1.0 + t)
     assert goal.outcome(3.0) is None and goal.recoveries == 1
@@ -72,7 +81,7 @@ def test_timeout_and_an_untaken_goal_abort_with_their_codes():
     assert goal.distance(0.0, 0.0) == pytest.approx(5.0)
     assert goal.time_remaining(0.0, 0.0, 0.5) == pytest.approx(10.0) and goal.time_remaining(0.0, 0.0, 0.0) == 0.0
     assert goal.outcome(100.0 + ACK_TIMEOUT + 0.1).message.startswith("the configurator did not take the goal")
-    goal.acknowledge(3.0, 4.0)
+    goal.acknowledge(3.0, 4.0, 104.0)
     assert goal.outcome(129.0) is None
     assert goal.outcome(131.0).code == TIMEOUT
 

@@ -85,7 +85,7 @@ class NavigatorNode(Node):
         x, y, yaw = goal_xy_yaw(handle.request.pose, self.p["goal_frame"])  # checked when accepted
         goal = NavigationGoal(x, y, yaw, self._now(), self.p["navigation_timeout"])
         if self._acked is not None:
-            goal.acknowledge(*self._acked)  # the same goal as the configurator's: it publishes no new one
+            goal.acknowledge(*self._acked, self._now())  # the same goal as the configurator's: it publishes no new one
         done = Future()
         self._active = (handle, goal, done)
         pose = PoseStamped()
@@ -140,7 +140,7 @@ class NavigatorNode(Node):
     def _on_goal_taken(self, msg: PoseStamped) -> None:
         self._acked = (msg.pose.position.x, msg.pose.position.y)
         if self._active is not None:
-            self._active[1].acknowledge(*self._acked)
+            self._active[1].acknowledge(*self._acked, self._now())
 
     def _feedback(self) -> None:
         if self._active is None or self._odom is None:
