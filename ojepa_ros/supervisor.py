@@ -25,13 +25,15 @@ from typing import Callable
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
+# Resolved here, in the parent: between fork and exec (preexec_fn, possibly with other threads running) the
+# child only calls it, no dlopen and no import that could wait on a lock another thread held at the fork.
+_PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
 def die_with_parent(sig: int = signal.SIGINT) -> None:
     """preexec_fn: this (forked, not yet exec'd) child receives `sig` when its parent dies. Linux only; a
     no-op elsewhere (there, the runner's own shutdown is the only stop)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+    if _PRCTL is not None and _PRCTL(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
