@@ -108,20 +108,31 @@ class Watcher(Node):
 
 
 def agent_process(*args: str) -> subprocess.Popen:
+    """`ojepa agent` in a session of its own; its nodes' log lines (wall-clock stamped) go to a file, named on
+    stdout, so a full pipe never blocks a node and the time a restart took can be read from them."""
+    log = tempfile.NamedTemporaryFile("w", prefix="faults_agent_", suffix=".log", delete=False)
+    print(f"  agent log: {log.name}", flush=True)
     return subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def node_pid(runner: int, name: str) -> int | None:
-    """The pid of the runner's child process running ojepa_ros.nodes.<name>."""
+    """The pid of the runner's child process running node `name` (`-m ojepa_ros.nodes.entry NAME`, or
+    `-m ojepa_ros.nodes.NAME`); a standby twin still waiting (its comm is STANDBY_COMM) is not it."""
+    from ojepa_ros.standby import STANDBY_COMM
+
     for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             stat = Path(f"/proc/{pid}/stat").read_text()
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == runner and f"ojepa_ros.nodes.{name}".encode() in cmdline:
+        if parent != runner or comm == STANDBY_COMM or stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        if f"ojepa_ros.nodes.{name}".encode() in cmdline or (b"ojepa_ros.nodes.entry" in cmdline
+                                                             and name.encode() in cmdline):
             return pid
     return None
 
@@ -145,7 +156,7 @@ def stop_agent(agent: subprocess.Popen, graph) -> None:
     graph.close()
 
 
-def kill_section(runs: int, standby: bool = False) -> list[str]:
+def kill_section(runs: int, standby: bool = True) -> list[str]:
     from conftest import Graph
 
     graph = Graph()
@@ -154,7 +165,7 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
     results: dict[str, list[tuple[float | None, float | None, bool, int]]] = {n: [] for n in NODES}
     goal_pub = graph.add(Node(f"faults_goals_{os.getpid()}")).create_publisher(PoseStamped, "/goal_pose", 10)
     goals = [(6.0, 2.0), (6.0, 6.0), (2.0, 6.0), (2.0, 2.0)]
-    agent = agent_process("--processes", "--duration", "3600", *(["--standby"] if standby else []))
+    agent = agent_process("--processes", "--duration", "3600", *([] if standby else ["--no-standby"]))
     try:
         if not wait(lambda: any(s == "idle" for _, s in watcher.statuses), 90.0):
             return ["kill: the agent did not come up"]
@@ -182,6 +193,7 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
                 contacts = watcher.contacts
                 killed = watcher.now()
                 os.kill(pid, signal.SIGKILL)
+                print(f"  {killed:.3f} kill -9 {name} (pid {pid})", flush=True)
                 back = driving = None
                 if wait(lambda: (p := node_pid(agent.pid, name)) is not None and p != pid, 30.0):
                     back = watcher.now() - killed  # the new process runs (its start-up still ahead)
@@ -204,10 +216,10 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
     for name, trials in results.items():
         backs = [b for b, *_ in trials if b is not None]
         drives = [d for _, d, *_ in trials if d is not None]
-        rows.append(f"| kill -9 {name} while driving{' (--standby)' if standby else ''} | respawned: "
+        rows.append(f"| kill -9 {name} while driving{'' if standby else ' (--no-standby)'} | respawned: "
                     f"{_span(backs)} s; driving again: {_span(drives)} s; goal kept "
                     f"{sum(k for *_, k, _ in trials)}/{len(trials)}; contacts {sum(c for *_, c in trials)} | "
-                    f"`python bench/faults.py --only kill --runs {runs}{' --standby' if standby else ''}` |")
+                    f"`python bench/faults.py --only kill --runs {runs}{'' if standby else ' --no-standby'}` |")
     return rows
 
 
@@ -383,7 +395,8 @@ def main() -> int:
                         default=["kill", "memory", "stale", "load"])
     parser.add_argument("--runs", type=int, default=3, help="runs per node (kill), kills (memory), stops (stale)")
     parser.add_argument("--load-seconds", type=float, default=30.0)
-    parser.add_argument("--standby", action="store_true", help="kill: run the agent with --standby twins")
+    parser.add_argument("--no-standby", dest="standby", action="store_false",
+                        help="kill: run the agent without its standby twins (--no-standby)")
     args = parser.parse_args()
     rclpy.init()
     rows = ["| what | figure | command |", "|---|---|---|"]

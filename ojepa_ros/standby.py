@@ -2,19 +2,33 @@
 slow part of starting a node here: rclpy, torch, MuJoCo; 1-4 s on a busy 2-core machine), then waits for a line
 `go` on stdin and only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per node
 and hands over to it when the node dies (ojepa_ros.supervisor, `ojepa agent --processes --standby`). End of
-input (the supervisor gone or done with it) exits without starting anything.
+input (the supervisor gone or done with it) exits without starting anything. While it waits, its process name
+(/proc/PID/comm, what `ps -o comm` and `top` show) is STANDBY_COMM, so a twin is told from the node it may become.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import os
 import sys
+
+STANDBY_COMM = "ojepa-standby"
+PR_SET_NAME = 15  # from <sys/prctl.h>
+
+
+def set_process_name(name: str) -> None:
+    """This process's name as the kernel shows it (at most 15 bytes); Linux only, a no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
+    own_name = open("/proc/self/comm").read().strip() if os.path.exists("/proc/self/comm") else ""
+    set_process_name(STANDBY_COMM)
     module = importlib.import_module(sys.argv[1])
     prepare = getattr(module, "prepare", None)  # a launcher module (nodes/entry.py) imports its node's module
     if prepare is not None:
@@ -25,6 +39,7 @@ def main() -> int:
         return 0
     if line.strip() != "go":
         return 0
+    set_process_name(own_name)
     sys.argv = sys.argv[1:]  # as `python -m MODULE ARGS…` would have it
     module.main()
     return 0
