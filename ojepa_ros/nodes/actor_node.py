@@ -55,7 +55,7 @@ from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_poin
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.model_param import (BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, open_model,
                                          state_for_model)
-from ojepa_ros.nodes.qos import SENSOR
+from ojepa_ros.nodes.qos import LATCHED, SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import default_model
 
@@ -165,7 +165,9 @@ class ActorNode(ManagedNode):
         self.subgoals_pub = self.create_publisher(MarkerArray, SUBGOALS_TOPIC, 1)
         self.candidate_arrays = 0  # MarkerArrays built: stays 0 while nobody subscribes
         self._candidates_shown = False
-        self.status_pub = self.create_publisher(String, "ojepa/actor_status", 10)
+        # Latched: a node that (re)starts hears the status at once (a restarted actor's `idle` is what makes the
+        # configurator set its goal again), not at the next 1 Hz repeat.
+        self.status_pub = self.create_publisher(String, "ojepa/actor_status", LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
         # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
