@@ -41,9 +41,15 @@ def _node_module(name: str):
 
 
 def prepare(argv: list[str]) -> None:
-    """Import the module of the node `argv[0]` names, ahead of running it (ojepa_ros.standby calls this)."""
+    """Import the module of the node `argv[0]` names, ahead of running it (ojepa_ros.standby calls this), and
+    for a node that loads the world model the model code (torch) too, which its module imports only when it
+    configures: a restart then waits for neither."""
+    from ojepa_ros import graph
+
     if argv:
         _node_module(argv[0])
+        if argv[0] in graph.MODEL_USERS:
+            importlib.import_module("ojepa_ros.core.model_io")
 
 
 def run(name: str, args: list[str] | None = None) -> None:
