@@ -39,7 +39,7 @@ def test_the_mailbox_hands_over_only_the_newest_and_counts_the_rest():
     assert got == [7] and box.dropped == 4
     box.put(8)
     box.close()  # a waiting item is dropped, and take() answers None from then on
-    assert box.take(timeout=0.01) is None and box.dropped == 5
+    assert box.closed and box.take(timeout=0.01) is None and box.dropped == 5
     box.reopen()
     box.put(9)
     assert box.take(timeout=0.01) == 9
@@ -107,3 +107,6 @@ def test_a_burst_of_frames_is_encoded_newest_only_and_the_dropped_ones_counted(g
     graph.wait_for(lambda: any(s.name == "perception_node: frames" and
                                {kv.key: kv.value for kv in s.values}.get("frames_dropped_stale") == str(node.dropped)
                                for r in reports[-3:] for s in r.status), 3.0, "the dropped frames counted in /diagnostics")
+    encoder = node._encoder
+    node.stop()  # what deactivate and shutdown do: the encoder thread ends (stop() waits up to 2 s for it)
+    assert encoder is not None and not encoder.is_alive()

@@ -41,6 +41,10 @@ class Latest(Generic[T]):
             self._item, self._waiting, self._closed = None, False, True
             self._cv.notify_all()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def reopen(self) -> None:
         with self._cv:
             self._closed = False

@@ -112,7 +112,7 @@ class PerceptionNode(ManagedNode):
     def _encode_newest(self) -> None:
         """The encoder thread: the newest frame whenever it is free, until stop()."""
         frames = self._frames
-        while self._encoder is not None:
+        while not frames.closed:
             frame = frames.take(timeout=0.5)
             if frame is None:
                 continue
