@@ -1,9 +1,10 @@
 """`python -m ojepa_ros.standby MODULE [ARGS…]`: a node process started ahead of need. It imports MODULE (the
-slow part of starting a node here: rclpy, torch, MuJoCo; 1-4 s on a busy 2-core machine), then waits for a line
-`go` on stdin and only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per node
-and hands over to it when the node dies (ojepa_ros.supervisor, `ojepa agent --processes --standby`). End of
-input (the supervisor gone or done with it) exits without starting anything. While it waits, its process name
-(/proc/PID/comm, what `ps -o comm` and `top` show) is STANDBY_COMM, so a twin is told from the node it may become.
+slow part of starting a node here: rclpy, torch, MuJoCo; 1-4 s on a busy 2-core machine) and lets it prepare
+(nodes/entry.py also starts the middleware, so DDS discovery is done too), then waits for a line `go` on stdin and
+only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per node and hands over to it
+when the node dies (ojepa_ros.supervisor, `ojepa agent --processes`). End of input (the supervisor gone or done
+with it) exits without starting anything. While it waits, its process name (/proc/PID/comm, what `ps -o comm` and
+`top` show) is STANDBY_COMM, so a twin is told from the node it may become.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ def set_process_name(name: str) -> None:
         ctypes.CDLL("libc.so.6").prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
+def _shutdown_middleware() -> None:
+    """A prepare() may have started rclpy (nodes/entry.py does): end it before leaving without a node."""
+    rclpy = sys.modules.get("rclpy")
+    if rclpy is not None:
+        rclpy.try_shutdown()
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -36,8 +44,10 @@ def main() -> int:
     try:
         line = sys.stdin.readline()
     except KeyboardInterrupt:
+        _shutdown_middleware()
         return 0
     if line.strip() != "go":
+        _shutdown_middleware()
         return 0
     set_process_name(own_name)
     sys.argv = sys.argv[1:]  # as `python -m MODULE ARGS…` would have it

@@ -41,15 +41,20 @@ def _node_module(name: str):
 
 
 def prepare(argv: list[str]) -> None:
-    """Import the module of the node `argv[0]` names, ahead of running it (ojepa_ros.standby calls this), and
-    for a node that loads the world model the model code (torch) too, which its module imports only when it
-    configures: a restart then waits for neither."""
+    """Get the node `argv[0]` names ready to run (ojepa_ros.standby calls this): import its module, and for a
+    node that loads the world model the model code (torch) too, which its module imports only when it configures;
+    then start the middleware with the node's arguments, so this process's DDS participant has discovered the
+    graph's before the node is created. A restart then waits for none of it."""
     from ojepa_ros import graph
 
-    if argv:
-        _node_module(argv[0])
-        if argv[0] in graph.MODEL_USERS:
-            importlib.import_module("ojepa_ros.core.model_io")
+    if not argv:
+        return
+    _node_module(argv[0])
+    if argv[0] in graph.MODEL_USERS:
+        importlib.import_module("ojepa_ros.core.model_io")
+    from ojepa_ros.nodes.runtime import init_middleware
+
+    init_middleware(argv[1:])
 
 
 def run(name: str, args: list[str] | None = None) -> None:

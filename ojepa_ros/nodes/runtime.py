@@ -69,6 +69,11 @@ def _one_torch_thread() -> None:
         torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
 
 
+def init_middleware(args: list[str] | None = None) -> None:
+    """rclpy.init with the node's command line, without rclpy's signal handlers (run_nodes says why)."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None) -> None:
     """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
@@ -88,7 +93,8 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     # The planner makes hundreds of short torch calls per step, each giving up and retaking the GIL;
     # with the default 5 ms switch interval every retake can wait behind the sim and message threads.
     sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    if not rclpy.ok():  # else a standby process started it ahead (init_middleware)
+        init_middleware(args)
     created = nodes()
     for node in created:
         if isinstance(node, ManagedNode):
