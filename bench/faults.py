@@ -205,10 +205,12 @@ def kill_section(runs: int, standby: bool = True) -> list[str]:
                     driving = 0.0
                 elif wait(lambda: watcher.driving_since(stopped) is not None, 30.0):
                     driving = watcher.driving_since(stopped) - killed
-                kept = watcher.status_at(watcher.now()) == "active" and (
+                # Kept: still driving to it, or reached it (the robot may have been near this trial's goal).
+                kept = watcher.status_at(watcher.now()) in ("active", "reached") and (
                     not watcher.goals or tuple(np.round(watcher.goals[-1], 3)) == goal)
                 results[name].append((back, driving, kept, watcher.contacts - contacts))
                 print(f"  kill -9 {name}: respawned after {back if back is None else round(back, 2)} s, "
+                      f"status {watcher.status_at(watcher.now())!r}, "
                       f"driving again after {driving if driving is None else round(driving, 2)} s, goal kept {kept} "
                       f"(latest /ojepa/goal {watcher.goals[-1:] }), contacts {watcher.contacts - contacts}", flush=True)
     finally:
