@@ -6,7 +6,8 @@ A node that does not answer or fails a transition stops the sequence there, with
 failed; every `retry_period` s the manager looks again, so a model file that appears later brings the graph up.
 The same look finds a node that restarted (back in `unconfigured`) and brings it to the graph's state. A restart is
 also noticed at once: every WATCH_PERIOD s the manager reads (from the local DDS graph, no round trip) which
-processes publish each node's `transition_event`, and a new one starts a look then, not up to `retry_period` later.
+processes publish each node's `transition_event`, and a new one starts a look then, not up to `retry_period` later
+(and, while it is not up yet, another every STATE_RESEND s for FRESH_S).
 
 ~/startup and ~/resume bring every node to active, ~/pause deactivates them in reverse order, ~/shutdown
 deactivates and cleans them up in reverse order (their processes stay, unconfigured: ~/startup brings them back).
@@ -44,6 +45,9 @@ STEPS = {(UNCONFIGURED, INACTIVE): Transition.TRANSITION_CONFIGURE, (INACTIVE, A
 STATE_TIMEOUT = 1.0
 STATE_RESEND = 0.2
 WATCH_PERIOD = 0.05  # s between looks at the graph for a node process that (re)appeared
+# For this long after a node process appeared, a look that did not bring the graph to its state is repeated every
+# STATE_RESEND s rather than every retry_period: the new process is still being discovered, or still starting.
+FRESH_S = 5.0
 STEP_NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
               Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup"}
 
@@ -106,7 +110,8 @@ class LifecycleManagerNode(Node):
 
     # -- the worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
-        last_look = -float("inf")
+        last_look = fresh_until = -float("inf")
+        outcome = (True, "")
         try:
             while True:
                 with self._cv:
@@ -114,10 +119,13 @@ class LifecycleManagerNode(Node):
                     if self._closing:
                         return
                     goal, ticket, asked = self._goal, self._asked, self._asked > self._answered
-                appeared = self._appeared()  # every time: it also keeps the record of what was seen up to date
-                if not (asked or appeared or time.monotonic() - last_look >= self.p["retry_period"]):
+                now = time.monotonic()
+                if self._appeared():  # every time: it also keeps the record of what was seen up to date
+                    fresh_until, last_look = now + FRESH_S, -float("inf")
+                period = STATE_RESEND if not outcome[0] and now < fresh_until else self.p["retry_period"]
+                if not (asked or now - last_look >= period):
                     continue
-                last_look = time.monotonic()
+                last_look = now
                 outcome = (True, "nothing asked") if goal is None else self._steer(goal)
                 with self._cv:
                     self._answered, self._outcome = ticket, outcome
