@@ -50,6 +50,7 @@ from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 GAP = 0.3  # s without /cmd_vel that counts as stopped
+HOLD = 1.0  # s of driving without a stop that count as driving again after a kill
 NODES = tuple(spec.name for spec in graph_nodes("rooms"))  # each killed in turn
 
 
@@ -88,19 +89,22 @@ class Watcher(Node):
                 return when
         return None
 
-    def stopped_since(self, t: float) -> float | None:
-        """The first time at or after t when the robot is stopped: the actor not active, a zero command, or no
-        command for GAP s (the base's own timeout then stops it)."""
-        previous = t
+    def steady_since(self, t: float, hold: float = HOLD) -> float | None:
+        """The start of the first stretch, at or after t, in which the actor is active and the base is told to move
+        for `hold` s without a stop (a command gap over GAP s, a zero command or the actor not active): the robot
+        drives again for good, not for a command or two that a late input let out before the stop."""
+        start, previous = None, t
         for when, v, w in list(self.cmds):
             if when < t:
                 continue
-            if when - previous > GAP:
-                return previous + GAP
-            if (v == 0.0 and w == 0.0) or self.status_at(when) != "active":
-                return when
+            if when - previous > GAP or (v == 0.0 and w == 0.0) or self.status_at(when) != "active":
+                start = None
+            elif start is None and abs(v) > 0.05:
+                start = when
+            if start is not None and when - start >= hold:
+                return start
             previous = when
-        return previous + GAP if self.now() - previous > GAP else None
+        return None
 
     def status_at(self, t: float) -> str:
         latest = [s for when, s in list(self.statuses) if when <= t]
@@ -197,16 +201,16 @@ def kill_section(runs: int, standby: bool = True) -> list[str]:
                 back = driving = None
                 if wait(lambda: (p := node_pid(agent.pid, name)) is not None and p != pid, 30.0):
                     back = watcher.now() - killed  # the new process runs (its start-up still ahead)
-                # Driving again: the robot stopped (actor not active, or a zero command) and then drove on; a
-                # node the control loop does not wait for (memory) may never interrupt it: 0.
-                wait(lambda: watcher.stopped_since(killed) is not None, 3.0)
-                stopped = watcher.stopped_since(killed)
-                if stopped is None:
-                    driving = 0.0
-                elif wait(lambda: watcher.driving_since(stopped) is not None, 30.0):
-                    driving = watcher.driving_since(stopped) - killed
-                # Kept: still driving to it, or reached it (the robot may have been near this trial's goal).
-                kept = watcher.status_at(watcher.now()) in ("active", "reached") and (
+                # Driving again: the start of HOLD s of driving without a stop, after the kill (a node the control
+                # loop does not wait for, memory, may never interrupt it: then about 0).
+                time.sleep(0.5)  # a stop the kill causes comes within the watchdog's timeout
+                def reached() -> bool:
+                    return watcher.status_at(watcher.now()) == "reached"
+
+                if wait(lambda: watcher.steady_since(killed) is not None or reached(), 30.0) and not reached():
+                    driving = watcher.steady_since(killed) - killed
+                # Kept: the trial's goal still in force, driven to again or reached (the robot may have been near it).
+                kept = (driving is not None or reached()) and (
                     not watcher.goals or tuple(np.round(watcher.goals[-1], 3)) == goal)
                 results[name].append((back, driving, kept, watcher.contacts - contacts))
                 print(f"  kill -9 {name}: respawned after {back if back is None else round(back, 2)} s, "
