@@ -24,11 +24,15 @@ def set_process_name(name: str) -> None:
         ctypes.CDLL("libc.so.6").prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
-def _shutdown_middleware() -> None:
-    """A prepare() may have started rclpy (nodes/entry.py does): end it before leaving without a node."""
+def _leave() -> None:
+    """Exit without a node: end the rclpy a prepare() may have started (nodes/entry.py does), then skip the
+    interpreter's teardown of torch and DDS, which takes seconds when all twins do it at once on a Ctrl-C."""
     rclpy = sys.modules.get("rclpy")
     if rclpy is not None:
         rclpy.try_shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main() -> int:
@@ -44,11 +48,9 @@ def main() -> int:
     try:
         line = sys.stdin.readline()
     except KeyboardInterrupt:
-        _shutdown_middleware()
-        return 0
+        _leave()
     if line.strip() != "go":
-        _shutdown_middleware()
-        return 0
+        _leave()
     set_process_name(own_name)
     sys.argv = sys.argv[1:]  # as `python -m MODULE ARGS…` would have it
     module.main()

@@ -35,14 +35,14 @@ class NodeSpinner:
     def __init__(self) -> None:
         self._spinning = threading.Event()
         self._spinning.set()
-        self._runs: list[tuple[EventsExecutor, threading.Thread]] = []
+        self._runs: list[tuple[EventsExecutor, threading.Thread, Node]] = []
 
     def add(self, node: Node) -> Node:
         executor = EventsExecutor()
         executor.add_node(node)
         thread = threading.Thread(target=self._spin, args=(executor,), daemon=True, name=f"spin {node.get_name()}")
         thread.start()
-        self._runs.append((executor, thread))
+        self._runs.append((executor, thread, node))
         return node
 
     def _spin(self, executor: EventsExecutor) -> None:
@@ -50,16 +50,19 @@ class NodeSpinner:
             executor.spin_once(timeout_sec=0.1)
 
     def alive(self) -> bool:
-        return all(thread.is_alive() for _, thread in self._runs)
+        return all(thread.is_alive() for _, thread, _ in self._runs)
 
     def stop(self) -> None:
         """Stop spinning (the nodes stay valid: their stop() may still publish); then call shutdown()."""
         self._spinning.clear()
-        for _, thread in self._runs:
+        for _, thread, _ in self._runs:
             thread.join(timeout=5.0)
 
     def shutdown(self) -> None:
-        for executor, _ in self._runs:
+        """Each executor lets go of its node first: a node an executor still holds can hang destroy_node (rclpy waits
+        for its handle to be free; seen as a rare stuck stop of `ojepa agent --processes`)."""
+        for executor, _, node in self._runs:
+            executor.remove_node(node)
             executor.shutdown()
 
 
