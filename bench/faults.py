@@ -50,6 +50,7 @@ from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 GAP = 0.3  # s without /cmd_vel that counts as stopped
+HOLD = 1.0  # s of driving without a stop that count as driving again after a kill
 NODES = tuple(spec.name for spec in graph_nodes("rooms"))  # each killed in turn
 
 
@@ -88,19 +89,22 @@ class Watcher(Node):
                 return when
         return None
 
-    def stopped_since(self, t: float) -> float | None:
-        """The first time at or after t when the robot is stopped: the actor not active, a zero command, or no
-        command for GAP s (the base's own timeout then stops it)."""
-        previous = t
+    def steady_since(self, t: float, hold: float = HOLD) -> float | None:
+        """The start of the first stretch, at or after t, in which the actor is active and the base is told to move
+        for `hold` s without a stop (a command gap over GAP s, a zero command or the actor not active): the robot
+        drives again for good, not for a command or two that a late input let out before the stop."""
+        start, previous = None, t
         for when, v, w in list(self.cmds):
             if when < t:
                 continue
-            if when - previous > GAP:
-                return previous + GAP
-            if (v == 0.0 and w == 0.0) or self.status_at(when) != "active":
-                return when
+            if when - previous > GAP or (v == 0.0 and w == 0.0) or self.status_at(when) != "active":
+                start = None
+            elif start is None and abs(v) > 0.05:
+                start = when
+            if start is not None and when - start >= hold:
+                return start
             previous = when
-        return previous + GAP if self.now() - previous > GAP else None
+        return None
 
     def status_at(self, t: float) -> str:
         latest = [s for when, s in list(self.statuses) if when <= t]
@@ -108,20 +112,31 @@ class Watcher(Node):
 
 
 def agent_process(*args: str) -> subprocess.Popen:
+    """`ojepa agent` in a session of its own; its nodes' log lines (wall-clock stamped) go to a file, named on
+    stdout, so a full pipe never blocks a node and the time a restart took can be read from them."""
+    log = tempfile.NamedTemporaryFile("w", prefix="faults_agent_", suffix=".log", delete=False)
+    print(f"  agent log: {log.name}", flush=True)
     return subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
 def node_pid(runner: int, name: str) -> int | None:
-    """The pid of the runner's child process running ojepa_ros.nodes.<name>."""
+    """The pid of the runner's child process running node `name` (`-m ojepa_ros.nodes.entry NAME`, or
+    `-m ojepa_ros.nodes.NAME`); a standby twin still waiting (its comm is STANDBY_COMM) is not it."""
+    from ojepa_ros.standby import STANDBY_COMM
+
     for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             stat = Path(f"/proc/{pid}/stat").read_text()
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent == runner and f"ojepa_ros.nodes.{name}".encode() in cmdline:
+        if parent != runner or comm == STANDBY_COMM or stat.rsplit(")", 1)[1].split()[0] == "Z":
+            continue
+        if f"ojepa_ros.nodes.{name}".encode() in cmdline or (b"ojepa_ros.nodes.entry" in cmdline
+                                                             and name.encode() in cmdline):
             return pid
     return None
 
@@ -145,7 +160,7 @@ def stop_agent(agent: subprocess.Popen, graph) -> None:
     graph.close()
 
 
-def kill_section(runs: int, standby: bool = False) -> list[str]:
+def kill_section(runs: int, standby: bool = True) -> list[str]:
     from conftest import Graph
 
     graph = Graph()
@@ -154,7 +169,7 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
     results: dict[str, list[tuple[float | None, float | None, bool, int]]] = {n: [] for n in NODES}
     goal_pub = graph.add(Node(f"faults_goals_{os.getpid()}")).create_publisher(PoseStamped, "/goal_pose", 10)
     goals = [(6.0, 2.0), (6.0, 6.0), (2.0, 6.0), (2.0, 2.0)]
-    agent = agent_process("--processes", "--duration", "3600", *(["--standby"] if standby else []))
+    agent = agent_process("--processes", "--duration", "3600", *([] if standby else ["--no-standby"]))
     try:
         if not wait(lambda: any(s == "idle" for _, s in watcher.statuses), 90.0):
             return ["kill: the agent did not come up"]
@@ -182,21 +197,24 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
                 contacts = watcher.contacts
                 killed = watcher.now()
                 os.kill(pid, signal.SIGKILL)
+                print(f"  {killed:.3f} kill -9 {name} (pid {pid})", flush=True)
                 back = driving = None
                 if wait(lambda: (p := node_pid(agent.pid, name)) is not None and p != pid, 30.0):
                     back = watcher.now() - killed  # the new process runs (its start-up still ahead)
-                # Driving again: the robot stopped (actor not active, or a zero command) and then drove on; a
-                # node the control loop does not wait for (memory) may never interrupt it: 0.
-                wait(lambda: watcher.stopped_since(killed) is not None, 3.0)
-                stopped = watcher.stopped_since(killed)
-                if stopped is None:
-                    driving = 0.0
-                elif wait(lambda: watcher.driving_since(stopped) is not None, 30.0):
-                    driving = watcher.driving_since(stopped) - killed
-                kept = watcher.status_at(watcher.now()) == "active" and (
+                # Driving again: the start of HOLD s of driving without a stop, after the kill (a node the control
+                # loop does not wait for, memory, may never interrupt it: then about 0).
+                time.sleep(0.5)  # a stop the kill causes comes within the watchdog's timeout
+                def reached() -> bool:
+                    return watcher.status_at(watcher.now()) == "reached"
+
+                if wait(lambda: watcher.steady_since(killed) is not None or reached(), 30.0) and not reached():
+                    driving = watcher.steady_since(killed) - killed
+                # Kept: the trial's goal still in force, driven to again or reached (the robot may have been near it).
+                kept = (driving is not None or reached()) and (
                     not watcher.goals or tuple(np.round(watcher.goals[-1], 3)) == goal)
                 results[name].append((back, driving, kept, watcher.contacts - contacts))
                 print(f"  kill -9 {name}: respawned after {back if back is None else round(back, 2)} s, "
+                      f"status {watcher.status_at(watcher.now())!r}, "
                       f"driving again after {driving if driving is None else round(driving, 2)} s, goal kept {kept} "
                       f"(latest /ojepa/goal {watcher.goals[-1:] }), contacts {watcher.contacts - contacts}", flush=True)
     finally:
@@ -204,10 +222,10 @@ def kill_section(runs: int, standby: bool = False) -> list[str]:
     for name, trials in results.items():
         backs = [b for b, *_ in trials if b is not None]
         drives = [d for _, d, *_ in trials if d is not None]
-        rows.append(f"| kill -9 {name} while driving{' (--standby)' if standby else ''} | respawned: "
+        rows.append(f"| kill -9 {name} while driving{'' if standby else ' (--no-standby)'} | respawned: "
                     f"{_span(backs)} s; driving again: {_span(drives)} s; goal kept "
                     f"{sum(k for *_, k, _ in trials)}/{len(trials)}; contacts {sum(c for *_, c in trials)} | "
-                    f"`python bench/faults.py --only kill --runs {runs}{' --standby' if standby else ''}` |")
+                    f"`python bench/faults.py --only kill --runs {runs}{'' if standby else ' --no-standby'}` |")
     return rows
 
 
@@ -383,7 +401,8 @@ def main() -> int:
                         default=["kill", "memory", "stale", "load"])
     parser.add_argument("--runs", type=int, default=3, help="runs per node (kill), kills (memory), stops (stale)")
     parser.add_argument("--load-seconds", type=float, default=30.0)
-    parser.add_argument("--standby", action="store_true", help="kill: run the agent with --standby twins")
+    parser.add_argument("--no-standby", dest="standby", action="store_false",
+                        help="kill: run the agent without its standby twins (--no-standby)")
     args = parser.parse_args()
     rclpy.init()
     rows = ["| what | figure | command |", "|---|---|---|"]

@@ -4,7 +4,8 @@ Starts the node graph of ojepa_ros.graph with config/agent.yaml, composed in one
 one shared world-model engine) or one process per node (`--processes`), watches it with the monitor
 node, and stops everything (robot included) on Ctrl-C, on reaching the goal, or after --duration.
 With `--processes`, a node process that dies is restarted (ojepa_ros.supervisor: bounded retries with
-back-off), and every node process dies with the runner, even a runner killed with SIGKILL.
+back-off; by default a standby twin that has done its imports takes over), and every node process dies with the
+runner, even a runner killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="world model checkpoint (default: models/world_model.pt)")
     parser.add_argument("--task", default="", help="task file in config/tasks/ to apply at start-up, e.g. demo")
     parser.add_argument("--processes", action="store_true", help="one process per node instead of one process")
-    parser.add_argument("--standby", action="store_true",
-                        help="with --processes: keep a started twin of each node process to take over when it dies "
-                             "(faster restarts, twice the processes)")
+    parser.add_argument("--standby", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --processes: keep a started twin of each node process, its imports done, to take "
+                             "over when it dies (default; restarts skip python, rclpy and torch start-up; twice the "
+                             "processes: --no-standby for one each)")
     parser.add_argument("--use-sim-time", nargs="?", const="true", default="auto", choices=("auto", "true", "false"),
                         help="nodes run on /clock (auto, the default: when an embedded simulator runs; bare flag: true)")
     parser.add_argument("--stamped-cmd-vel", nargs="?", const="true", default=None, choices=("true", "false"),

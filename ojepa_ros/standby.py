@@ -1,20 +1,46 @@
 """`python -m ojepa_ros.standby MODULE [ARGS…]`: a node process started ahead of need. It imports MODULE (the
-slow part of starting a node here: rclpy, torch, MuJoCo; 1-4 s on a busy 2-core machine), then waits for a line
-`go` on stdin and only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per node
-and hands over to it when the node dies (ojepa_ros.supervisor, `ojepa agent --processes --standby`). End of
-input (the supervisor gone or done with it) exits without starting anything.
+slow part of starting a node here: rclpy, torch, MuJoCo; 1-4 s on a busy 2-core machine) and lets it prepare
+(nodes/entry.py also starts the middleware, so DDS discovery is done too), then waits for a line `go` on stdin and
+only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per node and hands over to it
+when the node dies (ojepa_ros.supervisor, `ojepa agent --processes`). End of input (the supervisor gone or done
+with it) exits without starting anything. While it waits, its process name (/proc/PID/comm, what `ps -o comm` and
+`top` show) is STANDBY_COMM, so a twin is told from the node it may become.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import os
 import sys
+
+STANDBY_COMM = "ojepa-standby"
+PR_SET_NAME = 15  # from <sys/prctl.h>
+
+
+def set_process_name(name: str) -> None:
+    """This process's name as the kernel shows it (at most 15 bytes); Linux only, a no-op elsewhere."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6").prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+def _leave() -> None:
+    """Exit without a node: end the rclpy a prepare() may have started (nodes/entry.py does), then skip the
+    interpreter's teardown of torch and DDS, which takes seconds when all twins do it at once on a Ctrl-C."""
+    rclpy = sys.modules.get("rclpy")
+    if rclpy is not None:
+        rclpy.try_shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
+    own_name = open("/proc/self/comm").read().strip() if os.path.exists("/proc/self/comm") else ""
+    set_process_name(STANDBY_COMM)
     module = importlib.import_module(sys.argv[1])
     prepare = getattr(module, "prepare", None)  # a launcher module (nodes/entry.py) imports its node's module
     if prepare is not None:
@@ -22,9 +48,10 @@ def main() -> int:
     try:
         line = sys.stdin.readline()
     except KeyboardInterrupt:
-        return 0
+        _leave()
     if line.strip() != "go":
-        return 0
+        _leave()
+    set_process_name(own_name)
     sys.argv = sys.argv[1:]  # as `python -m MODULE ARGS…` would have it
     module.main()
     return 0

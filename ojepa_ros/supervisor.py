@@ -25,13 +25,15 @@ from typing import Callable
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
+# Resolved here, in the parent: between fork and exec (preexec_fn, possibly with other threads running) the
+# child only calls it, no dlopen and no import that could wait on a lock another thread held at the fork.
+_PRCTL = ctypes.CDLL("libc.so.6", use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
 def die_with_parent(sig: int = signal.SIGINT) -> None:
     """preexec_fn: this (forked, not yet exec'd) child receives `sig` when its parent dies. Linux only; a
     no-op elsewhere (there, the runner's own shutdown is the only stop)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+    if _PRCTL is not None and _PRCTL(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
@@ -45,19 +47,21 @@ class Child:
     given_up: bool = False
     standby: subprocess.Popen | None = None  # its twin, imports done, waiting for "go" on stdin
     standby_due: float | None = None
+    started: float = 0.0  # monotonic time its current process started
 
 
 class Supervisor:
-    """Starts each command, and on poll() respawns any that died: at once the first time, then after
-    backoff_s x 2^k (at most max_backoff_s); more than max_restarts within window_s and it gives up on that
-    child (reported through `log`), since a node that keeps dying needs a person, not a loop."""
+    """Starts each command, and on poll() respawns any that died: at once the first time, and at once whenever it
+    had run `stable_s` or longer (a node that crashed after working is not in a crash loop); one that died sooner
+    after a restart waits backoff_s x 2^k (at most max_backoff_s). More than max_restarts within window_s and it
+    gives up on that child (reported through `log`), since a node that keeps dying needs a person, not a loop."""
 
     def __init__(self, commands: dict[str, list[str]], log: Callable[[str], None] = print, max_restarts: int = 5,
-                 window_s: float = 60.0, backoff_s: float = 0.25, max_backoff_s: float = 4.0,
+                 window_s: float = 60.0, backoff_s: float = 0.25, max_backoff_s: float = 4.0, stable_s: float = 10.0,
                  standby: bool = False, standby_delay: float = 5.0, **popen_kwargs) -> None:
         self.children = {name: Child(name, list(argv)) for name, argv in commands.items()}
         self.log, self.max_restarts, self.window_s = log, max_restarts, window_s
-        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.backoff_s, self.max_backoff_s, self.stable_s = backoff_s, max_backoff_s, stable_s
         self.popen_kwargs = popen_kwargs
         self.standby, self.standby_delay = standby, standby_delay
         self.respawned = 0
@@ -72,14 +76,14 @@ class Supervisor:
             except OSError:
                 twin = None
             else:
-                child.process, child.standby, child.due = twin, None, None
+                child.process, child.standby, child.due, child.started = twin, None, None, time.monotonic()
                 child.standby_due = time.monotonic() + self.standby_delay
                 self.handovers += 1
                 return
         if twin is not None or child.standby is not None:  # a twin that died too: a fresh one later
             child.standby, child.standby_due = None, time.monotonic() + self.standby_delay
         child.process = subprocess.Popen(child.argv, preexec_fn=die_with_parent, **self.popen_kwargs)
-        child.due = None
+        child.due, child.started = None, time.monotonic()
 
     def _spawn_standby(self, child: Child) -> None:
         argv = child.argv
@@ -115,8 +119,8 @@ class Supervisor:
                     self.log(f"{child.name} died {len(child.restarts) + 1} times within {self.window_s:g} s "
                              f"(exit {child.process.returncode}); not restarting it again")
                     continue
-                delay = 0.0 if not child.restarts else min(self.max_backoff_s,
-                                                           self.backoff_s * 2 ** (len(child.restarts) - 1))
+                quick = child.restarts and now - child.started < self.stable_s  # a crash loop, maybe
+                delay = min(self.max_backoff_s, self.backoff_s * 2 ** (len(child.restarts) - 1)) if quick else 0.0
                 child.due = now + delay
                 self.log(f"{child.name} exited ({child.process.returncode}); restarting"
                          + (f" in {delay:.2f} s" if delay else ""))

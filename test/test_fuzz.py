@@ -3,7 +3,8 @@ toward a goal on valid inputs meanwhile) are sent type-valid but malformed messa
 encodings, sizes and data lengths, NaN / inf / 1e30 / 3.4e38 fields, zero quaternions, wrong frames, huge
 images, stale and future stamps, bursts. Asserted: no node dies (every spin thread lives and the graph still
 drives afterwards), every command the actor or the collision monitor publishes is finite and within the
-robot's limits. Bounded in time: FUZZ_EXAMPLES per topic."""
+robot's limits, and the memory of the process the nodes run in (RSS) grows by less than MEMORY_BOUND_MB through
+the whole fuzz sent a second time. Bounded in time: FUZZ_EXAMPLES per topic, twice."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ from ojepa_ros.core.safety import ROBOT_LIMITS
 from ojepa_ros.nodes.convert import state_message, yaw_to_quaternion
 
 FUZZ_EXAMPLES = int(os.environ.get("OJEPA_FUZZ_EXAMPLES", "25"))
+# Measured 2026-12-01: 2-8 MB of growth in the second pass; with perception keeping every camera frame it took
+# (a leak put in by hand to check this test fails), 311 MB.
+MEMORY_BOUND_MB = 50.0
 LIMITS = np.array([ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.angular_velocity]) + 1e-9
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
@@ -38,6 +42,12 @@ FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, derandomize=True,
 f64 = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e30, -1e30, 0.0, 1.0, 1e3]))
 f32 = st.one_of(st.floats(width=32, allow_nan=True, allow_infinity=True), st.sampled_from([3.4e38, -3.4e38, 0.0]))
 frames = st.sampled_from(["", "odom", "map", "base_link", "x" * 300, "odom\x7f"])
+
+
+def rss_mb() -> float:
+    """This process's resident memory (MB): where the composed nodes live."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class Agent:
@@ -86,6 +96,7 @@ class Agent:
         self.robot.create_timer(0.05, self._valid_inputs)
         self.fuzzer = self.graph.add(Node(f"fuzzer_{random.randint(0, 1 << 30)}"))
         self.publishers: dict[str, object] = {}
+        self.rss_peak = rss_mb()  # the most the process held at any check
 
     def _valid_inputs(self) -> None:
         stamp = self.robot.get_clock().now()
@@ -110,7 +121,19 @@ class Agent:
         for _ in range(burst):
             self.publishers[topic].publish(msg)
 
+    def flood(self, frames: int = 100) -> None:
+        """Huge camera frames (1024x1024 rgb8, 3 MB) at 100 Hz, slow enough for every camera subscriber to take
+        most of them: 300 MB through each, which a node that kept them could not hide."""
+        for _ in range(frames):
+            huge = Image(width=1024, height=1024, encoding="rgb8", step=3072, data=bytes(3072 * 1024))
+            huge.header.stamp = self.robot.get_clock().now().to_msg()
+            self.publish("/camera/image_raw", huge)
+            time.sleep(0.01)
+            self.check()
+        time.sleep(0.3)
+
     def check(self) -> None:
+        self.rss_peak = max(self.rss_peak, rss_mb())
         assert self.graph.spinner.alive(), "a node's spin thread died"
         values = np.array([c[1:] for c in self.commands]).reshape(-1, 2)
         assert np.isfinite(values).all(), "a non-finite command went out"
@@ -229,8 +252,8 @@ STRATEGIES = {
 }
 
 
-@pytest.mark.parametrize("topic", list(STRATEGIES))
-def test_malformed_messages_on_every_topic(agent, topic):
+def fuzz_topic(agent: Agent, topic: str) -> None:
+    """FUZZ_EXAMPLES malformed messages on `topic` (a quarter of them in bursts of 50), checking after each."""
     @FUZZ
     @given(msg=STRATEGIES[topic], burst=st.sampled_from([1, 1, 1, 50]))
     def fuzz(msg, burst):
@@ -243,6 +266,11 @@ def test_malformed_messages_on_every_topic(agent, topic):
     agent.check()
 
 
+@pytest.mark.parametrize("topic", list(STRATEGIES))
+def test_malformed_messages_on_every_topic(agent, topic):
+    fuzz_topic(agent, topic)
+
+
 def test_after_the_fuzz_every_node_is_alive_and_the_robot_drives_again(agent):
     agent.actor.set_parameters([Parameter("goal_active", value=True)])
     count = len(agent.statuses)
@@ -253,6 +281,21 @@ def test_after_the_fuzz_every_node_is_alive_and_the_robot_drives_again(agent):
                    "the monitor forwarding commands")
     agent.check()
     assert all(n.context.ok() for n in agent.nodes)
+
+
+def test_memory_stays_bounded_through_the_fuzz_again(agent):
+    """The fuzz above and a flood of huge frames were the warm-up (the allocator and DDS's pools have grown to what
+    they send); the same again must not grow the process further than MEMORY_BOUND_MB: what a node keeps of its
+    inputs grows with every pass, slack does not."""
+    agent.flood()  # its warm-up too
+    baseline = agent.rss_peak = rss_mb()
+    for topic in STRATEGIES:
+        fuzz_topic(agent, topic)
+    agent.flood()
+    growth = agent.rss_peak - baseline
+    print(f"RSS {baseline:.0f} MB after the first fuzz, at most {agent.rss_peak:.0f} MB through the second")
+    assert growth < MEMORY_BOUND_MB, (f"the nodes' process grew by {growth:.0f} MB through a second fuzz (from "
+                                      f"{baseline:.0f} MB): something keeps what it is sent")
 
 
 def test_the_simulator_takes_malformed_commands(graph):

@@ -324,7 +324,10 @@ def test_a_robot_boxed_in_front_in_the_real_sim_recovers_and_says_so(graph, tiny
 def test_the_configurator_ends_a_goal_the_actor_gave_up(graph):
     """As after `reached`: the same goal may then be sent again."""
     config = graph.add(ConfiguratorNode())
-    status = graph.add(Node("actor_status_stand_in")).create_publisher(String, "/ojepa/actor_status", 10)
+    from ojepa_ros.nodes.qos import LATCHED
+
+    # Latched as the actor's: the configurator subscribes transient local, which a volatile publisher does not meet.
+    status = graph.add(Node("actor_status_stand_in")).create_publisher(String, "/ojepa/actor_status", LATCHED)
     config.active_goal = (3.0, 1.5)
     graph.wait_for(lambda: status.get_subscription_count() > 0, 5.0, "the configurator's subscription")
     status.publish(String(data="recovery: back_up #1 (no progress for 6.0 s; recovery 1 of 4)"))

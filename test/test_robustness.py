@@ -147,6 +147,50 @@ def test_first_braking_command_within_100_ms_of_going_stale_then_zero_at_the_saf
     assert (dv[:, 0] <= 2.0 * (dt + 0.03) + 1e-9).all()  # 30 ms: arrival jitter between the two stamps
 
 
+def test_late_clock_messages_neither_refuse_fresh_data_nor_keep_stale_data_fresh(graph, tiny_model_path):
+    """Found in the composed agent under load: the actor's /clock callbacks came up to 0.8 s late while the data
+    they date kept arriving, so fresh states were refused as stamped in the future and the robot stopped; and a
+    clock that stands still would keep stale data fresh for as long. The actor's time is carried forward between
+    /clock messages (core.safety.CarriedClock)."""
+    from rosgraph_msgs.msg import Clock
+
+    node = actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, use_sim_time=True, mode1="none")
+    robot = Robot(graph)
+    clock_pub = robot.node.create_publisher(Clock, "/clock", 10)
+    start = time.monotonic()
+
+    def sim_ns() -> int:  # the simulator's time: 100 s at start, at the wall's rate
+        return round((100.0 + time.monotonic() - start) * 1e9)
+
+    def step(clock: bool = True, data: bool = True) -> None:
+        stamp = sim_ns()
+        if clock:
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(stamp, 1_000_000_000)
+            clock_pub.publish(msg)
+        if data:
+            robot.send(stamp_ns=stamp)
+
+    def moving() -> bool:
+        step()
+        time.sleep(0.02)
+        return bool(robot.statuses) and robot.statuses[-1] == "active" and np.abs(robot.speeds()[-1]).max() > 0.05
+
+    graph.wait_for(moving, 15.0, "driving on sim time")
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:  # /clock stalls for 1 s; odometry and states keep coming, stamped on time
+        step(clock=False)
+        time.sleep(0.02)
+        assert not node._refused, node._refused  # none taken as from the future
+    graph.wait_for(moving, 5.0, "driving on as the clock comes back")
+    graph.wait_for(lambda: step(data=False) or robot.statuses[-1].startswith("stale"), 2.0,
+                   "stale once the data stops (the clock going on)")
+    graph.wait_for(moving, 5.0, "driving again")
+    graph.wait_for(lambda: robot.statuses[-1].startswith("stale"), 2.0,
+                   "stale once data and clock both stop: the actor's time is carried on and its guard runs on")
+    graph.wait_for(lambda: np.allclose(robot.speeds()[-1], 0.0), 3.0, "the guard braking the robot to a stop")
+
+
 def test_safety_parameters_have_ranges_shown_refused_on_set_and_in_the_file(graph, tiny_model_path):
     """Found on main: watchdog_timeout=1e6, control_rate=1e-6, goal_tolerance=1e6, max_linear_velocity=50,
     horizon=2000 and num_samples=100000 were all accepted."""

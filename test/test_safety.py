@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ojepa_ros.core.safety import CommandLimiter, Watchdog, ramp_to_zero, stopping_time, within_bounds
+from ojepa_ros.core.safety import (CarriedClock, CommandLimiter, Watchdog, ramp_to_zero, stopping_time,
+                                   within_bounds)
 
 V, W, AV, AW = 0.5, 1.5, 1.0, 3.0
 EPS = 1e-12
@@ -138,3 +139,13 @@ def test_watchdog_invalidate_and_age():
     assert dog.age("odom", 5.0) == pytest.approx(0.1) and dog.stale(5.0) == []
     dog.invalidate("odom")  # its latest message was refused: stale at once, not after the timeout
     assert dog.stale(5.0) == ["odom"]
+
+
+def test_a_carried_clock_moves_on_while_its_reading_stands_still_and_follows_each_new_one():
+    clock = CarriedClock()
+    assert clock.now(10.0, 100.0) == 10.0
+    assert clock.now(10.0, 100.6) == pytest.approx(10.6)  # /clock late: carried forward at the steady rate
+    assert clock.now(10.5, 100.7) == 10.5  # a new reading wins, even one behind the carried time
+    assert clock.now(10.5, 100.7) == 10.5
+    assert clock.now(3.0, 101.0) == 3.0  # a simulator reset: back with it
+    assert clock.now(3.0, 100.0) == 3.0  # a steady clock never runs back; if it did, no negative carry

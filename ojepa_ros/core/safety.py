@@ -130,3 +130,23 @@ class Watchdog:
 
     def reset(self) -> None:
         self._stamps = dict.fromkeys(self._stamps)
+
+
+class CarriedClock:
+    """A node's clock that does not stand still between updates: the last reading plus the steady time since it
+    changed. A sim-time clock only moves when a /clock message is handled, and under load those can wait behind
+    other callbacks or be lost (best effort) for most of a second, while the data they would have dated keeps
+    arriving: the node then thinks that data is from its future, or that stale data is fresh. Carried forward at
+    the wall's rate, its time stays near the simulator's (a simulator that runs slower makes it run ahead, so the
+    watchdog judges inputs older, never younger); with a clock that moves on its own (system time) it adds nothing.
+    """
+
+    def __init__(self) -> None:
+        self._reading = -math.inf  # the clock's last distinct reading (s)
+        self._since = 0.0  # steady time (s) when it took that value
+
+    def now(self, reading_s: float, steady_s: float) -> float:
+        """Time now (s) from the clock's current reading and a steady clock (time.monotonic())."""
+        if reading_s != self._reading:
+            self._reading, self._since = reading_s, steady_s
+        return reading_s + max(0.0, steady_s - self._since)

@@ -7,7 +7,9 @@ there is no goal or the goal is reached (ramped at the comfort acceleration limi
 (ramped at `safe_stop_deceleration`) when the model or a planning file is missing, a plan is invalid or
 planning raised, or the watchdog finds the state or odometry captured longer than `watchdog_timeout` ago.
 
-The watchdog judges capture stamps (odometry's header, the state's capture stamp: convert.state_message), and
+The watchdog judges capture stamps (odometry's header, the state's capture stamp: convert.state_message) against
+this node's clock carried forward between its updates (core.safety.CarriedClock: under load a sim-time clock's
+/clock messages come late, and the data they date would look as if from the future), and
 a guard timer checks it every GUARD_PERIOD between ticks, so the first braking command follows an input
 going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
 in the future is refused (one log line a second) and counts as stale at once.
@@ -36,6 +38,7 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Odometry, Path
+from rclpy.clock import Clock, ClockType
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Bool, ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
@@ -46,7 +49,7 @@ from ojepa_ros.core.model_io import ModelFileError
 from ojepa_ros.core.mpc import CHECKS, DEFAULTS, RANGES, MpcPolicy, joint_problem, rollout_budget_problem
 from ojepa_ros.core.onnx_runtime import OnnxModelError
 from ojepa_ros.core.roadmap import RoadmapFileError
-from ojepa_ros.core.safety import Watchdog, ramp_to_zero, within_bounds
+from ojepa_ros.core.safety import CarriedClock, Watchdog, ramp_to_zero, within_bounds
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
@@ -56,7 +59,7 @@ from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_poin
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.model_param import (BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, open_model,
                                          state_for_model)
-from ojepa_ros.nodes.qos import SENSOR
+from ojepa_ros.nodes.qos import LATCHED, SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_message, velocity_type
 from ojepa_ros.paths import default_model
@@ -145,6 +148,7 @@ class ActorNode(ManagedNode):
         self.model = None
         self.policy: MpcPolicy | None = None
         self.watchdog = Watchdog(self.p["watchdog_timeout"], ("state", "odom"))
+        self._carried = CarriedClock()
         self._refused: dict[str, str] = {}  # input -> why its latest message was refused (shown in the status)
         self._unstamped: set[str] = set()  # inputs already warned about carrying no stamp
         self._state: torch.Tensor | None = None
@@ -169,7 +173,9 @@ class ActorNode(ManagedNode):
         self.subgoals_pub = self.create_publisher(MarkerArray, SUBGOALS_TOPIC, 1)
         self.candidate_arrays = 0  # MarkerArrays built: stays 0 while nobody subscribes
         self._candidates_shown = False
-        self.status_pub = self.create_publisher(String, "ojepa/actor_status", 10)
+        # Latched: a node that (re)starts hears the status at once (a restarted actor's `idle` is what makes the
+        # configurator set its goal again), not at the next 1 Hz repeat.
+        self.status_pub = self.create_publisher(String, "ojepa/actor_status", LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
         # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
@@ -180,7 +186,9 @@ class ActorNode(ManagedNode):
         self.create_subscription(Bool, "collision", self._on_bumper, 10)
         self.create_subscription(LaserScan, "scan", self._on_scan, SENSOR)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
-        self.create_timer(GUARD_PERIOD, self._guard)
+        # The guard runs on steady time: with sim time, a clock whose /clock messages stop (a simulator that died,
+        # or their callbacks starved) would stop a timer on the node clock, the watchdog's last check with it.
+        self.create_timer(GUARD_PERIOD, self._guard, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_timer(1.0, self._publish_diagnostics)
 
     # -- configuration ----------------------------------------------------------------------
@@ -254,7 +262,9 @@ class ActorNode(ManagedNode):
 
     # -- inputs -----------------------------------------------------------------------------
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """The time inputs are judged against: this node's clock, carried forward while it stands still (a sim-time
+        clock whose /clock messages are late: core.safety.CarriedClock)."""
+        return self._carried.now(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
 
     def _captured(self, name: str, stamp: float | None, now: float) -> float:
         """When input `name` was captured: its stamp, or (no stamp) its arrival, said once. InputError for a

@@ -26,7 +26,7 @@ from sensor_msgs.msg import LaserScan
 from std_msgs.msg import Bool, String
 
 from ojepa_ros.core.collision_monitor import MonitorConfig, MonitorGate, zone_outline
-from ojepa_ros.core.safety import ROBOT_LIMITS
+from ojepa_ros.core.safety import ROBOT_LIMITS, CarriedClock
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.qos import SENSOR
 from ojepa_ros.nodes.convert import InputError, scan_to_points
@@ -69,6 +69,7 @@ class CollisionMonitorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("collision_monitor_node", **kwargs)
         self.p = P.declare(self, PARAMS, joint_check=_config_problem)
+        self._carried = CarriedClock()
         if _config_problem(self.p):
             self.get_logger().error(f"{_config_problem(self.p)}; using the default margins")
             self.p["stop_margin"], self.p["slowdown_margin"] = _D.stop_margin, _D.slowdown_margin
@@ -92,7 +93,9 @@ class CollisionMonitorNode(Node):
         self.create_timer(CHECK_PERIOD, self._recheck)
 
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        """This node's clock carried forward while it stands still (late /clock messages: core.safety.CarriedClock),
+        so a scan is neither refused as from the future nor kept as fresh when it is not."""
+        return self._carried.now(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
 
     # -- inputs -------------------------------------------------------------------------------
     def _on_scan(self, msg: LaserScan) -> None:

@@ -63,7 +63,7 @@ class ConfiguratorNode(Node):
         self._waiting: dict[str, dict] = {}  # node -> values not yet delivered (its service was not there)
         self.create_timer(0.2, self._send_waiting)
         self.restores = 0
-        self.create_subscription(String, "ojepa/actor_status", self._on_actor_status, 10)
+        self.create_subscription(String, "ojepa/actor_status", self._on_actor_status, LATCHED)
         self._param_clients = {name: self.create_client(SetParameters, f"{name}/set_parameters")
                          for name in self.p["managed_nodes"]}
         self._adopted = self.p["planner_node"] not in self._param_clients  # nothing to ask

@@ -40,10 +40,25 @@ def _node_module(name: str):
     return importlib.import_module(spec.module)
 
 
+# What a node's module imports only when it configures, by node (a node that loads the world model: the model code).
+WARM_IMPORTS = {"sim_node": ("ojepa_ros.sim.nav_env", "ojepa_ros.sim.world_family")}
+
+
 def prepare(argv: list[str]) -> None:
-    """Import the module of the node `argv[0]` names, ahead of running it (ojepa_ros.standby calls this)."""
-    if argv:
-        _node_module(argv[0])
+    """Get the node `argv[0]` names ready to run (ojepa_ros.standby calls this): import its module, and what it
+    imports only when it configures (WARM_IMPORTS; for a node that loads the world model, torch and the model code);
+    then start the middleware with the node's arguments, so this process's DDS participant has discovered the
+    graph's before the node is created. A restart then waits for none of it."""
+    from ojepa_ros import graph
+
+    if not argv:
+        return
+    _node_module(argv[0])
+    for module in WARM_IMPORTS.get(argv[0], ("ojepa_ros.core.model_io",) if argv[0] in graph.MODEL_USERS else ()):
+        importlib.import_module(module)
+    from ojepa_ros.nodes.runtime import init_middleware
+
+    init_middleware(argv[1:])
 
 
 def run(name: str, args: list[str] | None = None) -> None:

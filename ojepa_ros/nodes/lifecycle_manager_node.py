@@ -4,7 +4,10 @@ As Nav2's lifecycle_manager: it configures every node of `node_names` in order, 
 actor, listed last, is activated only once every node has configured, itself included (its world model loaded).
 A node that does not answer or fails a transition stops the sequence there, with one log line naming it and what
 failed; every `retry_period` s the manager looks again, so a model file that appears later brings the graph up.
-The same look finds a node that restarted (back in `unconfigured`) and brings it to the graph's state.
+The same look finds a node that restarted (back in `unconfigured`) and brings it to the graph's state. A restart is
+also noticed at once: every WATCH_PERIOD s the manager reads (from the local DDS graph, no round trip) which
+processes publish each node's `transition_event`, and a new one starts a look then, not up to `retry_period` later
+(and, while it is not up yet, another every STATE_RESEND s for FRESH_S).
 
 ~/startup and ~/resume bring every node to active, ~/pause deactivates them in reverse order, ~/shutdown
 deactivates and cleans them up in reverse order (their processes stay, unconfigured: ~/startup brings them back).
@@ -38,8 +41,13 @@ LABELS = {ACTIVE: "active", INACTIVE: "inactive", UNCONFIGURED: "unconfigured"}
 STEPS = {(UNCONFIGURED, INACTIVE): Transition.TRANSITION_CONFIGURE, (INACTIVE, ACTIVE): Transition.TRANSITION_ACTIVATE,
          (ACTIVE, INACTIVE): Transition.TRANSITION_DEACTIVATE, (INACTIVE, UNCONFIGURED): Transition.TRANSITION_CLEANUP}
 # get_state is answered at once; a node that restarted under kill -9 can miss a request sent while it was being
-# discovered, so the manager asks again at its next look rather than wait transition_timeout.
+# discovered, so the manager asks again every STATE_RESEND s, for at most STATE_TIMEOUT, then at its next look.
 STATE_TIMEOUT = 1.0
+STATE_RESEND = 0.2
+WATCH_PERIOD = 0.05  # s between looks at the graph for a node process that (re)appeared
+# For this long after a node process appeared, a look that did not bring the graph to its state is repeated every
+# STATE_RESEND s rather than every retry_period: the new process is still being discovered, or still starting.
+FRESH_S = 5.0
 STEP_NAMES = {Transition.TRANSITION_CONFIGURE: "configure", Transition.TRANSITION_ACTIVATE: "activate",
               Transition.TRANSITION_DEACTIVATE: "deactivate", Transition.TRANSITION_CLEANUP: "cleanup"}
 
@@ -80,6 +88,9 @@ class LifecycleManagerNode(Node):
         self._reported = ""
         for name, goal in (("startup", ACTIVE), ("resume", ACTIVE), ("pause", INACTIVE), ("shutdown", UNCONFIGURED)):
             self.create_service(Trigger, f"~/{name}", lambda _req, resp, g=goal: self._request(g, resp))
+        self._events = {name: self._caller.resolve_topic_name(f"{name}/transition_event")
+                        for name in self.p["node_names"]}
+        self._seen: dict[str, set[bytes]] = {}  # node -> the endpoint ids of its transition_event publishers
         self._worker = threading.Thread(target=self._run, daemon=True, name="lifecycle manager")
         self._worker.start()
 
@@ -99,14 +110,22 @@ class LifecycleManagerNode(Node):
 
     # -- the worker ---------------------------------------------------------------------------------
     def _run(self) -> None:
+        last_look = fresh_until = -float("inf")
+        outcome = (True, "")
         try:
             while True:
                 with self._cv:
-                    self._cv.wait_for(lambda: self._asked > self._answered or self._closing,
-                                      timeout=self.p["retry_period"])
+                    self._cv.wait_for(lambda: self._asked > self._answered or self._closing, timeout=WATCH_PERIOD)
                     if self._closing:
                         return
-                    goal, ticket = self._goal, self._asked
+                    goal, ticket, asked = self._goal, self._asked, self._asked > self._answered
+                now = time.monotonic()
+                if self._appeared():  # every time: it also keeps the record of what was seen up to date
+                    fresh_until, last_look = now + FRESH_S, -float("inf")
+                period = STATE_RESEND if not outcome[0] and now < fresh_until else self.p["retry_period"]
+                if not (asked or now - last_look >= period):
+                    continue
+                last_look = now
                 outcome = (True, "nothing asked") if goal is None else self._steer(goal)
                 with self._cv:
                     self._answered, self._outcome = ticket, outcome
@@ -144,6 +163,17 @@ class LifecycleManagerNode(Node):
             return self._report(False, f"not every node {LABELS[goal]}: {', '.join(behind)}")
         return self._report(True, f"{len(names)} nodes {LABELS[goal]}: {', '.join(names)}")
 
+    def _appeared(self) -> list[str]:
+        """The nodes with a process new since the last call: a transition_event publisher not seen before (a
+        process killed with SIGKILL lingers in the graph until its lease ends, so a count could stay the same)."""
+        new = []
+        for name, topic in self._events.items():
+            ids = {bytes(info.endpoint_gid) for info in self._caller.get_publishers_info_by_topic(topic)}
+            if ids - self._seen.get(name, set()):
+                new.append(name)
+            self._seen[name] = ids
+        return new
+
     def _report(self, success: bool, message: str, warn: bool = False) -> tuple[bool, str]:
         """Log a pass's outcome when it differs from the last one's (a retry that fails again says nothing new):
         info on success, a warning for a node not there yet (usual while a graph starts), else an error."""
@@ -158,9 +188,15 @@ class LifecycleManagerNode(Node):
         return success, message
 
     def _get_state(self, name: str) -> int | None:
-        timeout = min(STATE_TIMEOUT, self.p["transition_timeout"])
-        response = self._call(self._lifecycle_clients[name][0], GetState.Request(), timeout)
-        return None if response is None else response.current_state.id
+        deadline = time.monotonic() + min(STATE_TIMEOUT, self.p["transition_timeout"])
+        while not self._closing:
+            wait = min(STATE_RESEND, deadline - time.monotonic())
+            if wait <= 0:
+                return None
+            response = self._call(self._lifecycle_clients[name][0], GetState.Request(), wait)
+            if response is not None:
+                return response.current_state.id
+        return None
 
     def _change(self, name: str, transition: int) -> bool:
         request = ChangeState.Request(transition=Transition(id=transition))

@@ -36,14 +36,14 @@ class NodeSpinner:
     def __init__(self) -> None:
         self._spinning = threading.Event()
         self._spinning.set()
-        self._runs: list[tuple[EventsExecutor, threading.Thread]] = []
+        self._runs: list[tuple[EventsExecutor, threading.Thread, Node]] = []
 
     def add(self, node: Node) -> Node:
         executor = EventsExecutor()
         executor.add_node(node)
         thread = threading.Thread(target=self._spin, args=(executor,), daemon=True, name=f"spin {node.get_name()}")
         thread.start()
-        self._runs.append((executor, thread))
+        self._runs.append((executor, thread, node))
         return node
 
     def _spin(self, executor: EventsExecutor) -> None:
@@ -51,16 +51,19 @@ class NodeSpinner:
             executor.spin_once(timeout_sec=0.1)
 
     def alive(self) -> bool:
-        return all(thread.is_alive() for _, thread in self._runs)
+        return all(thread.is_alive() for _, thread, _ in self._runs)
 
     def stop(self) -> None:
         """Stop spinning (the nodes stay valid: their stop() may still publish); then call shutdown()."""
         self._spinning.clear()
-        for _, thread in self._runs:
+        for _, thread, _ in self._runs:
             thread.join(timeout=5.0)
 
     def shutdown(self) -> None:
-        for executor, _ in self._runs:
+        """Each executor lets go of its node first: a node an executor still holds can hang destroy_node (rclpy waits
+        for its handle to be free; seen as a rare stuck stop of `ojepa agent --processes`)."""
+        for executor, _, node in self._runs:
+            executor.remove_node(node)
             executor.shutdown()
 
 
@@ -68,6 +71,11 @@ def _one_torch_thread() -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(int(os.environ.get("OJEPA_TORCH_THREADS", "1")))
+
+
+def init_middleware(args: list[str] | None = None) -> None:
+    """rclpy.init with the node's command line, without rclpy's signal handlers (run_nodes says why)."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
@@ -98,7 +106,8 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     # The planner makes hundreds of short torch calls per step, each giving up and retaking the GIL;
     # with the default 5 ms switch interval every retake can wait behind the sim and message threads.
     sys.setswitchinterval(float(os.environ.get("OJEPA_SWITCH_INTERVAL", "0.0005")))
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    if not rclpy.ok():  # else a standby process started it ahead (init_middleware)
+        init_middleware(args)
     created = nodes()
     for node in created:
         if isinstance(node, ManagedNode):
