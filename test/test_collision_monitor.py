@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ojepa_ros.core.collision_monitor import MonitorConfig, arc_poses, check, scan_points, zone_outline
 
-CFG = MonitorConfig()  # r 0.18, stop margin 0.05, slowdown margin 0.15, 2 m/s^2, 0.1 s, 1 s
+CFG = MonitorConfig(slowdown_margin=0.15, slowdown_time=1.0)  # r 0.18, stop margin 0.05, 2 m/s^2, 0.1 s
 
 
 def wall_ahead(distance: float, width: float = 2.0) -> np.ndarray:
@@ -194,7 +194,7 @@ def test_monitor_node_passes_slows_and_stops_by_the_scan(graph):
     graph.wait_for(lambda: bench.raw.get_subscription_count() > 0 and bench.scan_pub.get_subscription_count() > 0,
                    5.0, "the monitor's subscriptions")
     bench.settle(graph, None, 0.4, 0.2, expect=(0.4, 0.2))  # nothing in range: unchanged
-    bench.settle(graph, 0.8, 0.4, expect=(0.12, 0.0))  # slowdown zone: x 0.3
+    bench.settle(graph, 0.5, 0.4, expect=(0.12, 0.0))  # slowdown zone: x 0.3
     bench.settle(graph, 0.3, 0.4, expect=(0.0, 0.0))  # stop zone
     assert any(s.startswith("stop: obstacle") for s in bench.states)
     bench.settle(graph, 0.3, -0.3, expect=(-0.3, 0.0))  # backing away from it is allowed

@@ -38,11 +38,11 @@ STANDSTILL = 1e-6  # m/s: a linear speed below this is rotation in place (and ke
 class MonitorConfig:
     footprint_radius: float = 0.18  # m: the embedded robot's collision cylinder (sim NavEnvConfig.robot_radius)
     stop_margin: float = 0.05  # m beyond the footprint
-    slowdown_margin: float = 0.15  # m beyond the footprint
+    slowdown_margin: float = 0.10  # m beyond the footprint
     slowdown_ratio: float = 0.3  # linear speed kept in the slowdown zone
     deceleration: float = 2.0  # m/s^2 the base can brake with (core/safety.py ROBOT_LIMITS)
     latency: float = 0.1  # s from a command to the base acting on it, scan age included
-    slowdown_time: float = 1.0  # s of travel beyond the braking distance the slowdown zone looks ahead
+    slowdown_time: float = 0.5  # s of travel beyond the braking distance the slowdown zone looks ahead
 
     def __post_init__(self) -> None:
         if not (self.footprint_radius > 0 and 0 <= self.stop_margin <= self.slowdown_margin
