@@ -110,10 +110,14 @@ from ojepa_ros.nodes.runtime import run_node
 class Probe(Node):
     def __init__(self):
         super().__init__("shutdown_probe_node")
+        self._spinning = self.create_timer(0.01, self._say_spinning)
+
+    def _say_spinning(self):  # once the executor runs callbacks: a Ctrl-C now meets the node's stop, not start-up
+        self._spinning.cancel()
+        print("spinning", flush=True)
 {methods}
 
 exit_quietly_on_signals()
-print("spinning", flush=True)
 run_node(Probe)
 print("returned", flush=True)
 os._exit(0)  # as entry.run ends a node executable
@@ -127,7 +131,7 @@ def _ctrl_c_node(methods: str) -> tuple[int, float, str]:
                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout.readline().strip() == "spinning"
-    time.sleep(1.0)
+    time.sleep(0.2)
     _, took = _ctrl_c(proc)
     out = proc.stdout.read()
     return proc.wait(), took, out
@@ -156,5 +160,5 @@ def test_a_node_process_ends_after_its_stop_without_waiting_for_the_middleware_t
     def destroy_node(self):
         print("destroying", flush=True)
         time.sleep(30)  # the middleware's teardown, as slow as it gets on busy cores""")
-    assert status == 0 and took <= STOP_DEADLINE_S, out
+    assert status == 0 and took <= STOP_DEADLINE_S + 0.5, out  # the 30 s teardown never ran (0.5 s: a loaded host)
     assert out.split() == ["stopped", "returned"], out  # no stacks, no teardown
