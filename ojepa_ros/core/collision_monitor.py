@@ -167,7 +167,8 @@ class GateResult:
 
 
 class MonitorGate:
-    """gate(command, points, bumper) -> what goes to the base: the check, the bumper and its back-off.
+    """bumper(pressed) as the contact switch reports; gate(command, points) -> what goes to the base: the scan
+    check, the bumper and its back-off.
 
     While the bumper is pressed only a straight command the other way from the one the robot drove when it
     closed goes out (scan-checked); anything else, a non-finite command or no fresh scan (points None) is (0, 0).
