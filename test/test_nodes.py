@@ -307,7 +307,9 @@ def test_configurator_sets_goals_refuses_bad_ones_and_applies_tasks(graph, tiny_
     assert goals == [] and actor.get_parameter("goal_active").value is False
 
     goal(3.0, 1.5)
-    graph.wait_for(lambda: actor.get_parameter("goal_active").value, 3.0, "the actor to take the goal")
+    # the configurator pushes to the actor and the cost node separately: wait for both pushes
+    graph.wait_for(lambda: actor.get_parameter("goal_active").value and cost.p["goal_x"] == 3.0, 3.0,
+                   "the actor and the cost node to take the goal")
     assert (actor.p["goal_x"], actor.p["goal_y"]) == (3.0, 1.5) and cost.p["goal_x"] == 3.0
     assert goals and goals[-1].pose.position.x == 3.0
 
