@@ -29,6 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ojepa_ros.core.safety import ROBOT_LIMITS
+
 ARC_STEP_FRACTION = 0.25  # sweep poses at most footprint_radius x this apart along the arc
 ARC_STEP_TURN = 0.02  # rad: and at most this turn of heading apart (a chord across a tight arc cuts its start)
 STANDSTILL = 1e-6  # m/s: a linear speed below this is rotation in place (and keeps w / v finite)
@@ -172,9 +174,10 @@ class MonitorGate:
 
     While the bumper is pressed only a straight command the other way from the one the robot drove when it
     closed goes out (scan-checked); anything else, a non-finite command or no fresh scan (points None) is (0, 0).
-    Commands are first clipped to `limits` (v, w), the robot's hardware limits."""
+    Commands are first clipped to `limits` (v, w), by default the robot's hardware limits (ROBOT_LIMITS)."""
 
-    def __init__(self, cfg: MonitorConfig, limits: tuple[float, float]) -> None:
+    def __init__(self, cfg: MonitorConfig, limits: tuple[float, float] | None = None) -> None:
+        limits = limits or (ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.angular_velocity)
         self.cfg, self.limits = cfg, (float(limits[0]), float(limits[1]))
         self.reset()
 

@@ -76,7 +76,7 @@ class CollisionMonitorNode(Node):
         self.cfg = MonitorConfig(**{k: self.p[k] for k in ("footprint_radius", "stop_margin", "slowdown_margin",
                                                             "slowdown_ratio", "deceleration", "latency",
                                                             "slowdown_time")})
-        self.gate = MonitorGate(self.cfg, (ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.angular_velocity))
+        self.gate = MonitorGate(self.cfg)
         self._points: np.ndarray | None = None
         self._scan_stamp = -math.inf  # capture time (s, node clock) of the scan in _points
         self._raw = (0.0, 0.0)  # the command in force and when it came (monotonic)

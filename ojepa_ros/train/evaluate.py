@@ -29,7 +29,6 @@ from ojepa_ros.core.model_io import ModelFileError, load_world_model
 from ojepa_ros.core.mpc import DEFAULTS, MpcPolicy, PolicyStep
 from ojepa_ros.core.onnx_runtime import OnnxModelError, OrtWorldModel, TensorrtOptions, onnx_dir_for
 from ojepa_ros.core.roadmap import RoadmapFileError
-from ojepa_ros.core.safety import ROBOT_LIMITS
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.core.world_model import WorldModel
 from ojepa_ros.paths import config_file, default_model
@@ -217,8 +216,7 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
         onnx = OrtWorldModel(params.get("onnx_dir") or onnx_dir_for(model_path), params.get("onnx_providers", "auto"),
                              threads=torch.get_num_threads(), tensorrt=TensorrtOptions.from_params(params))
     policy = MpcPolicy.from_files(model, model_path, params, seed=seed, onnx=onnx)
-    gate = None if monitor is None else MonitorGate(monitor, (ROBOT_LIMITS.linear_velocity,
-                                                              ROBOT_LIMITS.angular_velocity))
+    gate = None if monitor is None else MonitorGate(monitor)
     dt = env.config.control_dt
     episodes = []
     try:
