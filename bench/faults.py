@@ -40,10 +40,11 @@ import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
+from ojepa_interfaces.msg import State  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
-from std_msgs.msg import Bool, Float32MultiArray, String  # noqa: E402
+from std_msgs.msg import Bool, String  # noqa: E402
 
 from ojepa_ros.graph import nodes as graph_nodes  # noqa: E402
 from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
@@ -244,7 +245,7 @@ def memory_section(runs: int) -> list[str]:
     graph = Graph()
     feeder = graph.add(Node(f"faults_memory_feeder_{os.getpid()}"))
     goal_pub = feeder.create_publisher(PoseStamped, "/ojepa/goal", LATCHED)
-    state_pub = feeder.create_publisher(Float32MultiArray, "/ojepa/state", 50)
+    state_pub = feeder.create_publisher(State, "/ojepa/state", 50)
     lost, readable = [], 0
     rng = random.Random(0)
     try:
@@ -260,7 +261,7 @@ def memory_section(runs: int) -> list[str]:
             wait(lambda: any(p.is_dir() for p in out.iterdir()), 10.0)
             duration, sent, start = rng.uniform(0.3, 5.0), 0, time.monotonic()
             while time.monotonic() - start < duration:
-                state_pub.publish(Float32MultiArray(data=[float(sent)]))
+                state_pub.publish(State(data=[float(sent)]))
                 sent += 1
                 time.sleep(0.02)
             memory.send_signal(signal.SIGKILL)
@@ -294,7 +295,7 @@ def stale_section(runs: int) -> list[str]:
     actor = graph.add(ActorNode())
     robot = graph.add(Node(f"faults_robot_{os.getpid()}"))
     odom_pub = robot.create_publisher(Odometry, "/odom", 10)
-    state_pub = robot.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+    state_pub = robot.create_publisher(State, "/ojepa/state", 10)
     cmds: list[tuple[float, float, float]] = []
     robot.create_subscription(Twist, "/cmd_vel", lambda m: cmds.append((now(), m.linear.x, m.angular.z)), 50)
 

@@ -25,9 +25,9 @@ import rclpy
 import yaml
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Path as PathMsg
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.nodes.runtime import NodeSpinner
 from ojepa_ros.paths import config_file
@@ -45,7 +45,7 @@ class Observer(Node):
         self.commands: list[float] = []
         self.plans: list[float] = []  # tick starts
         self.create_subscription(Image, "/camera/image_raw", self._image, 10)
-        self.create_subscription(Float32MultiArray, "/ojepa/state", lambda _: self.states.append(self._now()), 10)
+        self.create_subscription(State, "/ojepa/state", lambda _: self.states.append(self._now()), 10)
         self.create_subscription(Twist, "/cmd_vel", lambda _: self.commands.append(self._now()), 10)
         self.create_subscription(PathMsg, "/ojepa/plan", lambda m: self.plans.append(seconds(m.header.stamp)), 10)
 

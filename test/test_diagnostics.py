@@ -8,9 +8,9 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.nodes.diagnostics import hardware_id
 
@@ -25,11 +25,11 @@ def test_the_actor_names_its_namespace_and_the_cost_node_the_given_id(graph, tin
     diagnostics = graph.collect(DiagnosticArray, "/robot7/diagnostics")
     terms = graph.collect(DiagnosticArray, "/ojepa/cost_terms")
     feeder = graph.add(Node(f"diag_feeder_{time.monotonic_ns()}"))
-    state = feeder.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+    state = feeder.create_publisher(State, "/ojepa/state", 10)
     odom = feeder.create_publisher(Odometry, "/odom", 10)
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline and not (diagnostics and terms):
-        state.publish(Float32MultiArray(data=[0.1] * 16))
+        state.publish(State(data=[0.1] * 16))
         odom.publish(Odometry())
         time.sleep(0.1)
     assert diagnostics and terms, "no diagnostics from the actor or no cost terms from the cost node"

@@ -20,11 +20,12 @@ from geometry_msgs.msg import PoseStamped, Twist
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image, LaserScan
-from std_msgs.msg import Bool, Float32MultiArray, String
+from std_msgs.msg import Bool, String
 
 from conftest import Graph
 from ojepa_ros.core.safety import ROBOT_LIMITS
@@ -89,7 +90,7 @@ class Agent:
             node.cmd_pub.publish = record  # observe what goes out; it still goes out
         self.robot = self.graph.add(Node(f"fuzz_robot_{random.randint(0, 1 << 30)}"))
         self.odom_pub = self.robot.create_publisher(Odometry, "/odom", 10)
-        self.state_pub = self.robot.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+        self.state_pub = self.robot.create_publisher(State, "/ojepa/state", 10)
         self.scan_pub = self.robot.create_publisher(LaserScan, "/scan", 10)
         self.statuses: list[str] = []
         self.robot.create_subscription(String, "/ojepa/actor_status", lambda m: self.statuses.append(m.data), 50)
@@ -192,14 +193,7 @@ def odometries(draw):
 
 @st.composite
 def states(draw):
-    msg = Float32MultiArray(data=draw(st.lists(f32, min_size=0, max_size=40)))
-    label = draw(st.sampled_from([None, "capture_stamp_ns=", "capture_stamp_ns=abc", "capture_stamp_ns=-5",
-                                  f"capture_stamp_ns={10**30}", f"capture_stamp_ns={time.time_ns()}"]))
-    if label is not None:
-        from std_msgs.msg import MultiArrayDimension
-
-        msg.layout.dim = [MultiArrayDimension(label=label, size=draw(st.integers(0, 2**32 - 1)), stride=3)]
-    return msg
+    return header(State(data=draw(st.lists(f32, min_size=0, max_size=40))), draw(stamps()), draw(frames))
 
 
 @st.composite

@@ -12,8 +12,8 @@ from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import Transition, TransitionEvent
 from lifecycle_msgs.srv import ChangeState, GetState
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
-from std_msgs.msg import Float32MultiArray
 from std_srvs.srv import Trigger
 
 from ojepa_ros import graph as ojepa_graph
@@ -145,7 +145,7 @@ def test_deactivate_sends_zero_then_silence_and_pause_resume_go_through_the_mana
 
     def inputs():
         feed.send_odom()
-        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+        feed.state.publish(State(data=[0.1] * 16))
 
     def moving() -> bool:
         return bool(twists) and (twists[-1].linear.x, twists[-1].angular.z) != (0.0, 0.0)

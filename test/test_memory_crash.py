@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped
+from ojepa_interfaces.msg import State
 from rclpy.qos import DurabilityPolicy, QoSProfile
-from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, read_episode, recover_episode
 
@@ -57,14 +57,14 @@ def test_kill_9_of_memory_node_loses_at_most_one_second(graph, tmp_path, seconds
         talker = graph.add(__import__("rclpy").create_node(f"memory_feeder_{os.getpid()}_{time.monotonic_ns()}"))
         goal_pub = talker.create_publisher(PoseStamped, "/ojepa/goal",
                                            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-        state_pub = talker.create_publisher(Float32MultiArray, "/ojepa/state", 50)
+        state_pub = talker.create_publisher(State, "/ojepa/state", 50)
         graph.wait_for(lambda: state_pub.get_subscription_count() > 0 and goal_pub.get_subscription_count() > 0,
                        30.0, "memory_node to come up")
         goal_pub.publish(PoseStamped())
         graph.wait_for(lambda: any(p.is_dir() for p in tmp_path.iterdir()), 10.0, "the episode to open")
         sent, start = 0, time.monotonic()
         while time.monotonic() - start < seconds:
-            state_pub.publish(Float32MultiArray(data=[float(sent)]))
+            state_pub.publish(State(data=[float(sent)]))
             sent += 1
             time.sleep(1.0 / RATE)
         memory.send_signal(signal.SIGKILL)  # mid-stream: the feeder has not stopped
@@ -89,11 +89,11 @@ def test_a_restarted_memory_node_recovers_what_its_predecessor_left(graph, tmp_p
     from ojepa_ros.core.episodes import RECORDING_MARK
 
     broken = tmp_path / "episode_killed"
-    writer = EpisodeWriter(broken, {"/ojepa/state": "std_msgs/msg/Float32MultiArray"})
+    writer = EpisodeWriter(broken, {"/ojepa/state": "ojepa_interfaces/msg/State"})
     from rclpy.serialization import serialize_message
 
     for i in range(10):
-        writer.write("/ojepa/state", 1_000 + i, serialize_message(Float32MultiArray(data=[float(i)])))
+        writer.write("/ojepa/state", 1_000 + i, serialize_message(State(data=[float(i)])))
     writer.flush()
     (broken / RECORDING_MARK).write_text("999999999")  # a writer that no longer exists; no close()
     assert needs_recovery(broken)
@@ -103,7 +103,7 @@ def test_a_restarted_memory_node_recovers_what_its_predecessor_left(graph, tmp_p
 
 
 def test_an_episode_in_the_hands_of_a_live_writer_is_left_alone(tmp_path):
-    writer = EpisodeWriter(tmp_path / "live", {"/ojepa/state": "std_msgs/msg/Float32MultiArray"})
+    writer = EpisodeWriter(tmp_path / "live", {"/ojepa/state": "ojepa_interfaces/msg/State"})
     writer.flush()
     assert not needs_recovery(tmp_path / "live")  # this process writes it
     writer.close()
@@ -114,9 +114,9 @@ def test_a_file_cut_anywhere_recovers_to_a_readable_prefix(tmp_path):
     from rclpy.serialization import serialize_message
 
     source = tmp_path / "whole"
-    writer = EpisodeWriter(source, {"/ojepa/state": "std_msgs/msg/Float32MultiArray"})
+    writer = EpisodeWriter(source, {"/ojepa/state": "ojepa_interfaces/msg/State"})
     for i in range(40):
-        writer.write("/ojepa/state", 1_000 + i, serialize_message(Float32MultiArray(data=[float(i)])))
+        writer.write("/ojepa/state", 1_000 + i, serialize_message(State(data=[float(i)])))
         if i % 10 == 9:
             writer.flush()
     writer.close()

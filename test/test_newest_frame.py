@@ -11,9 +11,9 @@ import pytest
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.core.latest import Latest
 from ojepa_ros.core.odometry import proprio_from_odom
@@ -62,7 +62,7 @@ def test_a_burst_of_frames_is_encoded_newest_only_and_the_dropped_ones_counted(g
     from ojepa_ros.core.model_io import load_world_model
 
     node = graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(slow_model_path))))
-    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    states = graph.collect(State, "/ojepa/state")
     reports = graph.collect(DiagnosticArray, "/diagnostics")
     feeder = graph.add(Node(f"burst_feeder_{time.monotonic_ns()}"))
     odom_pub = feeder.create_publisher(Odometry, "/odom", 10)
@@ -83,7 +83,7 @@ def test_a_burst_of_frames_is_encoded_newest_only_and_the_dropped_ones_counted(g
     frames = rng.integers(0, 255, (BURST, 128, 128, 3), dtype=np.uint8)
     arrived: list[float] = []  # when each state came
     timed = graph.add(Node(f"burst_clock_{time.monotonic_ns()}"))
-    timed.create_subscription(Float32MultiArray, "/ojepa/state", lambda _m: arrived.append(time.monotonic()), 50)
+    timed.create_subscription(State, "/ojepa/state", lambda _m: arrived.append(time.monotonic()), 50)
     graph.wait_for(lambda: node.state_pub.get_subscription_count() >= 2, 10.0, "the probes")
     for i, rgb in enumerate(frames):  # a frame every ms: many arrive during one encode (tens of ms)
         if i % 10 == 0:

@@ -10,12 +10,13 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry, Path
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, LaserScan
-from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64MultiArray, String
+from std_msgs.msg import Bool, Float32, Float64MultiArray, String
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
@@ -43,12 +44,12 @@ class Feeder:
         self.node = graph.add(Node(f"feeder_{time.monotonic_ns()}"))
         self.odom = self.node.create_publisher(Odometry, "/odom", sensor_qos)
         self.image = self.node.create_publisher(Image, "/camera/image_raw", sensor_qos)
-        self.state = self.node.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+        self.state = self.node.create_publisher(State, "/ojepa/state", 10)
 
     def send_odom(self, x=1.0, y=1.0, yaw=0.0, v=0.0, w=0.0) -> None:
         msg = Odometry()
         msg.header.stamp = self.node.get_clock().now().to_msg()
-        msg.header.frame_id = "odom"
+        msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
         msg.pose.pose.position.x, msg.pose.pose.position.y = x, y
         msg.pose.pose.orientation = yaw_to_quaternion(yaw) if math.isfinite(yaw) else yaw_to_quaternion(0.0)
         msg.twist.twist.linear.x, msg.twist.twist.angular.z = v, w
@@ -83,7 +84,7 @@ def pump(graph, action, until, timeout=5.0, what="condition") -> None:
 
 def test_perception_encodes_good_images_and_refuses_bad_ones(graph, tiny_model_path):
     graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
-    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    states = graph.collect(State, "/ojepa/state")
     feed = Feeder(graph)
 
     def send(**image_kwargs):
@@ -99,11 +100,24 @@ def test_perception_encodes_good_images_and_refuses_bad_ones(graph, tiny_model_p
     assert len(states[-1].data) == 16 and np.all(np.isfinite(states[-1].data))
 
 
+def test_perception_stamps_a_state_with_its_capture_time_and_base_frame(graph, tiny_model_path):
+    """The header carries the older of the image's and the odometry's stamps, not the moment of encoding."""
+    graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
+    states = graph.collect(State, "/ojepa/state")
+    feed = Feeder(graph)
+    pump(graph, lambda: (feed.send_odom(), feed.send_image(age=0.3)), lambda: len(states) >= 1,
+         what="a state from an image taken 0.3 s ago")
+    state, now = states[-1], feed.node.get_clock().now().nanoseconds * 1e-9
+    age = now - (state.header.stamp.sec + state.header.stamp.nanosec * 1e-9)
+    assert 0.3 <= age < 2.0, f"state stamped {age:.3f} s ago; the image was taken 0.3 s before it was sent"
+    assert state.header.frame_id == "base_link"
+
+
 @pytest.mark.parametrize("reliability", [ReliabilityPolicy.BEST_EFFORT, ReliabilityPolicy.RELIABLE])
 def test_perception_hears_best_effort_and_reliable_sensors(graph, tiny_model_path, reliability):
     """Most camera drivers publish best effort; a reliable subscription would never connect to them."""
     graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
-    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    states = graph.collect(State, "/ojepa/state")
     feed = Feeder(graph, QoSProfile(depth=5, reliability=reliability))
 
     def send():
@@ -115,7 +129,7 @@ def test_perception_hears_best_effort_and_reliable_sensors(graph, tiny_model_pat
 
 def test_perception_needs_fresh_finite_odometry(graph, tiny_model_path):
     graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
-    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    states = graph.collect(State, "/ojepa/state")
     feed = Feeder(graph)
     for _ in range(10):
         feed.send_odom(x=float("nan"))
@@ -127,7 +141,7 @@ def test_perception_needs_fresh_finite_odometry(graph, tiny_model_path):
 def test_missing_model_file_keeps_node_alive_and_silent(graph, tmp_path):
     node = graph.add(PerceptionNode(parameter_overrides=overrides(model_path=str(tmp_path / "absent.pt"))))
     assert node.model is None
-    states = graph.collect(Float32MultiArray, "/ojepa/state")
+    states = graph.collect(State, "/ojepa/state")
     feed = Feeder(graph)
     for _ in range(5):
         feed.send_odom()
@@ -153,7 +167,7 @@ def test_actor_drives_within_limits_and_stops_when_inputs_go_stale(graph, tiny_m
     statuses = graph.collect(String, "/ojepa/actor_status")
     plans = graph.collect(Path, "/ojepa/plan")
     feed = Feeder(graph)
-    state = Float32MultiArray(data=[0.1] * 16)
+    state = State(data=[0.1] * 16)
 
     def inputs():
         feed.send_odom()
@@ -208,7 +222,7 @@ def test_actor_float64_effector(graph, tiny_model_path):
     _actor(graph, tiny_model_path, effector="float64_array", goal_active=True, goal_x=5.0, goal_y=5.0)
     cmds = graph.collect(Float64MultiArray, "/commands")
     feed = Feeder(graph)
-    pump(graph, lambda: (feed.send_odom(), feed.state.publish(Float32MultiArray(data=[0.1] * 16))),
+    pump(graph, lambda: (feed.send_odom(), feed.state.publish(State(data=[0.1] * 16))),
          lambda: len(cmds) >= 3, what="Float64MultiArray commands")
     assert len(cmds[-1].data) == 2
 
@@ -227,7 +241,7 @@ def test_actor_draws_candidates_only_while_someone_subscribes(graph, tiny_model_
 
     def inputs():
         feed.send_odom()
-        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+        feed.state.publish(State(data=[0.1] * 16))
 
     pump(graph, inputs, lambda: len(plans) >= 3, timeout=10, what="plans while nobody watches the candidates")
     assert actor.candidate_arrays == 0  # planned three times, built no marker
@@ -258,7 +272,7 @@ def test_actor_shows_its_subgoal_route(graph, tiny_model_path):
 
     def inputs():
         feed.send_odom(x=2.0, y=2.0)
-        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+        feed.state.publish(State(data=[0.1] * 16))
 
     pump(graph, inputs, lambda: any(len(m.markers) == 3 for m in routes), timeout=10, what="a subgoal route")
     msg = next(m for m in routes if len(m.markers) == 3)
@@ -277,7 +291,7 @@ def test_actor_holds_the_robot_still_without_its_roadmap(graph, tiny_model_path,
 
     def inputs():
         feed.send_odom(x=2.0, y=2.0)
-        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+        feed.state.publish(State(data=[0.1] * 16))
 
     pump(graph, inputs, lambda: len(cmds) >= 3 and statuses, timeout=5, what="stop commands")
     assert np.all(_twist_speeds(cmds) == 0.0) and statuses[-1].data.startswith("fault")
@@ -330,7 +344,7 @@ def test_cost_node_reports_each_term(graph, tiny_model_path):
     totals = graph.collect(Float32, "/ojepa/cost")
     terms = graph.collect(DiagnosticArray, "/ojepa/cost_terms")
     feed = Feeder(graph)
-    pump(graph, lambda: (feed.send_odom(v=0.3), feed.state.publish(Float32MultiArray(data=[0.2] * 16))),
+    pump(graph, lambda: (feed.send_odom(v=0.3), feed.state.publish(State(data=[0.2] * 16))),
          lambda: terms and totals, what="cost reports")
     keys = {kv.key: float(kv.value) if kv.key != "bumper" else kv.value for kv in terms[-1].status[0].values}
     assert {"goal_distance", "collision", "speed", "acceleration", "energy", "bumper"} <= set(keys)
@@ -344,7 +358,7 @@ def test_memory_records_an_episode_per_goal(graph, tmp_path):
                                        QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     status_pub = talker.create_publisher(String, "/ojepa/actor_status", 10)
     cmd_pub = talker.create_publisher(Twist, "/cmd_vel", 10)
-    state_pub = talker.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+    state_pub = talker.create_publisher(State, "/ojepa/state", 10)
     goal = PoseStamped()
     goal.header.frame_id = "odom"
     goal.pose.position.x = 2.0
@@ -356,7 +370,7 @@ def test_memory_records_an_episode_per_goal(graph, tmp_path):
         cmd = Twist()
         cmd.linear.x = 0.1 * i
         cmd_pub.publish(cmd)
-        state_pub.publish(Float32MultiArray(data=[float(i)] * 4))
+        state_pub.publish(State(data=[float(i)] * 4))
         time.sleep(0.05)
     time.sleep(0.2)
     status_pub.publish(String(data="reached"))
@@ -370,7 +384,7 @@ def test_world_model_node_publishes_surprise(graph, tiny_model_path):
     graph.add(WorldModelNode(parameter_overrides=overrides(model_path=str(tiny_model_path))))
     surprise = graph.collect(Float32, "/ojepa/surprise")
     feed = Feeder(graph)
-    pump(graph, lambda: feed.state.publish(Float32MultiArray(data=list(np.random.rand(16)))),
+    pump(graph, lambda: feed.state.publish(State(data=list(np.random.rand(16)))),
          lambda: len(surprise) >= 2, what="surprise")
     assert all(math.isfinite(s.data) and s.data >= 0 for s in surprise)
 
@@ -463,7 +477,7 @@ def test_actor_drives_toward_a_goal_image(graph, tiny_model_path):
 
     def tick():
         feed.send_odom()
-        feed.state.publish(Float32MultiArray(data=state))
+        feed.state.publish(State(data=state))
 
     bad = rgb_to_image(np.zeros((8, 8, 3), np.uint8), feed.node.get_clock().now().to_msg(), "")
     bad.encoding = "mono16"

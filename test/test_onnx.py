@@ -16,7 +16,8 @@ import onnxruntime as ort
 import pytest
 import torch
 from geometry_msgs.msg import Twist
-from std_msgs.msg import Float32, Float32MultiArray, String
+from ojepa_interfaces.msg import State
+from std_msgs.msg import Float32, String
 from test_nodes import Feeder, overrides, pump
 
 from ojepa_ros.core.model_io import load_world_model, save_world_model
@@ -214,10 +215,11 @@ def test_onnxruntime_backend_and_its_nodes_run_without_torch(onnx_dir):
         import numpy as np
         import rclpy
         from nav_msgs.msg import Odometry
+        from ojepa_interfaces.msg import State
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from sensor_msgs.msg import Image
-        from std_msgs.msg import Float32, Float32MultiArray
+        from std_msgs.msg import Float32
         from ojepa_ros.core.onnx_runtime import OrtWorldModel
         from ojepa_ros.nodes.convert import rgb_to_image
         from ojepa_ros.nodes.perception_node import PerceptionNode
@@ -231,7 +233,7 @@ def test_onnxruntime_backend_and_its_nodes_run_without_torch(onnx_dir):
         odom_pub = robot.create_publisher(Odometry, "/odom", 10)
         image_pub = robot.create_publisher(Image, "/camera/image_raw", 10)
         states, surprises = [], []
-        robot.create_subscription(Float32MultiArray, "/ojepa/state", states.append, 10)
+        robot.create_subscription(State, "/ojepa/state", states.append, 10)
         robot.create_subscription(Float32, "/ojepa/surprise", surprises.append, 10)
         executor = SingleThreadedExecutor()
         for node in (PerceptionNode(parameter_overrides=params), WorldModelNode(parameter_overrides=params), robot):
@@ -267,8 +269,8 @@ def test_perception_on_onnxruntime_publishes_the_torch_state(graph, tiny_model_p
     assert onnx_node.model.providers[-1] == CPU
     graph.wait_for(lambda: any("TensorRT options" in m.msg for m in logs if m.name == "perception_onnx"), 3.0,
                    "the line saying what became of the TensorRT options")
-    torch_states = graph.collect(Float32MultiArray, "/ojepa/state")
-    onnx_states = graph.collect(Float32MultiArray, "/ojepa/state_onnx")
+    torch_states = graph.collect(State, "/ojepa/state")
+    onnx_states = graph.collect(State, "/ojepa/state_onnx")
     feed = Feeder(graph)
 
     def send() -> None:
@@ -291,12 +293,12 @@ def test_world_model_node_refuses_bad_backend_and_survives_a_missing_folder(grap
     surprise = graph.collect(Float32, "/ojepa/surprise")
     feed = Feeder(graph)
     for _ in range(5):
-        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+        feed.state.publish(State(data=[0.1] * 16))
     assert node.set_parameters(overrides(onnx_dir=str(onnx_dir)))[0].successful
     assert node.model is None and not node.configured  # unconfigured: the next configure reads the setting
     assert node.bring_up()  # what the lifecycle manager's next retry does
     assert node.model is not None and surprise == []
-    pump(graph, lambda: feed.state.publish(Float32MultiArray(data=list(np.random.rand(16)))),
+    pump(graph, lambda: feed.state.publish(State(data=list(np.random.rand(16)))),
          lambda: len(surprise) >= 2, what="surprise from the onnxruntime predictor")
     assert all(np.isfinite(s.data) and s.data >= 0 for s in surprise)
 
@@ -342,7 +344,7 @@ def test_actor_on_onnxruntime_drives_and_holds_still_without_its_graphs(graph, t
 
     def inputs() -> None:
         feed.send_odom()
-        feed.state.publish(Float32MultiArray(data=[0.1] * 16))
+        feed.state.publish(State(data=[0.1] * 16))
 
     pump(graph, inputs, lambda: any(abs(c.linear.x) + abs(c.angular.z) > 0 for c in cmds), timeout=10,
          what="a command planned on onnxruntime")

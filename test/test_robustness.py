@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from rcl_interfaces.msg import ParameterType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from std_msgs.msg import Float32MultiArray, String
+from std_msgs.msg import String
 
 from ojepa_ros.nodes.actor_node import ActorNode
-from ojepa_ros.nodes.convert import state_capture_sec, state_message, yaw_to_quaternion
+from ojepa_ros.nodes.convert import state_message, yaw_to_quaternion
 
 STATE = np.full(16, 0.1, dtype=np.float32)
 
@@ -37,7 +38,7 @@ class Robot:
     def __init__(self, graph) -> None:
         self.node = graph.add(Node(f"robot_{time.monotonic_ns()}"))
         self.odom_pub = self.node.create_publisher(Odometry, "/odom", 10)
-        self.state_pub = self.node.create_publisher(Float32MultiArray, "/ojepa/state", 10)
+        self.state_pub = self.node.create_publisher(State, "/ojepa/state", 10)
         self.commands: list[tuple[float, float, float]] = []  # (arrival s, v, w)
         self.statuses: list[str] = []
         self.node.create_subscription(Twist, "/cmd_vel", self._on_cmd, 50)
@@ -75,13 +76,11 @@ class Robot:
         return np.array([c[1:] for c in self.commands]).reshape(-1, 2)
 
 
-def test_state_message_carries_its_capture_stamp_and_stays_a_plain_array():
-    msg = state_message(STATE, 1_733_000_000_123_456_789)
+def test_state_message_is_stamped_with_its_capture_time_and_frame():
+    msg = state_message(STATE, 1_733_000_000_123_456_789, "base_link")
     assert list(msg.data) == pytest.approx(STATE.tolist())
-    (dim,) = msg.layout.dim
-    assert dim.size == dim.stride == 16 and msg.layout.data_offset == 0
-    assert state_capture_sec(msg) == pytest.approx(1_733_000_000.123456789)
-    assert state_capture_sec(Float32MultiArray(data=[0.0])) is None
+    assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1_733_000_000, 123_456_789)
+    assert msg.header.frame_id == "base_link"
 
 
 @pytest.mark.parametrize("x", [1e30, 1e3, -5.0])

@@ -1,7 +1,8 @@
 """Short-term memory on disk: episodes as rosbag2 MCAP files that `rosbags` and the `mcap` tools read.
 
 Messages arrive already CDR-serialised (raw subscriptions), so writing needs no ROS: the message
-definitions come from rosbags' typestore for ROS 2 Kilted.
+definitions come from rosbags' typestore for ROS 2 Kilted, plus the project's own (ojepa_interfaces, read from
+the .msg files its install put in the ament index).
 
 Crash safety: the writer closes its MCAP chunk and flushes (and fsyncs) the file on every `flush()`, which
 memory_node calls twice a second, so a kill -9 or a power cut loses at most that long. Such an episode lacks
@@ -22,11 +23,30 @@ from typing import Iterator, Sequence
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+PROJECT_INTERFACES = "ojepa_interfaces"
 RECORDING_MARK = "recording.pid"
 MCAP_MAGIC = b"\x89MCAP0\r\n"
+
+
+def _project_types() -> dict:
+    """The message definitions of the project's interface package, from its installed share/<pkg>/msg/*.msg;
+    none when it is not installed (episodes without its types still record and read)."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        share = Path(get_package_share_directory(PROJECT_INTERFACES))
+    except (ImportError, LookupError, ValueError):
+        return {}
+    types: dict = {}
+    for path in sorted((share / "msg").glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"{PROJECT_INTERFACES}/msg/{path.stem}"))
+    return types
+
+
+TYPESTORE = get_typestore(Stores.ROS2_KILTED)
+TYPESTORE.register(_project_types())
 
 
 def offered_qos(reliability: str, durability: str, depth: int, history: str = "keep_last",

@@ -7,7 +7,7 @@ there is no goal or the goal is reached (ramped at the comfort acceleration limi
 (ramped at `safe_stop_deceleration`) when the model or a planning file is missing, a plan is invalid or
 planning raised, or the watchdog finds the state or odometry captured longer than `watchdog_timeout` ago.
 
-The watchdog judges capture stamps (odometry's header, the state's capture stamp: convert.state_message) against
+The watchdog judges capture stamps (the odometry's and the state's headers) against
 this node's clock carried forward between its updates (core.safety.CarriedClock: under load a sim-time clock's
 /clock messages come late, and the data they date would look as if from the future), and
 a guard timer checks it every GUARD_PERIOD between ticks, so the first braking command follows an input
@@ -38,10 +38,11 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Odometry, Path
+from ojepa_interfaces.msg import State
 from rclpy.clock import Clock, ClockType
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, LaserScan
-from std_msgs.msg import Bool, ColorRGBA, Float32MultiArray, Float64MultiArray, Header, String
+from std_msgs.msg import Bool, ColorRGBA, Float64MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
@@ -54,8 +55,7 @@ from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.nodes.diagnostics import HARDWARE_ID_PARAM, diagnostic_array, hardware_id
-from ojepa_ros.nodes.convert import (InputError, odometry_to_array, scan_to_points, stamp_to_sec, state_capture_sec,
-                                     yaw_to_quaternion)
+from ojepa_ros.nodes.convert import InputError, odometry_to_array, scan_to_points, stamp_to_sec, yaw_to_quaternion
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.model_param import (BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, open_model,
                                          state_for_model)
@@ -180,7 +180,7 @@ class ActorNode(ManagedNode):
         # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
         # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
         # timer cannot starve the diagnostics.
-        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(State, "ojepa/state", self._on_state, 10)
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
         self.create_subscription(Bool, "collision", self._on_bumper, 10)
@@ -283,12 +283,12 @@ class ActorNode(ManagedNode):
         self._refused[name] = reason
         self.watchdog.invalidate(name)
 
-    def _on_state(self, msg: Float32MultiArray) -> None:
+    def _on_state(self, msg: State) -> None:
         state = state_for_model(self, self.model, msg)
         if state is None:
             return
         try:
-            captured = self._captured("state", state_capture_sec(msg), self._now())
+            captured = self._captured("state", stamp_to_sec(msg.header.stamp), self._now())
         except InputError as err:
             self._refuse("state", str(err))
             return

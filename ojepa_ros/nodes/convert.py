@@ -8,8 +8,8 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, Quaternion
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from sensor_msgs.msg import Image, LaserScan
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension
 
 from ojepa_ros.core.collision_monitor import scan_points
 from ojepa_ros.core.formats import ENCODINGS, rgb_from_image
@@ -95,32 +95,17 @@ def goal_xy_yaw(msg: PoseStamped, frame: str) -> tuple[float, float, float]:
     return finite_pose_xy_yaw(p.x, p.y, msg.pose.orientation)
 
 
-# The state topic is a std_msgs/Float32MultiArray (no header). Its capture stamp, the moment the image and
-# odometry it encodes were taken, rides in the label of its one layout dimension: "capture_stamp_ns=<int>",
-# with size and stride the state's length, so any consumer that ignores the label still reads a plain 1-D
-# array of the same values (and memory_node's recording keeps the stamp).
-CAPTURE_LABEL = "capture_stamp_ns="
-
-
-def state_message(state: np.ndarray, capture_ns: int) -> Float32MultiArray:
-    """A state embedding as published on /ojepa/state, carrying its capture stamp (ns, the node clock)."""
-    data = np.asarray(state, dtype=np.float32).reshape(-1)
-    msg = Float32MultiArray(data=data.tolist())
-    msg.layout.dim = [MultiArrayDimension(label=f"{CAPTURE_LABEL}{int(capture_ns)}", size=data.size, stride=data.size)]
+def state_message(state: np.ndarray, capture_ns: int, frame_id: str = "") -> State:
+    """A state embedding as published on /ojepa/state, stamped with its capture time (ns, the node clock) and
+    the robot's base frame."""
+    msg = State(data=np.asarray(state, dtype=np.float32).reshape(-1).tolist())
+    sec, nanosec = divmod(int(capture_ns), 1_000_000_000)
+    msg.header.stamp = Time(sec=sec, nanosec=nanosec)
+    msg.header.frame_id = frame_id
     return msg
 
 
-def state_capture_sec(msg: Float32MultiArray) -> float | None:
-    """The capture stamp (s) a state carries, or None when it carries none (or an unreadable one)."""
-    if len(msg.layout.dim) != 1 or not msg.layout.dim[0].label.startswith(CAPTURE_LABEL):
-        return None
-    try:
-        return int(msg.layout.dim[0].label[len(CAPTURE_LABEL):]) * 1e-9
-    except ValueError:
-        return None
-
-
-def state_to_array(msg: Float32MultiArray, dim: int) -> np.ndarray:
+def state_to_array(msg: State, dim: int) -> np.ndarray:
     """A state embedding of the model's size with finite values, as float32."""
     state = np.asarray(msg.data, dtype=np.float32)
     if state.shape != (dim,) or not np.all(np.isfinite(state)):

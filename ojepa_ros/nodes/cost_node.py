@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
-from std_msgs.msg import Bool, Float32, Float32MultiArray
+from ojepa_interfaces.msg import State
+from std_msgs.msg import Bool, Float32
 
 from ojepa_ros.core.costs import CostContext, Objective
 from ojepa_ros.nodes import params as P
@@ -40,7 +41,7 @@ class CostNode(ManagedNode):
         self._bumper = False
         self.cost_pub = self.create_publisher(Float32, "ojepa/cost", 10)
         self.terms_pub = self.create_publisher(DiagnosticArray, "ojepa/cost_terms", 10)
-        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(State, "ojepa/state", self._on_state, 10)
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self.create_subscription(Bool, "collision", self._on_bumper, 10)
 
@@ -67,7 +68,7 @@ class CostNode(ManagedNode):
     def _on_bumper(self, msg: Bool) -> None:
         self._bumper = msg.data
 
-    def _on_state(self, msg: Float32MultiArray) -> None:
+    def _on_state(self, msg: State) -> None:
         state = state_for_model(self, self.model, msg)
         if state is None:
             return

@@ -28,10 +28,11 @@ from pathlib import Path
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, LaserScan
-from std_msgs.msg import Bool, Float32MultiArray, String
+from std_msgs.msg import Bool, String
 
 from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, offered_qos, recover_episode
 from ojepa_ros.nodes import params as P
@@ -70,7 +71,7 @@ PARAMS = {
 # Episode channel names: the topics as an un-namespaced agent names them, so datasets read the same channels
 # from every robot; each is subscribed relative (without the leading /), so a namespace moves it.
 RECORDED = {
-    "/ojepa/state": Float32MultiArray,
+    "/ojepa/state": State,
     "/cmd_vel": Twist,  # TwistStamped with enable_stamped_cmd_vel
     "/odom": Odometry,
     "/ojepa/cost_terms": DiagnosticArray,

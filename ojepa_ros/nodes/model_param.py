@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from ojepa_interfaces.msg import State
 from rclpy.node import Node
-from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, state_to_array
@@ -141,7 +141,7 @@ def load_engine(node: Node, p: dict[str, Any]) -> Engine | None:
         return None
 
 
-def state_array(node: Node, model: Any, msg: Float32MultiArray) -> np.ndarray | None:
+def state_array(node: Node, model: Any, msg: State) -> np.ndarray | None:
     """The state embedding in `msg` for `model` (torch or Engine), or None (logged, at most once a second)."""
     if model is None:
         return None
@@ -152,7 +152,7 @@ def state_array(node: Node, model: Any, msg: Float32MultiArray) -> np.ndarray | 
         return None
 
 
-def state_for_model(node: Node, model: WorldModel | None, msg: Float32MultiArray) -> torch.Tensor | None:
+def state_for_model(node: Node, model: WorldModel | None, msg: State) -> torch.Tensor | None:
     """state_array as a torch tensor, for the nodes that plan or score with the torch model."""
     import torch
 

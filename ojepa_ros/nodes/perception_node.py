@@ -9,9 +9,9 @@ or a slow encode never leaves the robot acting on a queue of stale frames, and o
 An image is encoded only when it is well formed and its odometry is fresh; anything else is logged once per
 second and dropped, so the actor's watchdog sees a stale state and stops the robot. The encoder runs on torch
 or, with `backend: onnxruntime`, on the exported graphs without torch. A managed node (nodes/lifecycle.py): the
-model loads in configure, the encoder thread runs while active. Each state carries its capture stamp
-(convert.state_message): the older of the image's and the odometry's header stamps, so the actor's watchdog
-judges the data's age, not the time it happened to arrive.
+model loads in configure, the encoder thread runs while active. Each state (ojepa_interfaces/State) is stamped
+with its capture time, the older of the image's and the odometry's header stamps, so the actor's watchdog judges
+the data's age, not the time it happened to arrive; its frame is the odometry's child frame.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import NamedTuple
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
+from ojepa_interfaces.msg import State
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray
 
 from ojepa_ros.core.latest import Latest
 from ojepa_ros.core.odometry import proprio_from_odom
@@ -47,6 +47,7 @@ class Frame(NamedTuple):
     odom: np.ndarray | None
     odom_time: float  # when that odometry arrived (s, node clock)
     odom_stamp: float  # its header stamp (s)
+    base_frame: str  # its child frame, the robot's base
 
 
 class PerceptionNode(ManagedNode):
@@ -57,11 +58,12 @@ class PerceptionNode(ManagedNode):
         self._odom: np.ndarray | None = None
         self._odom_time = -np.inf
         self._odom_stamp = -np.inf  # its header stamp (s)
+        self._base_frame = ""  # its child frame
         self._frames: Latest[Frame] = Latest()
         self._encoder: threading.Thread | None = None
         self.encoded = 0  # frames encoded into a state (refused ones not counted)
         self.refused = 0  # frames taken but not encoded: malformed, too old, or no fresh odometry
-        self.state_pub = self.create_publisher(Float32MultiArray, "ojepa/state", 10)
+        self.state_pub = self.create_publisher(State, "ojepa/state", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
         self.create_subscription(Odometry, "odom", self._on_odom, NEWEST)
         self.create_subscription(Image, "camera/image_raw", self._on_image, NEWEST)
@@ -101,13 +103,14 @@ class PerceptionNode(ManagedNode):
             self._odom_time = self._now()
             stamp = stamp_to_sec(msg.header.stamp)
             self._odom_stamp = stamp if stamp > 0 else self._odom_time  # an unstamped source: its arrival
+            self._base_frame = msg.child_frame_id
         except InputError as err:
             self._odom = None
             self.get_logger().error(str(err), throttle_duration_sec=1.0)
 
     def _on_image(self, msg: Image) -> None:
         if self.model is not None:
-            self._frames.put(Frame(msg, self._odom, self._odom_time, self._odom_stamp))
+            self._frames.put(Frame(msg, self._odom, self._odom_time, self._odom_stamp, self._base_frame))
 
     def _encode_newest(self) -> None:
         """The encoder thread: the newest frame whenever it is free, until stop()."""
@@ -139,7 +142,7 @@ class PerceptionNode(ManagedNode):
             return
         state = model.encode(rgb[None], proprio_from_odom(frame.odom)[None])[0]
         captured = min(stamp_to_sec(msg.header.stamp), frame.odom_stamp, now)
-        self.state_pub.publish(state_message(state, round(captured * 1e9)))
+        self.state_pub.publish(state_message(state, round(captured * 1e9), frame.base_frame))
         self.encoded += 1
 
     @property

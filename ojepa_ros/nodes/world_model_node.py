@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-from std_msgs.msg import Float32, Float32MultiArray
+from ojepa_interfaces.msg import State
+from std_msgs.msg import Float32
 
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.lifecycle import ManagedNode
@@ -31,7 +32,7 @@ class WorldModelNode(ManagedNode):
         self._history: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=64)
         self._action = np.zeros(2, np.float32)
         self.surprise_pub = self.create_publisher(Float32, "ojepa/surprise", 10)
-        self.create_subscription(Float32MultiArray, "ojepa/state", self._on_state, 10)
+        self.create_subscription(State, "ojepa/state", self._on_state, 10)
         self.create_subscription(velocity_type(self.p["enable_stamped_cmd_vel"]), "cmd_vel", self._on_cmd, 10)
 
     def configure(self) -> None:
@@ -51,7 +52,7 @@ class WorldModelNode(ManagedNode):
         if np.all(np.isfinite(action)):
             self._action = action
 
-    def _on_state(self, msg: Float32MultiArray) -> None:
+    def _on_state(self, msg: State) -> None:
         state = state_array(self, self.model, msg)
         if state is None:
             return
