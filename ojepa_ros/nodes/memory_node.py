@@ -81,6 +81,8 @@ RECORDED = {
 }
 ENDING_STATUS = ("reached", "idle", "fault")
 FLUSH_PERIOD = 0.5  # s: at most this much of an episode is lost when the process dies
+# Queue of each reliable recorded topic: 2 s at 50 Hz, so a flush's fsync on a loaded disk (0.3 s seen) drops none.
+RELIABLE_DEPTH = 100
 
 
 def _ros_type_name(msg_type: type) -> str:
@@ -118,7 +120,7 @@ class MemoryNode(ManagedNode):
         self._subscribed: dict[str, tuple[str, QoSProfile]] = {}  # channel -> (resolved topic, profile subscribed)
         for topic, msg_type in self.topics.items():
             qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image, LaserScan) \
-                else QoSProfile(depth=10)
+                else QoSProfile(depth=RELIABLE_DEPTH)
             sub = self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos,
                                            raw=True)
             self._subscribed[topic] = (sub.topic_name, qos)
