@@ -180,6 +180,9 @@ def test_a_goal_is_reached_with_feedback_on_the_way(client):
     result = wait(handle.get_result_async(), 25.0, "the goal to be reached")
     assert result.status == GoalStatus.STATUS_SUCCEEDED, result.result.error_msg
     assert result.result.error_code == 0 and client.distance(*NEAR) <= 0.35
+    q = client.odoms[-1].pose.pose.orientation
+    heading = 2.0 * math.atan2(q.z, q.w)
+    assert abs(math.atan2(math.sin(heading - 1.0), math.cos(heading - 1.0))) <= 0.3, f"ended facing {heading:.2f}"
     distances = [f.distance_remaining for f in feedback]
     assert len(distances) >= 2 and distances[-1] < distances[0] - 0.3, distances
     assert distances[0] == pytest.approx(math.dist(START, NEAR), abs=0.2)

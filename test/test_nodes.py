@@ -307,11 +307,11 @@ def test_configurator_sets_goals_refuses_bad_ones_and_applies_tasks(graph, tiny_
     pub = Feeder(graph).node.create_publisher(PoseStamped, "/goal_pose", 10)
     graph.wait_for(lambda: all(c.service_is_ready() for c in config._param_clients.values()), 5.0, "parameter services")
 
-    def goal(x, y, frame="odom"):
+    def goal(x, y, frame="odom", yaw=0.0):
         msg = PoseStamped()
         msg.header.frame_id = frame
         msg.pose.position.x, msg.pose.position.y = x, y
-        msg.pose.orientation.w = 1.0
+        msg.pose.orientation = yaw_to_quaternion(yaw)
         graph.wait_for(lambda: pub.get_subscription_count() > 0, 3.0, "configurator subscription")
         pub.publish(msg)
 
@@ -326,6 +326,10 @@ def test_configurator_sets_goals_refuses_bad_ones_and_applies_tasks(graph, tiny_
                    "the actor and the cost node to take the goal")
     assert (actor.p["goal_x"], actor.p["goal_y"]) == (3.0, 1.5) and cost.p["goal_x"] == 3.0
     assert goals and goals[-1].pose.position.x == 3.0
+    assert actor.p["goal_yaw_active"] and actor.p["goal_yaw"] == 0.0  # a /goal_pose goal keeps its heading
+    goal(3.0, 1.5, yaw=1.2)  # the same place facing elsewhere: a new goal, for the actor alone
+    graph.wait_for(lambda: abs(actor.p["goal_yaw"] - 1.2) < 1e-6, 3.0, "the actor to take the goal's yaw")
+    assert "goal_yaw" not in cost.p
 
     config.set_parameters(overrides(task="demo"))
     graph.wait_for(lambda: actor.p["goal_x"] == 6.0, 3.0, "the demo task's goal")

@@ -328,10 +328,10 @@ def test_the_configurator_ends_a_goal_the_actor_gave_up(graph):
 
     # Latched as the actor's: the configurator subscribes transient local, which a volatile publisher does not meet.
     status = graph.add(Node("actor_status_stand_in")).create_publisher(String, "/ojepa/actor_status", LATCHED)
-    config.active_goal = (3.0, 1.5)
+    config.active_goal = (3.0, 1.5, None)
     graph.wait_for(lambda: status.get_subscription_count() > 0, 5.0, "the configurator's subscription")
     status.publish(String(data="recovery: back_up #1 (no progress for 6.0 s; recovery 1 of 4)"))
     time.sleep(0.3)
-    assert config.active_goal == (3.0, 1.5)
+    assert config.active_goal == (3.0, 1.5, None)
     status.publish(String(data="failed: stuck: no progress for 6.0 s after 4 recoveries in a row"))
     graph.wait_for(lambda: config.active_goal is None, 3.0, "the goal to end")

@@ -273,7 +273,7 @@ def test_the_same_goal_again_opens_no_new_episode(graph, tmp_path):
         time.sleep(0.01)
     graph.wait_for(lambda: memory.episode is not None, 3.0, "an episode")
     time.sleep(0.3)
-    assert len(list(tmp_path.iterdir())) == 1 and configurator.active_goal == (3.0, 2.0)
+    assert len(list(tmp_path.iterdir())) == 1 and configurator.active_goal == (3.0, 2.0, 0.0)
     goal.pose.position.x = 4.0  # a new goal is a new episode
     pub.publish(goal)
     graph.wait_for(lambda: len(list(tmp_path.iterdir())) == 2, 3.0, "a second episode for a new goal")

@@ -168,7 +168,7 @@ def test_a_restarted_configurator_adopts_the_goal_the_actor_drives_to(graph, tin
     graph.nodes.remove(first)
     goals = graph.collect(PoseStamped, "/ojepa/goal", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     second = graph.add(ConfiguratorNode(parameter_overrides=[Parameter("task", value="demo")]))
-    graph.wait_for(lambda: second.active_goal == (4.0, 5.0), 10.0, "the second configurator to adopt the goal")
+    graph.wait_for(lambda: second.active_goal == (4.0, 5.0, None), 10.0, "the second configurator to adopt the goal")
     graph.wait_for(lambda: goals and (goals[-1].pose.position.x, goals[-1].pose.position.y) == (4.0, 5.0), 5.0,
                    "the adopted goal on /ojepa/goal")
     time.sleep(1.0)  # the start-up task (demo) is applied without its goal

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ojepa_ros.core.final_heading import turn_rate
 from ojepa_ros.core.goal_locator import LOCATOR_FILE, GoalLocator
 from ojepa_ros.core.hierarchy import SubgoalPlanner
 from ojepa_ros.core.image_goal import GoalHoming
@@ -63,6 +64,7 @@ DEFAULTS: dict[str, float | int | str] = {
     "safe_stop_deceleration": 2.0,    # m/s^2; the safety stop (stale input, fault): steeper than the comfort limit
     "safe_stop_angular_deceleration": 6.0,  # rad/s^2
     "goal_tolerance": 0.3,            # m, on odometry
+    "yaw_goal_tolerance": 0.25,       # rad: a goal given with a yaw is reached once also turned to it within this
     "image_goal_tolerance": 0.02,     # without a goal locator, an image goal is reached when the features' mean
                                       # squared divergence is below this
     "image_goal_confidence": 0.7,     # a goal locator's sighting at least this sure counts (core/image_goal.py)
@@ -102,6 +104,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "safe_stop_deceleration": (0.05, ROBOT_LIMITS.linear_acceleration),
     "safe_stop_angular_deceleration": (0.05, ROBOT_LIMITS.angular_acceleration),
     "goal_tolerance": (0.05, 2.0),
+    "yaw_goal_tolerance": (0.02, 3.15),
     "horizon": (1, 200),
     "num_samples": (1, 100_000),
     "iterations": (1, 50),
@@ -212,7 +215,7 @@ class PolicyStep:
     cost_terms: dict[str, float] = field(default_factory=dict)  # weighted cost of the chosen plan per term
     plan_ms: float = 0.0
     source: str = "mode2"  # who chose the command: mode2 | mode1 (alone, or Mode-2 missed its deadline) | search
-                           # (turning in place to find an image goal) | recovery
+                           # (turning in place to find an image goal) | recovery | align (turning to the goal's yaw)
     subgoal: np.ndarray | None = None  # [2] the low level's target when the high level runs
     route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [S,2] the remaining subgoal route
     obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # [P,2] perceived obstacle points
@@ -229,18 +232,20 @@ class MpcPolicy:
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
                  image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, local_route: bool = False,
                  homing: GoalHoming | None = None, search_rate: float = 1.0,
-                 recovery: Recovery | None = None) -> None:
+                 recovery: Recovery | None = None, yaw_goal_tolerance: float = 0.25) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
         mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1).
         homing: image goals are searched for and driven to as positions (else: the GoalEmbedding divergence)."""
         keep_freed_memory()
         self.model, self.objective, self.limiter = model, objective, limiter
-        self.goal_tolerance = goal_tolerance
+        self.goal_tolerance, self.yaw_goal_tolerance = goal_tolerance, yaw_goal_tolerance
         self.high_level = high_level
         self.critic = critic
         self.mode1, self.mode1_use, self.plan_deadline = mode1, mode1_use, plan_deadline
         self.fallbacks = 0  # Mode-2 steps that missed the deadline (Mode-1 commanded instead)
         self.goal: Tensor | None = None
+        self.goal_yaw: float | None = None  # the pose goal's final heading (rad), if it has one
+        self._at_goal = False  # the goal's position was reached: only its yaw is left (kept while turning)
         self.goal_features: Tensor | None = None
         self.image_goal_tolerance = image_goal_tolerance
         self.homing, self.search_rate = homing, search_rate
@@ -305,6 +310,7 @@ class MpcPolicy:
         elif p["precision"] != "float32":
             model = model.with_rollout_dtype(PRECISIONS[p["precision"]])
         return cls(model, objective, limiter, planner_settings=p, goal_tolerance=float(p["goal_tolerance"]),
+                   yaw_goal_tolerance=float(p["yaw_goal_tolerance"]),
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
                    image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]),
@@ -339,11 +345,16 @@ class MpcPolicy:
         return cls.from_config(model, p, seed=seed, roadmap=roadmap, mode1=mode1, critic=critic, onnx=onnx,
                                locator=locator)
 
-    def set_goal(self, goal_xy: Sequence[float]) -> None:
+    def set_goal(self, goal_xy: Sequence[float], yaw: float | None = None) -> None:
+        """Drive to goal_xy (odometry frame); with a `yaw` (rad), turn to it there (core/final_heading.py)."""
         goal = torch.as_tensor(goal_xy, dtype=torch.float32).reshape(2)
-        if not torch.isfinite(goal).all():
-            raise ValueError(f"goal must be finite, got {goal.tolist()}")
+        if not torch.isfinite(goal).all() or (yaw is not None and not np.isfinite(yaw)):
+            raise ValueError(f"goal must be finite, got {goal.tolist()} yaw {yaw}")
+        if yaw != self.goal_yaw:
+            self._at_goal = False
+        self.goal_yaw = None if yaw is None else float(yaw)
         if self.goal is None or not torch.equal(goal, self.goal):
+            self._at_goal = False
             self.planner.reset()  # a plan toward the old goal is a poor warm start
             if self.high_level is not None:
                 self.high_level.reset()
@@ -365,7 +376,7 @@ class MpcPolicy:
             self.homing.start(features)
 
     def clear_goal(self) -> None:
-        self.goal, self.goal_features = None, None
+        self.goal, self.goal_yaw, self.goal_features, self._at_goal = None, None, None, False
         self.planner.reset()
         if self.high_level is not None:
             self.high_level.reset()
@@ -397,17 +408,19 @@ class MpcPolicy:
 
     @torch.no_grad()
     def act(self, state: Tensor, current_velocity: Sequence[float], odom_xy: Sequence[float] | None = None,
-            dt: float | None = None, contact: bool = False, scan: np.ndarray | None = None) -> PolicyStep:
+            dt: float | None = None, contact: bool = False, scan: np.ndarray | None = None,
+            heading: float | None = None) -> PolicyStep:
         """Plan from `state` [D]; `current_velocity` (v, w) is what the base does now (the acceleration
-        term's reference); `odom_xy` ends the task within goal_tolerance; `dt` defaults to the model's;
+        term's reference); `odom_xy` ends the task within goal_tolerance, and `heading` (odometry yaw, rad; None:
+        the state's) a goal's yaw within yaw_goal_tolerance; `dt` defaults to the model's;
         `contact`: the bumper reports touching something now; `scan`: [N, 2] range-scan points in the base frame
         (None: no fresh scan), which the recovery's back-up checks the rear against."""
         dt = self.model.cfg.dt if dt is None else dt
         if self.goal is None and self.goal_features is None:
             return self.stop("no_goal", dt)
-        if self.goal is not None and odom_xy is not None \
-                and float(np.hypot(*(np.asarray(odom_xy) - self.goal.numpy()))) <= self.goal_tolerance:
-            return self.stop("reached", dt)
+        if self.goal is not None and odom_xy is not None and (
+                self._at_goal or float(np.hypot(*(np.asarray(odom_xy) - self.goal.numpy()))) <= self.goal_tolerance):
+            return self._final_heading(state, heading, dt)
         if not torch.isfinite(state).all():
             return self.stop("invalid_state", dt)
         state_pose = self.model.pose(state)  # the odometry part: where the robot is, in the odometry frame
@@ -480,6 +493,22 @@ class MpcPolicy:
                           cost_terms={k: float(v[0]) for k, v in terms.items()}, plan_ms=plan_ms, source=source,
                           subgoal=subgoal, route=route, obstacles=obstacles.cpu().numpy().astype(float),
                           local_route=local_route)
+
+    def _final_heading(self, state: Tensor, heading: float | None, dt: float) -> PolicyStep:
+        """At the goal's position: reached, or (the goal has a yaw not yet faced) a turn in place toward it."""
+        if self.goal_yaw is None:
+            return self.stop("reached", dt)
+        self._at_goal = True
+        if heading is None:
+            heading = float(self.model.pose(state)[2])
+        if not np.isfinite(heading):
+            return self.stop("invalid_state", dt)
+        rate = turn_rate(heading, self.goal_yaw, self.yaw_goal_tolerance, float(self.limiter.max_velocity[1]))
+        if rate is None:
+            return self.stop("reached", dt)
+        self.planner.reset()
+        command = np.array([0.0, rate])
+        return PolicyStep(command=self.limiter.limit(command, dt), raw_command=command, status="ok", source="align")
 
     def _recovery_step(self, step: RecoveryStep, dt: float) -> PolicyStep:
         """The recovery's request through the limiter, or the stop of a goal given up; Wait's start forgets the

@@ -104,6 +104,9 @@ PARAMS = {
     "goal_active": P.Param(False, "whether to drive to (goal_x, goal_y)"),
     "goal_x": P.finite(0.0, "goal x in odom frame, m"),
     "goal_y": P.finite(0.0, "goal y in odom frame, m"),
+    "goal_yaw_active": P.Param(False, "whether to turn to goal_yaw once at (goal_x, goal_y), within "
+                               "yaw_goal_tolerance, before the goal counts as reached"),
+    "goal_yaw": P.finite(0.0, "goal heading in odom frame, rad (with goal_yaw_active)"),
     "odom_frame": P.Param("odom", "frame of the published plan"),
     "roadmap_path": P.Param("", "the high level's roadmap (`ojepa roadmap`), used when hierarchical; empty: "
                                 "beside the model, <model_path without .pt>.roadmap.npz"),
@@ -119,6 +122,7 @@ PARAMS = {
                                      lambda v: 1 <= v <= 1000, "must be an integer in 1..1000"),
     **{name: _planner_param(name, default) for name, default in DEFAULTS.items()},
 }
+GOAL_PARAMS = {"goal_active", "goal_x", "goal_y", "goal_yaw_active", "goal_yaw"}  # a change sets the goal again
 
 
 def candidate_rows(costs: np.ndarray, limit: int) -> np.ndarray:
@@ -235,8 +239,11 @@ class ActorNode(ManagedNode):
             self._fault = "the planner settings do not fit together (see the log)"
             return None
         if self.p["goal_active"]:
-            policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
+            policy.set_goal((self.p["goal_x"], self.p["goal_y"]), self._goal_yaw())
         return policy
+
+    def _goal_yaw(self) -> float | None:
+        return self.p["goal_yaw"] if self.p["goal_yaw_active"] else None
 
     def _on_params(self, changed: set[str]) -> None:
         if "model_path" in changed and self.configured:
@@ -246,12 +253,12 @@ class ActorNode(ManagedNode):
             self.policy = self._build_policy()
             if self.policy is not None:  # the new limiter starts from what the base is doing, not from rest
                 self.policy.limiter.last = self._last_cmd.copy()
-        elif self.policy is not None and changed & {"goal_active", "goal_x", "goal_y"}:
+        elif self.policy is not None and changed & GOAL_PARAMS:
             self._image_goal = False
             if self.p["goal_active"]:
                 self._failed = ""
             if self.p["goal_active"]:
-                self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]))
+                self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]), self._goal_yaw())
             else:
                 self.policy.clear_goal()
         if "watchdog_timeout" in changed:
@@ -397,7 +404,7 @@ class ActorNode(ManagedNode):
             return
         try:
             step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt,
-                                   contact=self._contact, scan=self._fresh_scan())
+                                   contact=self._contact, scan=self._fresh_scan(), heading=float(self._odom[2]))
         except Exception as err:  # noqa: BLE001 - whatever broke in planning, the base gets the safety stop
             self.get_logger().error(f"planning raised {err.__class__.__name__}: {err}", throttle_duration_sec=1.0)
             self._set_status(f"fault: planning raised {err.__class__.__name__}")

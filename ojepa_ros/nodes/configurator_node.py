@@ -1,7 +1,9 @@
 """configurator_node: sets up the task by setting the parameters of the nodes it manages.
 
-Goals come from /goal_pose (RViz "2D Goal Pose") or from a task file in config/tasks/ named by the
-`task` parameter; a task's goal_image is published (latched) on /goal_image for the actor. A goal is refused
+Goals come from /goal_pose (RViz "2D Goal Pose", and navigator_node's NavigateToPose goals) or from a task file
+in config/tasks/ named by the `task` parameter; a task's goal_image is published (latched) on /goal_image for the
+actor. A /goal_pose goal keeps its yaw: the planner node turns to it at the goal (goal_yaw, goal_yaw_active); a
+task file's goal has none. A goal is refused
 when it holds NaN/inf or an orientation that is no rotation (a zero quaternion), is in another frame, or lies
 outside `world_bounds`; refusals are logged at most once a second.
 A goal equal to the active one (RViz users click twice, tools resend) changes nothing: no new parameters, no
@@ -47,6 +49,7 @@ PARAMS = {
 }
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RESTORE_AFTER = 1.0  # s since the last push before an idle actor with an active goal counts as restarted
+ADOPTED = ("goal_active", "goal_x", "goal_y", "goal_yaw_active", "goal_yaw")  # the planner node's goal, read back
 
 
 class ConfiguratorNode(Node):
@@ -57,7 +60,7 @@ class ConfiguratorNode(Node):
         self.goal_image_pub = self.create_publisher(Image, "goal_image", LATCHED)
         self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
-        self.active_goal: tuple[float, float] | None = None  # until cancelled or the actor reports it reached
+        self.active_goal: tuple[float, float, float | None] | None = None  # x, y, yaw; until cancelled or reached
         self._pushed: dict[str, dict] = {}  # node -> every value set on it so far (what a restart loses)
         self._last_push = -math.inf
         self._waiting: dict[str, dict] = {}  # node -> values not yet delivered (its service was not there)
@@ -77,7 +80,7 @@ class ConfiguratorNode(Node):
         if not self._adopted:
             if not self._asked and self._goal_client.service_is_ready():
                 self._asked = True
-                future = self._goal_client.call_async(GetParameters.Request(names=["goal_active", "goal_x", "goal_y"]))
+                future = self._goal_client.call_async(GetParameters.Request(names=list(ADOPTED)))
                 future.add_done_callback(self._on_planner_goal)
             return
         if not self.p["task"]:
@@ -88,17 +91,18 @@ class ConfiguratorNode(Node):
 
     def _on_planner_goal(self, future) -> None:
         try:
-            active, x, y = (Parameter.from_parameter_msg(
-                ParameterMsg(name=n, value=v)).value for n, v in zip(("a", "x", "y"), future.result().values))
+            goal = {n: Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
+                    for n, v in zip(ADOPTED, future.result().values, strict=True)}
         except Exception as err:  # noqa: BLE001 - an old or odd planner node: nothing to adopt
             self.get_logger().warning(f"could not read {self.p['planner_node']}'s goal ({err}); none adopted")
-            active = False
-        if active and self.active_goal is None:
+            goal = {"goal_active": False}
+        if goal["goal_active"] and self.active_goal is None:
+            x, y = float(goal["goal_x"]), float(goal["goal_y"])
+            yaw = float(goal["goal_yaw"]) if goal["goal_yaw_active"] else None
             self.get_logger().info(f"{self.p['planner_node']} drives to ({x:.2f}, {y:.2f}): adopting that goal")
-            self.active_goal = (float(x), float(y))
-            self._pushed.setdefault(self.p["planner_node"], {}).update(goal_x=float(x), goal_y=float(y),
-                                                                       goal_active=True)
-            self._publish_goal(float(x), float(y))
+            self.active_goal = (x, y, yaw)
+            self._pushed.setdefault(self.p["planner_node"], {}).update(goal)
+            self._publish_goal(x, y, yaw)
         self._adopted = True
 
     def _on_params(self, changed: set[str]) -> None:
@@ -126,32 +130,37 @@ class ConfiguratorNode(Node):
 
     def _on_goal_pose(self, msg: PoseStamped) -> None:
         try:
-            x, y, _ = goal_xy_yaw(msg, self.p["goal_frame"])
+            x, y, yaw = goal_xy_yaw(msg, self.p["goal_frame"])
         except InputError as err:
             self.get_logger().error(f"goal refused: {err}", throttle_duration_sec=1.0)
             return
-        self.set_goal(x, y)
+        self.set_goal(x, y, yaw)
 
-    def set_goal(self, x: float, y: float) -> None:
+    def set_goal(self, x: float, y: float, yaw: float | None = None) -> None:
+        """Drive the managed nodes to (x, y); the planner node also turns to `yaw` there when one is given."""
         if not within_bounds((x, y), self.p["world_bounds"]):
             self.get_logger().error(f"goal refused: ({x:.3g}, {y:.3g}) is outside world_bounds "
                                     f"{list(self.p['world_bounds'])}", throttle_duration_sec=1.0)
             return
-        if self.active_goal == (float(x), float(y)):
-            self.get_logger().debug(f"goal ({x:.2f}, {y:.2f}) is already the active goal")
+        goal = (float(x), float(y), None if yaw is None else float(yaw))
+        if self.active_goal == goal:
+            self.get_logger().debug(f"goal {goal} is already the active goal")
             return
-        self.active_goal = (float(x), float(y))
-        self._push({"goal_x": float(x), "goal_y": float(y), "goal_active": True})
-        self._publish_goal(x, y)
+        self.active_goal = goal
+        position = {"goal_x": goal[0], "goal_y": goal[1], "goal_active": True}
+        heading = {"goal_yaw": goal[2] or 0.0, "goal_yaw_active": goal[2] is not None}
+        for name in self._param_clients:  # one request a node: the planner never sees the position without the yaw
+            self._push({**position, **heading} if name == self.p["planner_node"] else position, only=name)
+        self._publish_goal(*goal)
 
-    def _publish_goal(self, x: float, y: float) -> None:
+    def _publish_goal(self, x: float, y: float, yaw: float | None) -> None:
         goal = PoseStamped()
         goal.header.stamp = self.get_clock().now().to_msg()
         goal.header.frame_id = self.p["goal_frame"]
         goal.pose.position.x, goal.pose.position.y = float(x), float(y)
-        goal.pose.orientation = yaw_to_quaternion(0.0)
+        goal.pose.orientation = yaw_to_quaternion(yaw or 0.0)
         self.goal_pub.publish(goal)
-        self.get_logger().info(f"goal set to ({x:.2f}, {y:.2f})")
+        self.get_logger().info(f"goal set to ({x:.2f}, {y:.2f})" + ("" if yaw is None else f", yaw {yaw:.2f}"))
 
     def _on_actor_status(self, msg: String) -> None:
         if msg.data == "reached" or msg.data.startswith("failed"):  # reached, or given up stuck

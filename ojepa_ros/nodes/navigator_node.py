@@ -6,8 +6,8 @@ elapsed and remaining, recoveries the actor reported) goes out every FEEDBACK_PE
 actor reports `reached` and is aborted on a lasting actor fault or past `navigation_timeout` (core.navigation).
 A cancel, or an abort, drops the actor's goal through the configurator's ~/cancel_goal, so the robot stops. A new
 goal preempts the running one, which ends aborted (as in Nav2). A goal with NaN/inf, no rotation or another
-frame is rejected before it can preempt anything. The actor steers to (x, y): the goal's yaw is passed on,
-but the final heading is not controlled.
+frame is rejected before it can preempt anything. The yaw goes on with the pose: the actor turns to it at the
+goal's position (core/final_heading.py) before it reports `reached`.
 """
 
 from __future__ import annotations
