@@ -259,8 +259,9 @@ class ActorNode(ManagedNode):
                 self._failed = ""
             if self.p["goal_active"]:
                 self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]), self._goal_yaw())
-            else:
+            else:  # cancelled: the stop starts now, not at the next tick
                 self.policy.clear_goal()
+                self._calm_stop()
         if "watchdog_timeout" in changed:
             self.watchdog.timeout_s = self.p["watchdog_timeout"]
         if "control_rate" in changed:
@@ -362,6 +363,13 @@ class ActorNode(ManagedNode):
         return [f"{name} ({self._refused[name]})" if name in self._refused else name
                 for name in self.watchdog.stale(self._now())]
 
+    def _calm_stop(self) -> None:
+        """One step of the stop for no goal: toward zero at the comfort deceleration over the time since the last
+        command went out (at most a tick), so a cancel's immediate step and the next tick's never brake harder."""
+        if np.any(self.policy.limiter.last != 0):
+            dt = min(1.0 / self.p["control_rate"], time.monotonic() - self._last_pub)
+            self._publish_command(self.policy.stop("no_goal", dt).command)
+
     def _brake(self) -> None:
         """One step of the safety stop: toward zero at safe_stop_deceleration over the time since the last
         command went out (the guard and the tick may both brake; together they never brake harder)."""
@@ -392,8 +400,7 @@ class ActorNode(ManagedNode):
             return
         if not (self.p["goal_active"] or self._image_goal):
             self._set_status(f"failed: {self._failed}" if self._failed else "idle")
-            if np.any(self.policy.limiter.last != 0):
-                self._publish_command(self.policy.stop("no_goal", dt).command)
+            self._calm_stop()
             self._publish_candidates(show=False)
             return
         stale = self._stale()

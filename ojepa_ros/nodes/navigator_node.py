@@ -59,7 +59,7 @@ class NavigatorNode(Node):
         self._cancel_client = self.create_client(Trigger, f"{self.p['configurator_node']}/cancel_goal")
         self._server = ActionServer(self, NavigateToPose, "navigate_to_pose", self._execute,
                                     goal_callback=self._on_goal, handle_accepted_callback=self._on_accepted,
-                                    cancel_callback=lambda _handle: CancelResponse.ACCEPT)
+                                    cancel_callback=self._on_cancel)
         self.create_timer(CHECK_PERIOD, self._check)
         self.create_timer(FEEDBACK_PERIOD, self._feedback)
 
@@ -100,16 +100,27 @@ class NavigatorNode(Node):
                                                                              if outcome.message else ""))
         return NavigateToPose.Result(error_code=outcome.code, error_msg=outcome.message)
 
+    def _on_cancel(self, handle: ServerGoalHandle) -> CancelResponse:
+        """Accept; a cancel of the running goal stops the robot at once (the goal ends canceled at the next check,
+        once the server has marked it canceling)."""
+        if self._active is not None and self._active[0] is handle:
+            self._stop_robot()
+        return CancelResponse.ACCEPT
+
+    def _stop_robot(self) -> None:
+        """Drop the actor's goal through the configurator, so the robot stops."""
+        if self._cancel_client.service_is_ready():
+            self._cancel_client.call_async(Trigger.Request())
+        else:
+            self.get_logger().error(f"{self._cancel_client.srv_name} is not available: the actor keeps its goal",
+                                    throttle_duration_sec=1.0)
+
     def _finish(self, outcome: Outcome, stop_robot: bool) -> None:
         """End the running goal; `stop_robot` also drops the actor's goal, so the robot stops."""
         _, _, done = self._active
         self._active = None
         if stop_robot:
-            if self._cancel_client.service_is_ready():
-                self._cancel_client.call_async(Trigger.Request())
-            else:
-                self.get_logger().error(f"{self._cancel_client.srv_name} is not available: the actor keeps its goal",
-                                        throttle_duration_sec=1.0)
+            self._stop_robot()
         done.set_result(outcome)
 
     def _check(self) -> None:
@@ -117,7 +128,7 @@ class NavigatorNode(Node):
             return
         handle, goal, _ = self._active
         if handle.is_cancel_requested:
-            self._finish(Outcome("canceled"), stop_robot=True)
+            self._finish(Outcome("canceled"), stop_robot=False)  # _on_cancel stopped it already
             return
         outcome = goal.outcome(self._now())
         if outcome is not None:

@@ -1,0 +1,122 @@
+"""NavigateToPose figures, not a pass/fail test: a real ActionClient against `ojepa agent` (composed graph, the
+shipped model, the embedded world), N rounds of:
+
+  reach    a goal 1 m away with a yaw: time to the result, feedback period, the heading it ends at
+  cancel   a goal in the next room, cancelled while driving: cancel answered, the first decelerating /cmd_vel,
+           and the first zero /cmd_vel after the request, against the actor's control tick (0.1 s at 10 Hz)
+
+    python bench/navigate.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
+import conftest  # noqa: E402,F401 - the tests' helpers; it sets a ROS_DOMAIN_ID of its own on import
+from test_navigator import FAR, NEAR, Client, until, wait  # noqa: E402
+
+os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(101, 200))  # our own graph, for every process
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from action_msgs.msg import GoalStatus  # noqa: E402
+from geometry_msgs.msg import Twist  # noqa: E402
+
+from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
+
+GOAL_YAW = 1.0  # rad; the straight line from the start to NEAR points at 0.29 rad
+
+
+class TimedClient(Client):
+    """The tests' client, with the arrival time (monotonic s) of every /cmd_vel."""
+
+    def __init__(self, spinner) -> None:
+        super().__init__(spinner)
+        self.timed: list[tuple[float, float, float]] = []
+        self.node.create_subscription(Twist, "/cmd_vel", lambda m: self.timed.append(
+            (time.monotonic(), m.linear.x, m.angular.z)), 50)
+
+    def heading(self) -> float:
+        q = self.odoms[-1].pose.pose.orientation
+        return 2.0 * math.atan2(q.z, q.w)
+
+
+def reach(client: TimedClient) -> tuple[float, float, float]:
+    """(s to the succeeded result, median s between feedback messages, |heading error| rad at the end)."""
+    start = time.monotonic()
+    handle, feedback = client.go(*NEAR, yaw=GOAL_YAW)
+    result = wait(handle.get_result_async(), 60.0, "the goal's result")
+    took = time.monotonic() - start
+    if result.status != GoalStatus.STATUS_SUCCEEDED:
+        raise RuntimeError(f"goal ended with status {result.status}: {result.result.error_msg}")
+    stamps = [f.navigation_time.sec + f.navigation_time.nanosec * 1e-9 for f in feedback]
+    error = client.heading() - GOAL_YAW
+    return took, float(np.median(np.diff(stamps))), abs(math.atan2(math.sin(error), math.cos(error)))
+
+
+def cancel(client: TimedClient) -> tuple[float, float, float]:
+    """(s to the cancel answer, to the first decelerating /cmd_vel, to the first zero /cmd_vel), from the request."""
+    handle, _ = client.go(*FAR)
+    until(lambda: client.timed and client.timed[-1][1] > 0.3, 30.0, "the robot to drive at speed")
+    asked = time.monotonic()
+    speed = client.timed[-1][1]
+    answer = handle.cancel_goal_async()
+    until(answer.done, 5.0, "the cancel answer")
+    answered = time.monotonic() - asked
+    until(lambda: client.timed[-1][1] == 0.0 and client.timed[-1][2] == 0.0, 10.0, "a zero /cmd_vel")
+    after = [(t - asked, v) for t, v, _ in list(client.timed) if t >= asked]
+    slower = next(t for t, v in after if v < speed - 1e-6)
+    zero = next(t for t, v in after if v == 0.0)
+    return answered, slower, zero
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    home = Path(os.environ.get("TMPDIR", "/tmp")) / f"ojepa_navigate_{os.getpid()}"
+    agent = subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet"], cwd=home.parent,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+                             env=dict(os.environ, ROS_HOME=str(home)))
+    rclpy.init()
+    spinner = NodeSpinner()
+    client = TimedClient(spinner)
+    reached, cancelled = [], []
+    try:
+        if not client.action.wait_for_server(timeout_sec=120.0):
+            raise RuntimeError("no navigate_to_pose server")
+        until(lambda: len(client.odoms) > 10, 60.0, "odometry")
+        for i in range(args.rounds):
+            client.back_to_start()
+            reached.append(reach(client))
+            client.back_to_start()
+            cancelled.append(cancel(client))
+            print(f"round {i + 1}: reached in {reached[-1][0]:.1f} s, feedback every {reached[-1][1]:.2f} s, heading "
+                  f"off by {reached[-1][2]:.3f} rad; cancel answered {cancelled[-1][0] * 1e3:.0f} ms, first slower "
+                  f"command {cancelled[-1][1] * 1e3:.0f} ms, zero {cancelled[-1][2] * 1e3:.0f} ms", flush=True)
+    finally:
+        os.killpg(agent.pid, signal.SIGINT)
+        agent.wait(timeout=30)
+        spinner.stop()
+    r, c = np.array(reached), np.array(cancelled)
+    print(f"\n{args.rounds} rounds, load average {os.getloadavg()[0]:.1f}: median (max)")
+    print(f"  reach: {np.median(r[:, 0]):.1f} s ({r[:, 0].max():.1f}); feedback period {np.median(r[:, 1]):.2f} s "
+          f"({r[:, 1].max():.2f}); final heading error {np.median(r[:, 2]):.3f} rad ({r[:, 2].max():.3f})")
+    print(f"  cancel: answered {np.median(c[:, 0]) * 1e3:.0f} ms ({c[:, 0].max() * 1e3:.0f}); first decelerating "
+          f"/cmd_vel {np.median(c[:, 1]) * 1e3:.0f} ms ({c[:, 1].max() * 1e3:.0f}); zero /cmd_vel "
+          f"{np.median(c[:, 2]) * 1e3:.0f} ms ({c[:, 2].max() * 1e3:.0f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
