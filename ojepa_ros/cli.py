@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="ojepa", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    from ojepa_ros import runner
+    from ojepa_ros import graph, runner
 
     runner.add_arguments(sub.add_parser("agent", help="run the node graph (pip-only `ros2 launch`)"))
     for name, help_text in (("collect", "gather episodes in the embedded world"),
@@ -37,7 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         if rest:
             parser.error(f"unrecognised arguments: {' '.join(rest)}")
-        status = runner.run_agent(args)
+        try:
+            status = runner.run_agent(args)
+        except graph.LaunchError as err:  # a bad value, found before any node started
+            parser.error(str(err))
         # Its nodes skipped the middleware's teardown (runtime.run_nodes): end without the interpreter's, which
         # would wait on the DDS threads still alive, as a node executable ends (nodes/entry.py).
         sys.stdout.flush()

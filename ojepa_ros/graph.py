@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 SIM_CHOICES = ("rooms", "gym", "none")  # what `ojepa agent --sim` runs itself
 LAUNCH_SIMS = SIM_CHOICES + ("gazebo",)  # `ros2 launch` also starts Gazebo (ros_gz_sim) with the generated world
@@ -28,6 +28,24 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     "enable_stamped_cmd_vel": ("", "true: velocity commands are geometry_msgs/TwistStamped, false: Twist (empty: as "
                                    "params_file says; config/agent.yaml: false)"),
 }
+# The robot's own topics, each renamable by a launch argument <key>_topic (`ojepa agent --remap <name>:=<topic>`):
+# name as the nodes use it -> what it is. A relative new name moves with the namespace.
+ROBOT_TOPICS: dict[str, str] = {
+    "cmd_vel": "velocity command to the base (the collision monitor's output)",
+    "odom": "odometry (nav_msgs/Odometry)",
+    "camera/image_raw": "camera image (sensor_msgs/Image)",
+    "scan": "planar range scanner (sensor_msgs/LaserScan)",
+    "collision": "bumper (std_msgs/Bool)",
+}
+
+
+def topic_argument(name: str) -> str:
+    """The launch argument that renames robot topic `name`: odom -> odom_topic, camera/image_raw -> image_topic."""
+    return ("image" if name == "camera/image_raw" else name) + "_topic"
+
+
+LAUNCH_ARGUMENTS.update({topic_argument(name): ("", f"{text}: topic name (empty: {name})")
+                         for name, text in ROBOT_TOPICS.items()})
 
 
 @dataclass(frozen=True)
@@ -145,13 +163,29 @@ def normalise_namespace(value: str) -> str:
     return "/" + ns
 
 
-def ros_arguments(namespace: str = "", log_level: str = "info") -> list[str]:
-    """Arguments for after --ros-args that every node of the graph gets (the runner passes them globally)."""
+def ros_arguments(namespace: str = "", log_level: str = "info",
+                  remaps: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """Arguments for after --ros-args that every node of the graph gets (the runner passes them globally; a node's
+    own remappings come before them, and the first rule that matches wins, so the actor's cmd_vel stays
+    cmd_vel_raw)."""
     if log_level.lower() not in LOG_LEVELS:
         raise LaunchError(f"log_level:={log_level!r}: one of {', '.join(LOG_LEVELS)}")
     out = ["--log-level", log_level.lower()]
     ns = normalise_namespace(namespace)
-    return out + (["-r", f"__ns:={ns}"] if ns else [])
+    return out + (["-r", f"__ns:={ns}"] if ns else []) + [a for src, dst in remaps for a in ("-r", f"{src}:={dst}")]
+
+
+def topic_remap(name: str, topic: str, said_as: str) -> tuple[str, str]:
+    """(name, topic): robot topic `name` renamed, `said_as` naming the argument in the error; LaunchError for a
+    name that is no robot topic or a topic ROS would refuse."""
+    if name not in ROBOT_TOPICS:
+        raise LaunchError(f"{said_as}: {name!r} is no robot topic; one of {', '.join(ROBOT_TOPICS)}")
+    parts = topic.strip().removeprefix("/").split("/")
+    if not all(part and (part[0].isalpha() or part[0] == "_") and all(c.isalnum() or c == "_" for c in part)
+               for part in parts):
+        raise LaunchError(f"{said_as}: {topic!r} is no topic name (parts of letters, digits and _, separated by /, "
+                          "each starting with a letter or _)")
+    return name, topic.strip()
 
 
 def rviz_available() -> bool:
@@ -269,13 +303,13 @@ class Include:
 
 
 def gazebo(sim_params: dict, share: str, namespace: str, ros_args: list[str],
-           sim_time: bool, stamped: bool = False) -> list[Process | Include]:
+           sim_time: bool, stamped: bool = False, remaps: Sequence[tuple[str, str]] = ()) -> list[Process | Include]:
     """What sim:=gazebo starts in sim_node's place: gz sim with the generated world, the bridge (cmd_vel of the type
-    the collision monitor sends), the fixed frames."""
+    the collision monitor sends; the robot topics renamed as the agent's), the fixed frames."""
     world_file = gazebo_world_file(sim_params)
     bridge = Process("ros_gz_bridge", "parameter_bridge", "gz_bridge", namespace,
                      [{"config_file": bridge_config(share, stamped), "use_sim_time": sim_time}],
-                     list(ros_args))
+                     list(ros_args), remappings=list(remaps))
     return [Include("ros_gz_sim", "gz_sim.launch.py", {"gz_args": f"-r {world_file}", "on_exit_shutdown": "true"}),
             bridge, *static_frame_publishers(sim_params, namespace, ros_args, sim_time)]
 
@@ -300,6 +334,8 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
         raise LaunchError("sim:=gazebo but ros_gz_sim, ros_gz_bridge or tf2_ros is not installed (not in the ament "
                           "index); on a distro: apt install ros-$ROS_DISTRO-ros-gz ros-$ROS_DISTRO-tf2-ros")
     sim_time = use_sim_time(sim, v["use_sim_time"])
+    remaps = [topic_remap(name, v[topic_argument(name)], f"{topic_argument(name)}:={v[topic_argument(name)]!r}")
+              for name in ROBOT_TOPICS if v[topic_argument(name)].strip()]
     namespace = normalise_namespace(v["namespace"])
     ros_args = ros_arguments("", v["log_level"])  # the namespace goes into the Node action itself
     want_rviz = parse_bool("rviz", v["rviz"])
@@ -318,10 +354,12 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
     if sim == "gazebo":  # the bridge takes what the collision monitor sends
         bridge_stamped = stamped if stamped is not None else \
             bool(node_parameters(doc, "collision_monitor_node").get(STAMPED, False))
-        processes = gazebo(node_parameters(doc, "sim_node"), share, namespace, ros_args, sim_time, bridge_stamped)
+        processes = gazebo(node_parameters(doc, "sim_node"), share, namespace, ros_args, sim_time, bridge_stamped,
+                           remaps)
+    # A node's own remappings first: the first rule that matches wins (the actor's cmd_vel stays cmd_vel_raw).
     processes += [Process("ojepa_ros", spec.name, spec.name, namespace,
                           [params_file if not namespace else node_parameters(doc, spec.name), extra.get(spec.name, {})],
-                          list(ros_args), remappings=list(getattr(spec, "remaps", ())))
+                          list(ros_args), remappings=[*spec.remaps, *remaps])
                   for spec in nodes(sim)]
     warnings = []
     if want_rviz:

@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="velocity commands as geometry_msgs/TwistStamped (bare flag: true) or Twist (false); "
                              "default: as the parameters file says (config/agent.yaml: Twist)")
     parser.add_argument("--namespace", default="", help="namespace of every node and topic, e.g. robot1")
+    parser.add_argument("--remap", action="append", default=[], metavar="NAME:=TOPIC",
+                        help="rename one of the robot's topics (" + ", ".join(graph.ROBOT_TOPICS) + ") for every node, "
+                             "e.g. odom:=/wheel/odometry; repeatable (ros2 launch: the <name>_topic arguments)")
     parser.add_argument("--log-level", default="info", choices=graph.LOG_LEVELS, help="log level of every node")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: never)")
     parser.add_argument("--until-reached", action="store_true", help="stop once the actor reports the goal reached")
@@ -58,7 +61,9 @@ def _params_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
              for name, values in graph.overrides(
                  args.sim, args.model, args.task, use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time),
                  stamped_cmd_vel=None if args.stamped_cmd_vel is None else args.stamped_cmd_vel == "true").items()}
-    files = graph.ros_arguments(args.namespace, args.log_level)
+    remaps = [graph.topic_remap(*rule.split(":=", 1), f"--remap {rule}") if ":=" in rule
+              else graph.topic_remap(rule, "", f"--remap {rule} (NAME:=TOPIC)") for rule in args.remap]
+    files = graph.ros_arguments(args.namespace, args.log_level, remaps)
     temporary = []
     docs = [extra] if extra else []
     if args.namespace:  # `node:` sections reach /ns/node only as `/**/node:`

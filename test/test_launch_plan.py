@@ -79,7 +79,45 @@ def test_the_runner_rewrites_sections_to_match_in_any_namespace():
     assert graph.ros_arguments() == ["--log-level", "info"]
 
 
+def test_robot_topics_are_renamed_for_every_node_after_its_own_remaps():
+    processes = by_name(plan(odom_topic="/wheel/odometry", cmd_vel_topic="base/cmd_vel")[0])
+    for p in processes.values():
+        own = list({s.name: s for s in graph.ALL_NODES}[p.name].remaps)
+        assert p.remappings == own + [("cmd_vel", "base/cmd_vel"), ("odom", "/wheel/odometry")]
+    assert processes["actor_node"].remappings[0] == ("cmd_vel", "cmd_vel_raw")  # the first rule that matches wins
+
+
+def test_a_topic_rule_resolves_as_rcl_applies_it_first_match_first(ros):
+    """The real rcl: the actor's own rename wins over a robot-topic rule given later or globally."""
+    import rclpy
+    from std_msgs.msg import Bool
+
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", "-r", "cmd_vel:=/base/cmd_vel", "-r", "odom:=/wheel/odometry"])
+    try:
+        actor = rclpy.create_node("remap_actor", context=context, cli_args=["--ros-args", "-r", "cmd_vel:=cmd_vel_raw"])
+        monitor = rclpy.create_node("remap_monitor", context=context)
+        process = rclpy.create_node("remap_process", context=context, use_global_arguments=False, cli_args=[
+            "--ros-args", *graph.NodeSpec("a", "m", "C", remaps=(("cmd_vel", "cmd_vel_raw"),)).remap_args(),
+            *graph.ros_arguments(remaps=[("cmd_vel", "/base/cmd_vel")])])
+        names = [node.create_publisher(Bool, topic, 1).topic_name for node, topic in
+                 ((actor, "cmd_vel"), (actor, "odom"), (monitor, "cmd_vel"), (process, "cmd_vel"))]
+        assert names == ["/cmd_vel_raw", "/wheel/odometry", "/base/cmd_vel", "/cmd_vel_raw"]
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize("rule", ["odometry:=/x", "odom:=/9x", "odom:=a//b", "odom"])
+def test_ojepa_agent_refuses_a_bad_remap_before_anything_starts(rule, capsys):
+    from ojepa_ros.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["agent", "--remap", rule])
+    assert stop.value.code == 2 and "--remap" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("values, named", [
+    ({"odom_topic": "odom topic"}, "odom_topic"), ({"image_topic": "/cam/"}, "image_topic"),
     ({"sim": "mujoco"}, "sim"), ({"log_level": "loud"}, "log_level"), ({"namespace": "1robot"}, "namespace"),
     ({"namespace": "robot one"}, "namespace"), ({"use_sim_time": "maybe"}, "use_sim_time"),
     ({"rviz": "sure"}, "rviz"), ({"params_file": "/no/such.yaml"}, "params_file"), ({"sims": "rooms"}, "sims"),
