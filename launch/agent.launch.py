@@ -1,7 +1,8 @@
 """Launch the ojepa_ros agent: `ros2 launch ojepa_ros agent.launch.py [sim:=rooms|gym|gazebo|none] [task:=demo]
 [use_sim_time:=auto|true|false] [namespace:=robot1] [params_file:=/path/agent.yaml] [log_level:=info]
 [model_path:=/path/world_model.pt] [rviz:=true]
-[enable_stamped_cmd_vel:=true|false]` (`--show-args` lists them with their meaning).
+[enable_stamped_cmd_vel:=true|false] [odom_topic:=/wheel/odometry] [image_topic:=…] [scan_topic:=…]
+[collision_topic:=…] [cmd_vel_topic:=…]` (`--show-args` lists them with their meaning).
 
 What to start comes from ojepa_ros.graph.launch_plan, the description the pip-only runner `ojepa agent` also
 uses; it checks every argument before anything starts, so a bad value (or rviz:=true without rviz2, which
