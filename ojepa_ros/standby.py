@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
+import signal
 import sys
 
 STANDBY_COMM = "ojepa-standby"
@@ -28,8 +29,11 @@ def set_process_name(name: str) -> None:
 
 
 def _leave() -> None:
-    """Exit without a node: end the rclpy a prepare() may have started (nodes/entry.py does), then skip the
-    interpreter's teardown of torch and DDS, which takes seconds when all twins do it at once on a Ctrl-C."""
+    """Exit without a node: end the rclpy a prepare() may have started (nodes/entry.py does: its shutdown destroys
+    the placeholder node, saying goodbye to the graph), then skip the interpreter's teardown of torch and DDS, which
+    takes seconds when all twins do it at once on a Ctrl-C. The supervisor's SIGINT that follows the end of input
+    is ignored from here: it would break the shutdown off with a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     rclpy = sys.modules.get("rclpy")
     if rclpy is not None:
         rclpy.try_shutdown()
