@@ -2,7 +2,8 @@
 processes on this machine. Sections (default all):
 
   kill     `ojepa agent --processes --task cross_room`; each node in turn killed with SIGKILL while the robot
-           drives: when the node is back in the graph, when the robot drives again, goal kept, contacts
+           drives, once every node has a ready standby twin: when the node's process is back, when a managed
+           node is active again, when the robot drives again, goal kept, contacts
   memory   a memory_node process killed with SIGKILL at random times mid-episode: seconds of messages lost,
            readable by rosbags (Reader, AnyReader) and mcap afterwards
   stale    the actor (shipped model) driving, then its inputs stop: first braking command after the watchdog
