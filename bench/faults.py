@@ -2,7 +2,8 @@
 processes on this machine. Sections (default all):
 
   kill     `ojepa agent --processes --task cross_room`; each node in turn killed with SIGKILL while the robot
-           drives: when the node is back in the graph, when the robot drives again, goal kept, contacts
+           drives, once every node has a ready standby twin: when the node's process is back, when a managed
+           node is active again, when the robot drives again, goal kept, contacts
   memory   a memory_node process killed with SIGKILL at random times mid-episode: seconds of messages lost,
            readable by rosbags (Reader, AnyReader) and mcap afterwards
   stale    the actor (shipped model) driving, then its inputs stop: first braking command after the watchdog
@@ -38,6 +39,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.msg import TransitionEvent  # noqa: E402
 from geometry_msgs.msg import PoseStamped, Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from ojepa_interfaces.msg import State  # noqa: E402
@@ -46,6 +48,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Bool, String  # noqa: E402
 
+from ojepa_ros.graph import MANAGED  # noqa: E402
 from ojepa_ros.graph import nodes as graph_nodes  # noqa: E402
 from ojepa_ros.nodes.runtime import NodeSpinner  # noqa: E402
 
@@ -65,15 +68,23 @@ class Watcher(Node):
         self.goals: list[tuple[float, float]] = []
         self.contacts = 0
         self.rates: list[float] = []
+        self.activations: list[tuple[float, str]] = []  # (when, managed node) it reached active
         self.create_subscription(Twist, "/cmd_vel", lambda m: self.cmds.append((self.now(), m.linear.x, m.angular.z)), 50)
         self.create_subscription(String, "/ojepa/actor_status", lambda m: self.statuses.append((self.now(), m.data)), 50)
         self.create_subscription(PoseStamped, "/ojepa/goal",
                                  lambda m: self.goals.append((m.pose.position.x, m.pose.position.y)), LATCHED)
         self.create_subscription(Bool, "/collision", self._on_collision, 50)
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        for name in MANAGED:
+            self.create_subscription(TransitionEvent, f"/{name}/transition_event",
+                                     lambda m, n=name: self._on_transition(n, m), 10)
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_transition(self, name: str, msg: TransitionEvent) -> None:
+        if msg.goal_state.label == "active":
+            self.activations.append((self.now(), name))
 
     def _on_collision(self, msg: Bool) -> None:
         self.contacts += int(msg.data)
@@ -121,11 +132,10 @@ def agent_process(*args: str) -> subprocess.Popen:
                             stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def node_pid(runner: int, name: str) -> int | None:
-    """The pid of the runner's child process running node `name` (`-m ojepa_ros.nodes.entry NAME`, or
-    `-m ojepa_ros.nodes.NAME`); a standby twin still waiting (its comm is STANDBY_COMM) is not it."""
-    from ojepa_ros.standby import STANDBY_COMM
-
+def runner_children(runner: int, name: str) -> list[tuple[int, str]]:
+    """(pid, comm) of the runner's live child processes for node `name` (`-m ojepa_ros.nodes.entry NAME`, or
+    `-m ojepa_ros.nodes.NAME`): the node's process and its standby twin."""
+    found = []
     for pid in map(int, filter(str.isdigit, os.listdir("/proc"))):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -134,12 +144,26 @@ def node_pid(runner: int, name: str) -> int | None:
         except OSError:
             continue
         parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent != runner or comm == STANDBY_COMM or stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if parent != runner or stat.rsplit(")", 1)[1].split()[0] == "Z":
             continue
         if f"ojepa_ros.nodes.{name}".encode() in cmdline or (b"ojepa_ros.nodes.entry" in cmdline
                                                              and name.encode() in cmdline):
-            return pid
-    return None
+            found.append((pid, comm))
+    return found
+
+
+def node_pid(runner: int, name: str) -> int | None:
+    """The pid of the runner's child process running node `name`; a standby twin (named TWIN_COMMS) is not it."""
+    from ojepa_ros.standby import TWIN_COMMS
+
+    return next((pid for pid, comm in runner_children(runner, name) if comm not in TWIN_COMMS), None)
+
+
+def twins_ready(runner: int) -> bool:
+    """Every node of the graph has a standby twin ready to take over (named READY_COMM): the graph at rest."""
+    from ojepa_ros.standby import READY_COMM
+
+    return all(any(comm == READY_COMM for _, comm in runner_children(runner, name)) for name in NODES)
 
 
 def wait(predicate, timeout: float) -> bool:
@@ -168,19 +192,25 @@ def kill_section(runs: int, standby: bool = True) -> list[str]:
     watcher = graph.add(Watcher())
     rows = []
     results: dict[str, list[tuple[float | None, float | None, bool, int]]] = {n: [] for n in NODES}
+    active_again: dict[str, list[float]] = {n: [] for n in NODES}  # managed nodes: kill to active again
+    reached_goal: dict[str, int] = dict.fromkeys(NODES, 0)  # trials that reached the goal before driving 1 s
     goal_pub = graph.add(Node(f"faults_goals_{os.getpid()}")).create_publisher(PoseStamped, "/goal_pose", 10)
     goals = [(6.0, 2.0), (6.0, 6.0), (2.0, 6.0), (2.0, 2.0)]
     agent = agent_process("--processes", "--duration", "3600", *([] if standby else ["--no-standby"]))
     try:
         if not wait(lambda: any(s == "idle" for _, s in watcher.statuses), 90.0):
             return ["kill: the agent did not come up"]
-        if standby:
-            time.sleep(15.0)  # the twins start 5 s after their nodes and import for a while
         trial = 0
         for run in range(runs):
             for name in NODES:
                 goal = goals[trial % len(goals)]
                 trial += 1
+                # Each kill hits a graph at rest: the twin the last handover started (standby_delay later, then its
+                # imports: 2-5 s of CPU on these cores) has finished starting, and does not starve this trial.
+                rested = time.monotonic()
+                if standby and not wait(lambda: twins_ready(agent.pid), 60.0):
+                    print("  not every node has a ready twin after 60 s; killing all the same", flush=True)
+                rested = time.monotonic() - rested
                 msg = PoseStamped()
                 msg.header.frame_id = "odom"
                 msg.pose.position.x, msg.pose.position.y = goal
@@ -205,17 +235,24 @@ def kill_section(runs: int, standby: bool = True) -> list[str]:
                 # Driving again: the start of HOLD s of driving without a stop, after the kill (a node the control
                 # loop does not wait for, memory, may never interrupt it: then about 0).
                 time.sleep(0.5)  # a stop the kill causes comes within the watchdog's timeout
-                def reached() -> bool:
-                    return watcher.status_at(watcher.now()) == "reached"
+                def reached() -> bool:  # since the kill: a reached goal is followed by `idle` within ~20 ms
+                    return any(s == "reached" for when, s in list(watcher.statuses) if when >= killed)
 
                 if wait(lambda: watcher.steady_since(killed) is not None or reached(), 30.0) and not reached():
                     driving = watcher.steady_since(killed) - killed
+                reached_goal[name] += int(driving is None and reached())
+                active = next((when - killed for when, n in list(watcher.activations) if n == name and when >= killed),
+                              None)
+                if active is not None:
+                    active_again[name].append(active)
                 # Kept: the trial's goal still in force, driven to again or reached (the robot may have been near it).
                 kept = (driving is not None or reached()) and (
                     not watcher.goals or tuple(np.round(watcher.goals[-1], 3)) == goal)
                 results[name].append((back, driving, kept, watcher.contacts - contacts))
-                print(f"  kill -9 {name}: respawned after {back if back is None else round(back, 2)} s, "
-                      f"status {watcher.status_at(watcher.now())!r}, "
+                print(f"  kill -9 {name} (twins ready after {rested:.1f} s): respawned after "
+                      f"{back if back is None else round(back, 2)} s, "
+                      + (f"active again after {active:.2f} s, " if active is not None else "")
+                      + f"status {watcher.status_at(watcher.now())!r}, "
                       f"driving again after {driving if driving is None else round(driving, 2)} s, goal kept {kept} "
                       f"(latest /ojepa/goal {watcher.goals[-1:] }), contacts {watcher.contacts - contacts}", flush=True)
     finally:
@@ -224,7 +261,9 @@ def kill_section(runs: int, standby: bool = True) -> list[str]:
         backs = [b for b, *_ in trials if b is not None]
         drives = [d for _, d, *_ in trials if d is not None]
         rows.append(f"| kill -9 {name} while driving{'' if standby else ' (--no-standby)'} | respawned: "
-                    f"{_span(backs)} s; driving again: {_span(drives)} s; goal kept "
+                    f"{_span(backs)} s; " + (f"active again: {_span(active_again[name])} s; " if name in MANAGED
+                                            else "") + f"driving again: {_span(drives)} s"
+                    + (f" ({reached_goal[name]} reached the goal first)" if reached_goal[name] else "") + "; goal kept "
                     f"{sum(k for *_, k, _ in trials)}/{len(trials)}; contacts {sum(c for *_, c in trials)} | "
                     f"`python bench/faults.py --only kill --runs {runs}{'' if standby else ' --no-standby'}` |")
     return rows

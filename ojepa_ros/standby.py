@@ -1,10 +1,11 @@
 """`python -m ojepa_ros.standby MODULE [ARGS…]`: a node process started ahead of need. It imports MODULE (the
 slow part of starting a node here: rclpy, torch, MuJoCo; 1-4 s on a busy 2-core machine) and lets it prepare
-(nodes/entry.py also starts the middleware, so DDS discovery is done too), then waits for a line `go` on stdin and
-only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per node and hands over to it
-when the node dies (ojepa_ros.supervisor, `ojepa agent --processes`). End of input (the supervisor gone or done
-with it) exits without starting anything. While it waits, its process name (/proc/PID/comm, what `ps -o comm` and
-`top` show) is STANDBY_COMM, so a twin is told from the node it may become.
+(nodes/entry.py also starts the middleware and its DDS participant, so the graph has discovered it too), then waits
+for a line `go` on stdin and only then runs MODULE.main() with ARGS as its command line. The supervisor keeps one per
+node and hands over to it when the node dies (ojepa_ros.supervisor, `ojepa agent --processes`). End of input (the
+supervisor gone or done with it) exits without starting anything. Until it runs the node, its process name (/proc/PID/comm, what `ps -o comm`
+and `top` show) is STANDBY_COMM while it prepares and READY_COMM once it waits, so a twin is told from the node it may
+become, and a ready one from one still starting.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import ctypes
 import importlib
 import os
+import signal
 import sys
 
 STANDBY_COMM = "ojepa-standby"
+READY_COMM = "ojepa-ready"
+TWIN_COMMS = (STANDBY_COMM, READY_COMM)
 PR_SET_NAME = 15  # from <sys/prctl.h>
 
 
@@ -25,8 +29,11 @@ def set_process_name(name: str) -> None:
 
 
 def _leave() -> None:
-    """Exit without a node: end the rclpy a prepare() may have started (nodes/entry.py does), then skip the
-    interpreter's teardown of torch and DDS, which takes seconds when all twins do it at once on a Ctrl-C."""
+    """Exit without a node: end the rclpy a prepare() may have started (nodes/entry.py does: its shutdown destroys
+    the placeholder node, saying goodbye to the graph), then skip the interpreter's teardown of torch and DDS, which
+    takes seconds when all twins do it at once on a Ctrl-C. The supervisor's SIGINT that follows the end of input
+    is ignored from here: it would break the shutdown off with a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     rclpy = sys.modules.get("rclpy")
     if rclpy is not None:
         rclpy.try_shutdown()
@@ -45,6 +52,7 @@ def main() -> int:
     prepare = getattr(module, "prepare", None)  # a launcher module (nodes/entry.py) imports its node's module
     if prepare is not None:
         prepare(sys.argv[2:])
+    set_process_name(READY_COMM)
     try:
         line = sys.stdin.readline()
     except KeyboardInterrupt:

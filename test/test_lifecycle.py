@@ -217,6 +217,22 @@ def test_a_node_the_supervisor_restarts_is_brought_back_to_active_by_the_manager
         supervisor.stop()
 
 
+def test_a_node_that_does_not_answer_holds_up_only_the_nodes_after_it(graph, tmp_path):
+    """A node silent on get_state (not started, or busy) keeps the nodes after it in bring-up order (the actor, last)
+    unconfigured, but not the ones before it: a restarted sim_node comes back while a later node is slow to answer."""
+    memory = overrides(output_dir=str(tmp_path))
+    before = graph.add(MemoryNode(namespace="silent_after", parameter_overrides=memory), bring_up=False)
+    after = graph.add(MemoryNode(namespace="silent_before", parameter_overrides=memory), bring_up=False)
+    for namespace, names in (("silent_after", ["memory_node", "nobody_node"]),
+                             ("silent_before", ["nobody_node", "memory_node"])):
+        graph.add(LifecycleManagerNode(namespace=namespace, parameter_overrides=overrides(node_names=names,
+                                                                                        retry_period=0.3)))
+    lifecycle = Lifecycle(graph)
+    lifecycle.wait_state("silent_after/memory_node", "active", 30.0)
+    time.sleep(1.5)  # the other manager has had more than one look
+    assert before.active and not after.configured and lifecycle.state("silent_before/memory_node") == "unconfigured"
+
+
 def test_the_manager_works_inside_a_namespace(graph, tiny_model_path):
     """node_names are relative: under /robot1 the manager brings up /robot1/world_model_node, not /world_model_node."""
     model = overrides(model_path=str(tiny_model_path))

@@ -212,3 +212,32 @@ def test_a_standby_twin_takes_over_a_dead_node_without_starting_python_again(tmp
     finally:
         supervisor.stop(timeout=5.0)
     assert all(p.poll() is not None for p in (child.process, child.standby))
+
+
+def test_a_standby_twin_is_in_the_dds_graph_before_it_runs_its_node(graph):
+    """The twin's DDS participant exists while it waits (a hidden placeholder node), so a handover does not wait for
+    the graph to discover a new participant; the placeholder never takes the node's name, and goes once the node runs."""
+    from rclpy.node import Node
+
+    from ojepa_ros.standby import READY_COMM
+
+    probe = graph.add(Node(f"standby_probe_{os.getpid()}"))
+    name = f"twin_configurator_{os.getpid()}"
+    twin = subprocess.Popen([sys.executable, "-m", "ojepa_ros.standby", "ojepa_ros.nodes.entry", "configurator_node",
+                             "--ros-args", "-r", f"__node:={name}"], stdin=subprocess.PIPE)
+    placeholder = f"_standby_{twin.pid}"
+    try:
+        def nodes() -> set[str]:
+            return {n for n, _ in probe.get_node_names_and_namespaces()}
+
+        graph.wait_for(lambda: placeholder in nodes(), 60.0, "the waiting twin's placeholder node in the graph")
+        with open(f"/proc/{twin.pid}/comm") as f:
+            assert f.read().strip() == READY_COMM
+        assert name not in nodes()  # only the placeholder: the node itself waits for the word
+        twin.stdin.write(b"go\n")
+        twin.stdin.flush()
+        graph.wait_for(lambda: name in nodes() and placeholder not in nodes(), 30.0,
+                       "the node in the graph and the placeholder gone")
+    finally:
+        twin.send_signal(signal.SIGINT)
+        twin.wait(timeout=10)

@@ -47,8 +47,8 @@ WARM_IMPORTS = {"sim_node": ("ojepa_ros.sim.nav_env", "ojepa_ros.sim.world_famil
 def prepare(argv: list[str]) -> None:
     """Get the node `argv[0]` names ready to run (ojepa_ros.standby calls this): import its module, and what it
     imports only when it configures (WARM_IMPORTS; for a node that loads the world model, torch and the model code);
-    then start the middleware with the node's arguments, so this process's DDS participant has discovered the
-    graph's before the node is created. A restart then waits for none of it."""
+    then start the middleware with the node's arguments and its DDS participant (runtime.start_participant), so the
+    graph has discovered this process before the node is created. A restart then waits for none of it."""
     from ojepa_ros import graph
 
     if not argv:
@@ -56,9 +56,10 @@ def prepare(argv: list[str]) -> None:
     _node_module(argv[0])
     for module in WARM_IMPORTS.get(argv[0], ("ojepa_ros.core.model_io",) if argv[0] in graph.MODEL_USERS else ()):
         importlib.import_module(module)
-    from ojepa_ros.nodes.runtime import init_middleware
+    from ojepa_ros.nodes.runtime import init_middleware, start_participant
 
     init_middleware(argv[1:])
+    start_participant()
 
 
 def run(name: str, args: list[str] | None = None) -> None:

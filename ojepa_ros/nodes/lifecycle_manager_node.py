@@ -2,8 +2,9 @@
 
 As Nav2's lifecycle_manager: it configures every node of `node_names` in order, then activates them in order; the
 actor, listed last, is activated only once every node has configured, itself included (its world model loaded).
-A node that does not answer or fails a transition stops the sequence there, with one log line naming it and what
-failed; every `retry_period` s the manager looks again, so a model file that appears later brings the graph up.
+Every node is asked its state at once; one that does not answer holds up the nodes after it in that order (and a
+pause or shutdown), not those before it. A node that fails a transition stops the sequence there, with one log line
+naming it and what failed; every `retry_period` s the manager looks again, so a model file that appears later brings the graph up.
 The same look finds a node that restarted (back in `unconfigured`) and brings it to the graph's state. A restart is
 also noticed at once: every WATCH_PERIOD s the manager reads (from the local DDS graph, no round trip) which
 processes publish each node's `transition_event`, and a new one starts a look then, not up to `retry_period` later
@@ -137,15 +138,18 @@ class LifecycleManagerNode(Node):
     def _steer(self, goal: int) -> tuple[bool, str]:
         """One pass: each node's state, then the transitions toward `goal` in order (reverse order going down)."""
         names = list(self.p["node_names"])
-        states = {}
-        for name in names:
-            states[name] = self._get_state(name)
-            if states[name] is None:
-                return self._report(False, f"waiting for {name}: no answer on {name}/get_state (not started yet?)",
-                                    warn=True)
-            if states[name] not in LABELS:
-                return self._report(False, f"{name} is in state {states[name]} (finalized, or in a transition); "
-                                           "left alone")
+        states = self._get_states(names)
+        odd = [name for name in names if states[name] is not None and states[name] not in LABELS]
+        if odd:
+            return self._report(False, f"{odd[0]} is in state {states[odd[0]]} (finalized, or in a transition); "
+                                       "left alone")
+        silent = [name for name in names if states[name] is None]
+        waiting = self._report(False, f"waiting for {silent[0]}: no answer on {silent[0]}/get_state (not started "
+                                      "yet?)", warn=True) if silent else None
+        if silent and goal != ACTIVE:
+            return waiting
+        if silent:  # the nodes before it in bring-up order come up all the same (a restarted sim_node, the others busy)
+            names = names[:names.index(silent[0])]
         order = names if goal == ACTIVE else names[::-1]
         passes = ((UNCONFIGURED, INACTIVE), (INACTIVE, ACTIVE)) if goal == ACTIVE else \
             ((ACTIVE, INACTIVE),) + (((INACTIVE, UNCONFIGURED),) if goal == UNCONFIGURED else ())
@@ -158,6 +162,8 @@ class LifecycleManagerNode(Node):
                                                    f"trying again every {self.p['retry_period']:g} s")
                     states[name] = end
                     self.get_logger().info(f"{name} {LABELS[end]}")
+        if waiting is not None:
+            return waiting
         behind = [f"{name} {LABELS[states[name]]}" for name in names if states[name] != goal]
         if behind:  # pausing leaves an unconfigured node as it is
             return self._report(False, f"not every node {LABELS[goal]}: {', '.join(behind)}")
@@ -187,16 +193,27 @@ class LifecycleManagerNode(Node):
                 self.get_logger().error(message)
         return success, message
 
-    def _get_state(self, name: str) -> int | None:
+    def _get_states(self, names: list[str]) -> dict[str, int | None]:
+        """Each node's state id, asked of all at once so that one slow to answer holds up no other's answer; None
+        for a node that gave none within STATE_TIMEOUT (asked again every STATE_RESEND s)."""
+        states: dict[str, int | None] = dict.fromkeys(names)
         deadline = time.monotonic() + min(STATE_TIMEOUT, self.p["transition_timeout"])
-        while not self._closing:
-            wait = min(STATE_RESEND, deadline - time.monotonic())
-            if wait <= 0:
-                return None
-            response = self._call(self._lifecycle_clients[name][0], GetState.Request(), wait)
-            if response is not None:
-                return response.current_state.id
-        return None
+        while not self._closing and time.monotonic() < deadline and None in states.values():
+            clients = {name: self._lifecycle_clients[name][0] for name in names if states[name] is None}
+            asked = {name: client.call_async(GetState.Request()) for name, client in clients.items()
+                     if client.service_is_ready()}
+            round_end = min(deadline, time.monotonic() + STATE_RESEND)
+            if not asked:
+                time.sleep(0.05)  # no service found yet: look again in a moment
+            while asked and not self._closing and time.monotonic() < round_end and not all(
+                    f.done() for f in asked.values()):
+                self._caller_executor.spin_once(timeout_sec=0.05)
+            for name, future in asked.items():
+                if future.done() and future.result() is not None:
+                    states[name] = future.result().current_state.id
+                elif not future.done():
+                    clients[name].remove_pending_request(future)
+        return states
 
     def _change(self, name: str, transition: int) -> bool:
         request = ChangeState.Request(transition=Transition(id=transition))

@@ -78,6 +78,29 @@ def init_middleware(args: list[str] | None = None) -> None:
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
+_placeholder: Node | None = None  # a standby process's hidden node, holding its DDS participant until the real one
+
+
+def start_participant() -> None:
+    """Create this process's DDS participant now (a standby process, before the node it will run exists).
+
+    rmw_fastrtps creates a context's participant with its first node, not in rclpy.init; a handover would then wait
+    for the whole graph to discover a new participant (measured: 1.0-2.9 s from the node's creation to the lifecycle
+    manager's first answered get_state, load 10). A hidden node (no services, no /rosout), named apart from the
+    process's node (the command line's remaps are not applied to it), makes the participant here; run_nodes drops
+    it once the real nodes exist, the participant staying theirs."""
+    global _placeholder
+    _placeholder = rclpy.create_node(f"_standby_{os.getpid()}", use_global_arguments=False, enable_rosout=False,
+                                     start_parameter_services=False)
+
+
+def _drop_placeholder() -> None:
+    global _placeholder
+    if _placeholder is not None:
+        _placeholder.destroy_node()
+        _placeholder = None
+
+
 def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
               until: Callable[[], bool] | None = None, own_process: bool = False) -> None:
     """Create the nodes in one process and spin them until SIGINT/SIGTERM or `until()`; then each node's
@@ -109,6 +132,7 @@ def run_nodes(nodes: Callable[[], list[Node]], args: list[str] | None = None,
     if not rclpy.ok():  # else a standby process started it ahead (init_middleware)
         init_middleware(args)
     created = nodes()
+    _drop_placeholder()  # a standby process's: its participant is the nodes' now
     for node in created:
         if isinstance(node, ManagedNode):
             node.autostart()
