@@ -2,8 +2,9 @@
 shipped model, the embedded world), N rounds of:
 
   reach    a goal 1 m away with a yaw: time to the result, feedback period, the heading it ends at
-  cancel   a goal in the next room, cancelled while driving: cancel answered, the first decelerating /cmd_vel,
-           and the first zero /cmd_vel after the request, against the actor's control tick (0.1 s at 10 Hz)
+  cancel   a goal in the next room, cancelled while driving: cancel answered, the start of the stop ramp (the
+           first /cmd_vel below the speed at the request from which every command only slows down to zero), and
+           the first zero /cmd_vel, after the request, against the actor's control tick (0.1 s at 10 Hz)
 
     python bench/navigate.py [--rounds N]
 """
@@ -65,7 +66,7 @@ def reach(client: TimedClient) -> tuple[float, float, float]:
 
 
 def cancel(client: TimedClient) -> tuple[float, float, float]:
-    """(s to the cancel answer, to the first decelerating /cmd_vel, to the first zero /cmd_vel), from the request."""
+    """(s to the cancel answer, to the stop ramp's first /cmd_vel, to the first zero /cmd_vel), from the request."""
     handle, _ = client.go(*FAR)
     until(lambda: client.timed and client.timed[-1][1] > 0.3, 30.0, "the robot to drive at speed")
     asked = time.monotonic()
@@ -75,9 +76,11 @@ def cancel(client: TimedClient) -> tuple[float, float, float]:
     answered = time.monotonic() - asked
     until(lambda: client.timed[-1][1] == 0.0 and client.timed[-1][2] == 0.0, 10.0, "a zero /cmd_vel")
     after = [(t - asked, v) for t, v, _ in list(client.timed) if t >= asked]
-    slower = next(t for t, v in after if v < speed - 1e-6)
-    zero = next(t for t, v in after if v == 0.0)
-    return answered, slower, zero
+    end = next(i for i, (_, v) in enumerate(after) if v == 0.0)
+    start = end  # the stop ramp: the commands from here to the zero only slow down, from below the speed asked at
+    while start > 0 and after[start - 1][1] >= after[start][1] and after[start - 1][1] < speed - 1e-6:
+        start -= 1
+    return answered, after[start][0], after[end][0]
 
 
 def main() -> int:
@@ -102,8 +105,8 @@ def main() -> int:
             client.back_to_start()
             cancelled.append(cancel(client))
             print(f"round {i + 1}: reached in {reached[-1][0]:.1f} s, feedback every {reached[-1][1]:.2f} s, heading "
-                  f"off by {reached[-1][2]:.3f} rad; cancel answered {cancelled[-1][0] * 1e3:.0f} ms, first slower "
-                  f"command {cancelled[-1][1] * 1e3:.0f} ms, zero {cancelled[-1][2] * 1e3:.0f} ms", flush=True)
+                  f"off by {reached[-1][2]:.3f} rad; cancel answered {cancelled[-1][0] * 1e3:.0f} ms, stop ramp from "
+                  f"{cancelled[-1][1] * 1e3:.0f} ms, zero {cancelled[-1][2] * 1e3:.0f} ms", flush=True)
     finally:
         os.killpg(agent.pid, signal.SIGINT)
         agent.wait(timeout=30)
@@ -112,8 +115,8 @@ def main() -> int:
     print(f"\n{args.rounds} rounds, load average {os.getloadavg()[0]:.1f}: median (max)")
     print(f"  reach: {np.median(r[:, 0]):.1f} s ({r[:, 0].max():.1f}); feedback period {np.median(r[:, 1]):.2f} s "
           f"({r[:, 1].max():.2f}); final heading error {np.median(r[:, 2]):.3f} rad ({r[:, 2].max():.3f})")
-    print(f"  cancel: answered {np.median(c[:, 0]) * 1e3:.0f} ms ({c[:, 0].max() * 1e3:.0f}); first decelerating "
-          f"/cmd_vel {np.median(c[:, 1]) * 1e3:.0f} ms ({c[:, 1].max() * 1e3:.0f}); zero /cmd_vel "
+    print(f"  cancel: answered {np.median(c[:, 0]) * 1e3:.0f} ms ({c[:, 0].max() * 1e3:.0f}); stop ramp from "
+          f"{np.median(c[:, 1]) * 1e3:.0f} ms ({c[:, 1].max() * 1e3:.0f}); zero /cmd_vel "
           f"{np.median(c[:, 2]) * 1e3:.0f} ms ({c[:, 2].max() * 1e3:.0f})")
     return 0
 
