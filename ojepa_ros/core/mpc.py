@@ -258,7 +258,7 @@ class MpcPolicy:
         self._rim = obstacles_term.robot_radius + 0.02  # m: where a bumper contact puts its points
         margin = obstacles_term.margin + obstacles_term.robot_radius
         self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
-        self.router = LocalRouter(margin) if local_route else None
+        self.router = LocalRouter(margin, footprint=self._rim) if local_route else None
         self.recovery = recovery  # None: the planner alone, however long it sits still
 
     @classmethod
