@@ -30,9 +30,22 @@ def test_the_route_goes_round_a_wall_with_a_gap_too_narrow_for_the_robot():
     assert np.allclose(router.route[0], 0.0) and np.allclose(router.route[-1], [2.0, 0.0])
 
 
+def test_a_gap_the_footprint_fits_through_is_routed_and_steered_through():
+    points = np.vstack([wall(1.0, -3.0, -0.28), wall(1.0, 0.28, 3.0)])  # a 0.56 m gap at y = 0, walls past the window
+    router = LocalRouter(INFLATION, footprint=0.2, lookahead=1.5, window=4.0)
+    target = router.subgoal(np.zeros(2), np.array([1.8, 0.0]), points)
+    crossing = router.route[np.argmin(np.abs(router.route[:, 0] - 1.0))]
+    assert abs(crossing[1]) < 0.1  # through the gap's middle
+    assert target[0] > 1.2  # steered along the line through it
+    only_inflation = LocalRouter(INFLATION, lookahead=1.5, window=4.0)  # no line through the gap counts as clear
+    assert only_inflation.subgoal(np.zeros(2), np.array([1.8, 0.0]), points)[0] < 1.0
+
+
 def test_the_steering_target_is_a_route_point_in_clear_sight():
     router = LocalRouter(INFLATION, lookahead=1.0)
     target = router.subgoal(np.zeros(2), np.array([3.0, 0.0]), np.zeros((0, 2)))
     assert np.hypot(*target) == pytest.approx(1.0, abs=0.15)  # nothing in the way: the lookahead's end
     with pytest.raises(ValueError):
         LocalRouter(0.0)
+    with pytest.raises(ValueError):
+        LocalRouter(INFLATION, footprint=INFLATION + 0.1)

@@ -64,6 +64,52 @@ def test_memory_keeps_what_left_the_view_and_drops_what_the_view_sees_through():
     assert len(mem.points()) == 0
 
 
+def _scan_points(ranges: np.ndarray) -> np.ndarray:
+    """Base-frame points of a 180-beam scan (2-degree beams from -pi), +inf beams dropped."""
+    angles = np.linspace(-np.pi, np.pi, len(ranges), endpoint=False)
+    hit = np.isfinite(ranges)
+    return np.stack((ranges[hit] * np.cos(angles[hit]), ranges[hit] * np.sin(angles[hit])), axis=1)
+
+
+def test_scan_clears_points_it_sees_through_and_keeps_those_it_confirms_or_cannot_see():
+    mem = memory()
+    pose = np.array([1.0, 2.0, math.pi / 2])  # facing +y
+    ranges = np.full(9, 3.0)
+    ranges[4], ranges[0] = 1.0, 1.5  # straight ahead 1 m; 40 degrees right 1.5 m
+    mem.add(pose, ranges)
+    assert len(mem.points()) == 2
+    scan = np.full(180, np.inf)
+    scan[90] = 2.5  # straight ahead (base +x, beam 90) the scan sees 2.5 m: free beyond the 1 m point
+    scan[70:76] = 1.52  # around 40 degrees right (beams 70-75 are -40..-30 degrees): it confirms that point
+    mem.add_scan(pose, _scan_points(scan))
+    assert np.allclose(mem.points(), [[1.0 + 1.5 * math.sin(math.radians(40)), 2.0 + 1.5 * math.cos(math.radians(40))]],
+                       atol=0.05)
+    mem.add(pose, ranges)  # seen again; this time the scan has no return near either bearing: nothing is cleared
+    mem.add_scan(pose, _scan_points(np.full(180, np.inf)))
+    assert len(mem.points()) == 2 and np.isclose(mem.points(), [1.0, 3.0], atol=0.05).all(axis=1).any()
+    scan[90] = 0.5  # a return nearer than the point: what stands behind it is not seen through
+    mem.add_scan(pose, _scan_points(scan))
+    assert len(mem.points()) == 2
+
+
+def test_scan_returns_near_the_robot_become_points_in_the_odometry_frame():
+    mem = ObstacleMemory(sector_edges(90.0, 9), cap=3.0, keep=2, scan_range=0.5)
+    scan = np.full(180, np.inf)
+    scan[0] = 0.3  # straight behind, where the camera does not look
+    scan[135] = 2.0  # straight left: farther than scan_range
+    pose = np.array([1.0, 2.0, math.pi / 2])
+    mem.add_scan(pose, _scan_points(scan))
+    assert np.allclose(mem.points(), [[1.0, 1.7]], atol=1e-6)  # behind a robot facing +y is -y
+    mem.add_scan(pose, None)  # no fresh scan: nothing new, the old point ages
+    assert len(mem.points()) == 1
+    mem.add_scan(np.array([np.nan, 0.0, 0.0]), _scan_points(scan))  # non-finite pose: ignored, ages like no scan
+    assert len(mem.points()) == 0
+    mem.add_scan(pose, _scan_points(np.full(180, 0.3)))
+    only_clears = ObstacleMemory(sector_edges(90.0, 9), cap=3.0)
+    only_clears.add_scan(pose, _scan_points(np.full(180, 0.3)))
+    assert len(mem.points()) > 10 and len(only_clears.points()) == 0
+
+
 def _poses(xy: torch.Tensor) -> torch.Tensor:
     return torch.cat((xy, torch.zeros(*xy.shape[:-1], 1)), dim=-1)
 

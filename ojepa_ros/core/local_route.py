@@ -2,12 +2,13 @@
 
 A 1.6 s horizon cannot see that stepping sideways around a box pays: from in front of it every sampled plan
 either hits it or moves away from the goal, and MPPI stays put. Every `period` control steps this router
-searches a small grid around the robot (A*, 8-connected) whose cells near a perceived obstacle point
-(ObstacleMemory: what the camera and bumper showed, in the odometry frame) are expensive, from the robot
-to its target (the goal, or the roadmap's subgoal); the low level is handed the farthest route point within
-`lookahead` whose straight line from the robot stays clear. Unknown space counts as free, and near cells are
-costly rather than forbidden, so a route always exists. Like Nav2's planner in front of its controller, but
-over a few seconds of perception, not a map.
+searches a small grid around the robot (A*, 8-connected) from the robot to its target (the goal, or the
+roadmap's subgoal); cells the footprint would touch near a perceived obstacle point (ObstacleMemory: what
+the camera, scan and bumper showed, in the odometry frame) are expensive, cells within the margin beyond it
+less so. The low level is handed the farthest route point within `lookahead` whose straight line from the
+robot keeps the footprint clear. Unknown space counts as free, and near cells are costly rather than
+forbidden, so a route always exists. Like Nav2's planner in front of its controller (lethal footprint,
+graded inflation), but over a few seconds of perception, not a map.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ import math
 import numpy as np
 
 NEIGHBOURS = [(dx, dy, math.hypot(dx, dy)) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
-NEAR_COST = 25.0  # cost of one cell inside the inflation, against 1 for a free one
+NEAR_COST = 25.0  # cost of one cell the footprint would touch, against 1 for a free one
+MARGIN_COST = 3.0  # cost of one cell within the margin beyond the footprint
+# With the whole inflation at NEAR_COST a 0.56 m gap between a box and a wall (the robot is 0.36 m wide) cost
+# more than the way round through the next room, and no straight line through it counted as clear, so the low
+# level was handed the next cell, 0.1 m ahead, and dithered there (training layouts, 2026-12-01).
 
 
 def inflated(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float, radius: float) -> np.ndarray:
@@ -38,9 +43,10 @@ def inflated(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cel
     return grid
 
 
-def astar(blocked: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:
-    """Cheapest 8-connected cell path from start to goal, cells in `blocked` costing NEAR_COST each."""
-    w, h = blocked.shape
+def astar(cost: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:
+    """Cheapest 8-connected cell path from start to goal; entering a cell costs the step's length x its `cost`
+    (>= 1, so the straight-line distance stays an admissible heuristic)."""
+    w, h = cost.shape
     best = {start: 0.0}
     parent: dict[tuple[int, int], tuple[int, int]] = {}
     frontier = [(math.dist(start, goal), start)]
@@ -52,10 +58,10 @@ def astar(blocked: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) ->
             there = (here[0] + dx, here[1] + dy)
             if not (0 <= there[0] < w and 0 <= there[1] < h):
                 continue
-            cost = best[here] + step * (NEAR_COST if blocked[there] else 1.0)
-            if cost < best.get(there, math.inf):
-                best[there], parent[there] = cost, here
-                heapq.heappush(frontier, (cost + math.dist(there, goal), there))
+            total = best[here] + step * cost[there]
+            if total < best.get(there, math.inf):
+                best[there], parent[there] = total, here
+                heapq.heappush(frontier, (total + math.dist(there, goal), there))
     path, cell = [goal], goal
     while cell != start:
         cell = parent[cell]
@@ -66,13 +72,16 @@ def astar(blocked: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) ->
 class LocalRouter:
     """subgoal(xy, target, points) -> where the low level should steer now; `route` [K, 2] for RViz."""
 
-    def __init__(self, inflation: float, lookahead: float = 1.0, period: int = 4, cell: float = 0.1,
-                 window: float = 3.0) -> None:
-        """inflation: m from an obstacle point's centre a robot's centre should keep (radius + margin); window: m
-        around the robot searched (a farther target is approached through the window's edge)."""
-        if not (inflation > 0 and lookahead > 0 and period >= 1 and cell > 0 and window > 2 * cell):
-            raise ValueError("inflation, lookahead, cell > 0; period >= 1; window > 2 cells")
-        self.inflation, self.lookahead, self.period, self.cell, self.window = inflation, lookahead, period, cell, window
+    def __init__(self, inflation: float, footprint: float | None = None, lookahead: float = 1.0, period: int = 4,
+                 cell: float = 0.1, window: float = 3.0) -> None:
+        """inflation: m from an obstacle point's centre a robot's centre should keep (radius + margin);
+        footprint: m it must keep not to touch (radius + a hair; default: the inflation); window: m around the
+        robot searched (a farther target is approached through the window's edge)."""
+        footprint = inflation if footprint is None else footprint
+        if not (0 < footprint <= inflation and lookahead > 0 and period >= 1 and cell > 0 and window > 2 * cell):
+            raise ValueError("0 < footprint <= inflation; lookahead, cell > 0; period >= 1; window > 2 cells")
+        self.inflation, self.footprint, self.lookahead = inflation, footprint, lookahead
+        self.period, self.cell, self.window = period, cell, window
         self.reset()
 
     def reset(self) -> None:
@@ -99,7 +108,7 @@ class LocalRouter:
             return True
         ab = b - a
         t = np.clip(((points - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
-        return bool(np.hypot(*(a + t[:, None] * ab - points).T).min() > self.inflation)
+        return bool(np.hypot(*(a + t[:, None] * ab - points).T).min() > self.footprint)
 
     def _replan(self, xy: np.ndarray, target: np.ndarray, points: np.ndarray) -> None:
         self._since, self._target = 0, target
@@ -110,10 +119,12 @@ class LocalRouter:
             offset = offset * (half - self.cell) / distance
         origin = xy - half
         n = int(round(self.window / self.cell))
-        blocked = inflated(points, origin, (n, n), self.cell, self.inflation)
+        touched = inflated(points, origin, (n, n), self.cell, self.footprint)
+        near = inflated(points, origin, (n, n), self.cell, self.inflation)
+        cost = np.where(touched, NEAR_COST, np.where(near, MARGIN_COST, 1.0))
         start = tuple(np.clip(((xy - origin) / self.cell).astype(int), 0, n - 1))
         goal = tuple(np.clip(((xy + offset - origin) / self.cell).astype(int), 0, n - 1))
-        cells = np.array(astar(blocked, start, goal), dtype=float)
+        cells = np.array(astar(cost, start, goal), dtype=float)
         self.route = origin + (cells + 0.5) * self.cell
         self.route[0], self.route[-1] = xy, xy + offset
         if distance > half - self.cell:

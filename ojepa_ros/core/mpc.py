@@ -72,6 +72,8 @@ DEFAULTS: dict[str, float | int | str] = {
     "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
                                       # perceived obstacle point (from the robot's rim)
     "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
+    "obstacle_scan_range": 0.5,       # m from the centre: range-scan returns nearer than this are obstacle points too
+                                      # (0: the scan only clears points it sees through)
     "local_route": True,              # steer along a short A* route around perceived obstacles (core/local_route.py)
     "hierarchical": True,             # route subgoals over the roadmap (core/hierarchy.py); False: flat MPC
     "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
@@ -112,6 +114,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "latent_draws": (0, 1024),
     "obstacle_margin": (0.01, 1.0),
     "obstacle_memory": (1, 600),
+    "obstacle_scan_range": (0.0, 4.0),
     "image_goal_confidence": (0.05, 0.99),
     "image_goal_search_rate": (0.1, ROBOT_LIMITS.angular_velocity),
     **RECOVERY_RANGES,
@@ -230,7 +233,8 @@ class MpcPolicy:
                  planner_settings: Mapping[str, Any], goal_tolerance: float, seed: int | None = None,
                  high_level: SubgoalPlanner | None = None, mode1: Mode1Policy | None = None,
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
-                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, local_route: bool = False,
+                 image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, obstacle_scan_range: float = 0.0,
+                 local_route: bool = False,
                  homing: GoalHoming | None = None, search_rate: float = 1.0,
                  recovery: Recovery | None = None, yaw_goal_tolerance: float = 0.25) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
@@ -253,12 +257,13 @@ class MpcPolicy:
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
                                     model.cfg.z_dim, seed)
-        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap, obstacle_memory)
+        self.memory = ObstacleMemory(sector_edges(cfg.range_fov, cfg.range_sectors), cfg.range_cap, obstacle_memory,
+                                     scan_range=obstacle_scan_range)
         obstacles_term = objective.terms.get("obstacles", PerceivedObstacles())
         self._rim = obstacles_term.robot_radius + 0.02  # m: where a bumper contact puts its points
         margin = obstacles_term.margin + obstacles_term.robot_radius
         self._reach = self.planner.horizon * cfg.dt * float(limiter.max_velocity[0]) + margin + 0.1  # m
-        self.router = LocalRouter(margin) if local_route else None
+        self.router = LocalRouter(margin, footprint=self._rim) if local_route else None
         self.recovery = recovery  # None: the planner alone, however long it sits still
 
     @classmethod
@@ -314,6 +319,7 @@ class MpcPolicy:
                    seed=seed, high_level=high_level, mode1=mode1 if p["mode1"] != "none" else None,
                    mode1_use=p["mode1"], plan_deadline=float(p["plan_deadline"]), critic=critic,
                    image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]),
+                   obstacle_scan_range=float(p["obstacle_scan_range"]),
                    local_route=bool(p["local_route"]), search_rate=float(p["image_goal_search_rate"]),
                    homing=None if locator is None else GoalHoming(locator, float(p["image_goal_confidence"])),
                    recovery=Recovery(RecoveryConfig.from_params(p, PerceivedObstacles().robot_radius))
@@ -414,7 +420,8 @@ class MpcPolicy:
         term's reference); `odom_xy` ends the task within goal_tolerance, and `heading` (odometry yaw, rad; None:
         the state's) a goal's yaw within yaw_goal_tolerance; `dt` defaults to the model's;
         `contact`: the bumper reports touching something now; `scan`: [N, 2] range-scan points in the base frame
-        (None: no fresh scan), which the recovery's back-up checks the rear against."""
+        (None: no fresh scan): it clears remembered obstacle points it sees through, adds its near returns
+        (ObstacleMemory.add_scan), and the recovery's back-up checks the rear against it."""
         dt = self.model.cfg.dt if dt is None else dt
         if self.goal is None and self.goal_features is None:
             return self.stop("no_goal", dt)
@@ -446,6 +453,7 @@ class MpcPolicy:
             target, route = torch.as_tensor(subgoal, dtype=torch.float32), self.high_level.route.copy()
         self.memory.add(pose, self.model.ranges(state).cpu().numpy())
         self.memory.add_contact(pose, self._rim if contact else 0.0, forward=float(self.limiter.last[0]) >= 0)
+        self.memory.add_scan(pose, scan)
         points = self.memory.points()
         # -- recovery hook (core/recovery.py): no progress, or a contact while driving: a bounded behaviour drives --
         if self.recovery is not None and self.goal is not None:

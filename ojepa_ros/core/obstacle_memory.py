@@ -7,8 +7,13 @@ odometry frame with the current odometry pose (relative motion only: a constant 
 robot and its points together). Points live for `keep` steps; a newer view that sees free space through an
 old point removes it (so a box that moved away, or a misreading, does not linger). A bumper contact adds an
 arc of points at the rim on the side the robot was driving to (`add_contact`): the camera may not see what
-touches the body beside it, the bumper does, and a newer view does not carve those away. Nothing here is a map:
-points older than a few seconds are gone, and no position is ever looked up in anything learned.
+touches the body beside it, the bumper does, and a newer view does not carve those away. The planar range scan
+(`add_scan`) clears what it sees through, as a costmap's raytrace does: a camera point placed at its sector's
+middle while the box stood at the sector's edge, or a misread range, closed gaps the robot fits through. Its
+returns near the robot become points as well: the camera misses what is beside or behind the body, and the
+collision monitor, which stops every command into those returns, otherwise held back a planner that did not know
+why. Nothing here is a map: points older than a few seconds are gone, and no position is ever looked up in
+anything learned.
 """
 
 from __future__ import annotations
@@ -19,17 +24,21 @@ import numpy as np
 
 MAX_COORDINATE = 1e6  # m
 CONTACT_ARC = np.radians(np.linspace(-60.0, 60.0, 9))  # bearings of a contact's points around the driving direction
+RAY_WIDTH = 0.05  # rad either side of a remembered point's bearing: the scan returns that judge it (2-degree beams)
 
 
 class ObstacleMemory:
     """add(pose, ranges) each control step; points() -> [P, 2] odometry-frame obstacle points."""
 
-    def __init__(self, sector_edges: np.ndarray, cap: float, keep: int = 30, carve_margin: float = 0.15) -> None:
+    def __init__(self, sector_edges: np.ndarray, cap: float, keep: int = 30, carve_margin: float = 0.15,
+                 scan_range: float = 0.0, scan_margin: float = 0.1) -> None:
         """sector_edges [K+1] (rad, counter-clockwise from straight ahead); a range within 5 % of `cap` is no
         return; `keep` steps a point lives; carve_margin m: how much farther than an old point the camera must
-        now see free space along its bearing for the point to go."""
+        now see free space along its bearing for the point to go; scan_margin m: the same for the scan.
+        scan_range m from the centre: scan returns nearer than this become points (0: the scan only clears)."""
         self.edges = np.asarray(sector_edges, dtype=np.float64)
         self.cap, self.keep, self.carve_margin = float(cap), int(keep), float(carve_margin)
+        self.scan_range, self.scan_margin = float(scan_range), float(scan_margin)
         # One point per return, at the sector's middle: a return anywhere in a 10-degree sector spread over the
         # whole arc widened every obstacle by up to a sector (0.26 m at 1.5 m) and, over a few views, closed
         # gaps the robot fits through; the margin and newer views' carving cover the half-sector it may be off.
@@ -39,6 +48,7 @@ class ObstacleMemory:
     def reset(self) -> None:
         self._frames: deque[np.ndarray] = deque(maxlen=self.keep)
         self._contacts: deque[np.ndarray] = deque(maxlen=self.keep)
+        self._scans: deque[np.ndarray] = deque(maxlen=self.keep)
 
     def add_contact(self, pose: np.ndarray, rim: float, forward: bool) -> None:
         """The bumper reports contact at pose (x, y, yaw) while driving forward (or backward): points on the
@@ -63,6 +73,33 @@ class ObstacleMemory:
         dist = ranges[hit]
         self._frames.append(pose[:2] + dist[:, None] * np.stack((np.cos(bearings), np.sin(bearings)), axis=1))
 
+    def add_scan(self, pose: np.ndarray, scan: np.ndarray | None) -> None:
+        """One range scan taken at pose (x, y, yaw): scan [N, 2] base-frame points (None: no fresh scan, or
+        non-finite pose: nothing cleared or added). Call once per step, so the scan's points age like views do."""
+        pose = np.asarray(pose, dtype=np.float64)
+        if scan is None or not np.isfinite(pose).all():
+            self._scans.append(np.zeros((0, 2)))
+            return
+        scan = np.asarray(scan, dtype=np.float64).reshape(-1, 2)
+        scan = scan[np.isfinite(scan).all(axis=1)]
+        c, s = np.cos(pose[2]), np.sin(pose[2])
+        rotation = np.array([[c, -s], [s, c]])  # base -> odometry
+        for store in (self._frames, self._scans):
+            for i, points in enumerate(store):
+                store[i] = points[~self._seen_through((points - pose[:2]) @ rotation, scan)]
+        near = scan[np.hypot(*scan.T) < self.scan_range] if len(scan) else scan
+        self._scans.append(pose[:2] + near @ rotation.T)
+
+    def _seen_through(self, local: np.ndarray, scan: np.ndarray) -> np.ndarray:
+        """Mask of base-frame points [P, 2] the scan saw free space beyond: its returns within RAY_WIDTH of the
+        point's bearing all lie more than scan_margin farther out (and there is at least one)."""
+        if not len(local) or not len(scan):
+            return np.zeros(len(local), dtype=bool)
+        gap = np.arctan2(local[:, 1:], local[:, :1]) - np.arctan2(scan[:, 1], scan[:, 0])[None]  # [P, N]
+        on_ray = np.abs(np.arctan2(np.sin(gap), np.cos(gap))) <= RAY_WIDTH
+        nearest = np.where(on_ray, np.hypot(*scan.T)[None], np.inf).min(axis=1)
+        return on_ray.any(axis=1) & (nearest > np.hypot(*local.T) + self.scan_margin)
+
     def _carve(self, pose: np.ndarray, ranges: np.ndarray) -> None:
         """Drop remembered points the current view sees through (inside a sector, nearer than its range)."""
         for i, points in enumerate(self._frames):
@@ -79,9 +116,9 @@ class ObstacleMemory:
 
     def points(self, cell: float = 0.05) -> np.ndarray:
         """[P, 2] the remembered obstacle points (odometry frame, metres), one per `cell`-sized square."""
-        if not self._frames and not self._contacts:
+        if not self._frames and not self._contacts and not self._scans:
             return np.zeros((0, 2))
-        points = np.concatenate([np.zeros((0, 2)), *self._frames, *self._contacts])
+        points = np.concatenate([np.zeros((0, 2)), *self._frames, *self._contacts, *self._scans])
         points = points[(np.abs(points) < MAX_COORDINATE).all(axis=1)]  # odometry far off any map: nothing to grid
         _, first = np.unique(np.floor(points / cell).astype(np.int64), axis=0, return_index=True)
         return points[np.sort(first)]

@@ -322,7 +322,8 @@ class ActorNode(ManagedNode):
         self._contact = bool(msg.data)
 
     def _on_scan(self, msg: LaserScan) -> None:
-        """The range scan, for the recovery's back-up only (the collision monitor guards every command with it)."""
+        """The range scan, for the obstacle memory and the recovery's back-up (the collision monitor guards every
+        command with it as well)."""
         try:
             self._scan = scan_to_points(msg, self._now(), MAX_FUTURE_STAMP)
         except InputError as err:
