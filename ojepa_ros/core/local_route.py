@@ -26,21 +26,29 @@ MARGIN_COST = 3.0  # cost of one cell within the margin beyond the footprint
 # level was handed the next cell, 0.1 m ahead, and dithered there (training layouts, 2026-12-01).
 
 
-def inflated(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float, radius: float) -> np.ndarray:
-    """[W, H] bool grid (cell i, j centred at origin + (i + 0.5, j + 0.5) * cell): within radius of any point."""
-    grid = np.zeros(shape, dtype=bool)
+def distance_grid(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float,
+                  reach: float) -> np.ndarray:
+    """[W, H] distance (m) from each cell centre (cell i, j centred at origin + (i + 0.5, j + 0.5) * cell) to the
+    nearest point, where that is within `reach`; inf elsewhere."""
+    grid = np.full(shape, np.inf)
     if not len(points):
         return grid
     centres = origin + (np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1) + 0.5) * cell
-    reach = int(math.ceil(radius / cell)) + 1
+    cells = int(math.ceil(reach / cell)) + 1
     for px, py in points:
         i, j = int((px - origin[0]) / cell), int((py - origin[1]) / cell)
-        lo_i, hi_i, lo_j, hi_j = max(i - reach, 0), min(i + reach + 1, shape[0]), max(j - reach, 0), min(j + reach + 1, shape[1])
+        lo_i, hi_i, lo_j, hi_j = max(i - cells, 0), min(i + cells + 1, shape[0]), max(j - cells, 0), min(j + cells + 1, shape[1])
         if lo_i >= hi_i or lo_j >= hi_j:
             continue
         patch = centres[lo_i:hi_i, lo_j:hi_j]
-        grid[lo_i:hi_i, lo_j:hi_j] |= np.hypot(patch[..., 0] - px, patch[..., 1] - py) <= radius
+        np.minimum(grid[lo_i:hi_i, lo_j:hi_j], np.hypot(patch[..., 0] - px, patch[..., 1] - py),
+                   out=grid[lo_i:hi_i, lo_j:hi_j])
     return grid
+
+
+def inflated(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float, radius: float) -> np.ndarray:
+    """[W, H] bool grid (cells as distance_grid's): within radius of any point."""
+    return distance_grid(points, origin, shape, cell, radius) <= radius
 
 
 def astar(cost: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:
@@ -119,9 +127,8 @@ class LocalRouter:
             offset = offset * (half - self.cell) / distance
         origin = xy - half
         n = int(round(self.window / self.cell))
-        touched = inflated(points, origin, (n, n), self.cell, self.footprint)
-        near = inflated(points, origin, (n, n), self.cell, self.inflation)
-        cost = np.where(touched, NEAR_COST, np.where(near, MARGIN_COST, 1.0))
+        clearance = distance_grid(points, origin, (n, n), self.cell, self.inflation)  # one pass for both bands
+        cost = np.where(clearance <= self.footprint, NEAR_COST, np.where(clearance <= self.inflation, MARGIN_COST, 1.0))
         start = tuple(np.clip(((xy - origin) / self.cell).astype(int), 0, n - 1))
         goal = tuple(np.clip(((xy + offset - origin) / self.cell).astype(int), 0, n - 1))
         cells = np.array(astar(cost, start, goal), dtype=float)

@@ -82,22 +82,23 @@ class ObstacleMemory:
             return
         scan = np.asarray(scan, dtype=np.float64).reshape(-1, 2)
         scan = scan[np.isfinite(scan).all(axis=1)]
+        ranges, bearings = np.hypot(*scan.T), np.arctan2(scan[:, 1], scan[:, 0])  # once, for every stored view
         c, s = np.cos(pose[2]), np.sin(pose[2])
         rotation = np.array([[c, -s], [s, c]])  # base -> odometry
         for store in (self._frames, self._scans):
             for i, points in enumerate(store):
-                store[i] = points[~self._seen_through((points - pose[:2]) @ rotation, scan)]
-        near = scan[np.hypot(*scan.T) < self.scan_range] if len(scan) else scan
-        self._scans.append(pose[:2] + near @ rotation.T)
+                store[i] = points[~self._seen_through((points - pose[:2]) @ rotation, ranges, bearings)]
+        self._scans.append(pose[:2] + scan[ranges < self.scan_range] @ rotation.T)
 
-    def _seen_through(self, local: np.ndarray, scan: np.ndarray) -> np.ndarray:
-        """Mask of base-frame points [P, 2] the scan saw free space beyond: its returns within RAY_WIDTH of the
-        point's bearing all lie more than scan_margin farther out (and there is at least one)."""
-        if not len(local) or not len(scan):
+    def _seen_through(self, local: np.ndarray, ranges: np.ndarray, bearings: np.ndarray) -> np.ndarray:
+        """Mask of base-frame points [P, 2] the scan (its returns' ranges and bearings [N]) saw free space beyond:
+        its returns within RAY_WIDTH of the point's bearing all lie more than scan_margin farther out (and there
+        is at least one)."""
+        if not len(local) or not len(ranges):
             return np.zeros(len(local), dtype=bool)
-        gap = np.arctan2(local[:, 1:], local[:, :1]) - np.arctan2(scan[:, 1], scan[:, 0])[None]  # [P, N]
+        gap = np.arctan2(local[:, 1:], local[:, :1]) - bearings[None]  # [P, N]
         on_ray = np.abs(np.arctan2(np.sin(gap), np.cos(gap))) <= RAY_WIDTH
-        nearest = np.where(on_ray, np.hypot(*scan.T)[None], np.inf).min(axis=1)
+        nearest = np.where(on_ray, ranges[None], np.inf).min(axis=1)
         return on_ray.any(axis=1) & (nearest > np.hypot(*local.T) + self.scan_margin)
 
     def _carve(self, pose: np.ndarray, ranges: np.ndarray) -> None:
