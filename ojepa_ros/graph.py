@@ -151,15 +151,21 @@ def use_sim_time(sim: str, value: str) -> bool:
     return sim != "none" if value.strip().lower() == "auto" else parse_bool("use_sim_time", value)
 
 
+def valid_name(name: str) -> bool:
+    """Whether a ROS namespace or topic name, without its leading /, is one ROS accepts: parts separated by /, each
+    starting with a letter or _ and holding only letters, digits and _."""
+    return all(part and (part[0].isalpha() or part[0] == "_") and all(c.isalnum() or c == "_" for c in part)
+               for part in name.split("/"))
+
+
 def normalise_namespace(value: str) -> str:
     """'' or an absolute namespace ('/robot1'); refuses what ROS would refuse, with the reason."""
     ns = value.strip().strip("/")
     if not ns:
         return ""
-    for part in ns.split("/"):
-        if not part or not (part[0].isalpha() or part[0] == "_") or not all(c.isalnum() or c == "_" for c in part):
-            raise LaunchError(f"namespace:={value!r}: each part must start with a letter or _ and hold only "
-                              "letters, digits and _")
+    if not valid_name(ns):
+        raise LaunchError(f"namespace:={value!r}: each part must start with a letter or _ and hold only "
+                          "letters, digits and _")
     return "/" + ns
 
 
@@ -180,9 +186,7 @@ def topic_remap(name: str, topic: str, said_as: str) -> tuple[str, str]:
     name that is no robot topic or a topic ROS would refuse."""
     if name not in ROBOT_TOPICS:
         raise LaunchError(f"{said_as}: {name!r} is no robot topic; one of {', '.join(ROBOT_TOPICS)}")
-    parts = topic.strip().removeprefix("/").split("/")
-    if not all(part and (part[0].isalpha() or part[0] == "_") and all(c.isalnum() or c == "_" for c in part)
-               for part in parts):
+    if not valid_name(topic.strip().removeprefix("/")):
         raise LaunchError(f"{said_as}: {topic!r} is no topic name (parts of letters, digits and _, separated by /, "
                           "each starting with a letter or _)")
     return name, topic.strip()
@@ -334,8 +338,8 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
         raise LaunchError("sim:=gazebo but ros_gz_sim, ros_gz_bridge or tf2_ros is not installed (not in the ament "
                           "index); on a distro: apt install ros-$ROS_DISTRO-ros-gz ros-$ROS_DISTRO-tf2-ros")
     sim_time = use_sim_time(sim, v["use_sim_time"])
-    remaps = [topic_remap(name, v[topic_argument(name)], f"{topic_argument(name)}:={v[topic_argument(name)]!r}")
-              for name in ROBOT_TOPICS if v[topic_argument(name)].strip()]
+    renamed = {name: v[topic_argument(name)] for name in ROBOT_TOPICS if v[topic_argument(name)].strip()}
+    remaps = [topic_remap(name, topic, f"{topic_argument(name)}:={topic!r}") for name, topic in renamed.items()]
     namespace = normalise_namespace(v["namespace"])
     ros_args = ros_arguments("", v["log_level"])  # the namespace goes into the Node action itself
     want_rviz = parse_bool("rviz", v["rviz"])

@@ -61,8 +61,8 @@ def _params_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
              for name, values in graph.overrides(
                  args.sim, args.model, args.task, use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time),
                  stamped_cmd_vel=None if args.stamped_cmd_vel is None else args.stamped_cmd_vel == "true").items()}
-    remaps = [graph.topic_remap(*rule.split(":=", 1), f"--remap {rule}") if ":=" in rule
-              else graph.topic_remap(rule, "", f"--remap {rule} (NAME:=TOPIC)") for rule in args.remap]
+    remaps = [graph.topic_remap(*rule.partition(":=")[::2], f"--remap {rule} (NAME:=TOPIC)")  # (name, topic)
+              for rule in args.remap]
     files = graph.ros_arguments(args.namespace, args.log_level, remaps)
     temporary = []
     docs = [extra] if extra else []
