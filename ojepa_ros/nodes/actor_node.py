@@ -257,7 +257,6 @@ class ActorNode(ManagedNode):
             self._image_goal = False
             if self.p["goal_active"]:
                 self._failed = ""
-            if self.p["goal_active"]:
                 self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]), self._goal_yaw())
             else:  # cancelled: the stop starts now, not at the next tick
                 self.policy.clear_goal()
