@@ -241,3 +241,48 @@ def test_a_standby_twin_is_in_the_dds_graph_before_it_runs_its_node(graph):
     finally:
         twin.send_signal(signal.SIGINT)
         twin.wait(timeout=10)
+
+
+
+TWIN = [sys.executable, "-m", "ojepa_ros.standby", "ojepa_ros.nodes.entry", "actor_node"]
+
+
+def _comm(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as f:
+        return f.read().strip()
+
+
+@pytest.fixture(scope="module")
+def twin_prepare_s() -> float:
+    """How long a twin of the actor takes here to import and start the middleware (1-6 s, by load)."""
+    from ojepa_ros.standby import READY_COMM
+
+    start = time.monotonic()
+    twin = subprocess.Popen(TWIN, stdin=subprocess.PIPE)
+    try:
+        while _comm(twin.pid) != READY_COMM:
+            assert time.monotonic() - start < 60.0 and twin.poll() is None, "the twin never got ready"
+            time.sleep(0.02)
+        return time.monotonic() - start
+    finally:
+        twin.stdin.close()
+        twin.wait(timeout=10)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.4, 0.7])
+def test_a_twin_stopped_while_it_prepares_exits_quietly(twin_prepare_s, fraction):
+    """Ctrl-C reaches every twin at once, some still importing torch or starting the middleware: each exits 0 at
+    once with nothing printed (a KeyboardInterrupt traceback per twin is what `ojepa agent` used to show)."""
+    from ojepa_ros.standby import STANDBY_COMM
+
+    twin = subprocess.Popen(TWIN, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(fraction * twin_prepare_s)
+        preparing = _comm(twin.pid) == STANDBY_COMM
+        twin.send_signal(signal.SIGINT)
+        out, err = twin.communicate(timeout=10)
+    finally:
+        if twin.poll() is None:
+            twin.kill()
+    assert preparing, "the twin had finished preparing before the signal: the test needs a shorter delay"
+    assert twin.returncode == 0 and not err and not out, err.decode()
