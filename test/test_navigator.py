@@ -92,13 +92,16 @@ class Client:
     """A test node with the action client and what it watches of the robot."""
 
     def __init__(self, spinner) -> None:
-        self.node = spinner.add(Node(f"nav_client_{time.monotonic_ns()}"))
+        self.node = Node(f"nav_client_{time.monotonic_ns()}")
+        # Made before the node spins: rclpy's ActionClient adds itself to the node before it has its lock, and a
+        # spinning executor can ask it for its entities in between (AttributeError '_lock', seen under load).
         self.action = ActionClient(self.node, NavigateToPose, "/navigate_to_pose")
         self.odoms: list[Odometry] = []
         self.cmds: list[Twist] = []
         self.node.create_subscription(Odometry, "/odom", self.odoms.append, 10)
         self.node.create_subscription(Twist, "/cmd_vel", self.cmds.append, 10)
         self.reset = self.node.create_client(Trigger, "/sim_node/reset")
+        spinner.add(self.node)
 
     def go(self, x: float, y: float, yaw: float = 0.0, frame: str = "odom", w: float | None = None):
         """Send a goal (`w`: the quaternion's w as given, else that of `yaw`); the goal handle once the server
