@@ -16,6 +16,8 @@ import os
 import signal
 import sys
 
+from ojepa_ros.nodes.entry import exit_quietly_on_signals
+
 STANDBY_COMM = "ojepa-standby"
 READY_COMM = "ojepa-ready"
 TWIN_COMMS = (STANDBY_COMM, READY_COMM)
@@ -42,19 +44,13 @@ def _leave() -> None:
     os._exit(0)
 
 
-def _exit_while_preparing(_signum, _frame) -> None:
-    """SIGINT or SIGTERM while the imports and the middleware start (seconds, under load): exit 0 at once, with
-    nothing printed and nothing shut down, since rclpy may be half imported or half way through creating the
-    placeholder node. A Ctrl-C reaches every twin of `ojepa agent --processes` at once."""
-    os._exit(0)
-
-
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _exit_while_preparing)
+    # A Ctrl-C reaches every twin of `ojepa agent --processes` at once, some still importing or half way through
+    # creating the placeholder node: exit 0 there and then, nothing printed, nothing to shut down.
+    exit_quietly_on_signals(at_once=True)
     own_name = open("/proc/self/comm").read().strip() if os.path.exists("/proc/self/comm") else ""
     set_process_name(STANDBY_COMM)
     module = importlib.import_module(sys.argv[1])
