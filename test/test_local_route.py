@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ojepa_ros.core.local_route import LocalRouter, inflated
+from ojepa_ros.core.local_route import LocalRouter, cell_costs, inflated
 
 INFLATION = 0.33  # robot radius 0.18 + obstacle margin 0.15
 
@@ -39,6 +39,37 @@ def test_a_gap_the_footprint_fits_through_is_routed_and_steered_through():
     assert target[0] > 1.2  # steered along the line through it
     only_inflation = LocalRouter(INFLATION, lookahead=1.5, window=4.0)  # no line through the gap counts as clear
     assert only_inflation.subgoal(np.zeros(2), np.array([1.8, 0.0]), points)[0] < 1.0
+
+
+def side(route: np.ndarray) -> float:
+    """The route's farthest lateral excursion from the x axis (signed, m)."""
+    return float(route[np.argmax(np.abs(route[:, 1])), 1])
+
+
+def test_margin_cells_cost_more_the_deeper_they_lie():
+    costs = cell_costs(np.array([0.1, 0.2, 0.25, 0.3, 0.33, 0.5, np.inf]), footprint=0.2, inflation=0.33)
+    assert costs[0] == costs[1] > costs[2] > costs[3] > costs[4] == costs[5] == costs[6] == 1.0
+
+
+def test_the_open_side_beats_a_gap_narrower_than_the_margin():
+    points = np.vstack([wall(1.0, 0.26, 3.0), wall(1.0, -0.9, -0.26)])  # a 0.52 m gap; the box's far end open
+    router = LocalRouter(INFLATION, footprint=0.2, window=4.0)
+    router.subgoal(np.zeros(2), np.array([2.0, 0.0]), points)
+    assert side(router.route) < -0.9 - 0.2  # round the box's free end, not through the gap
+
+
+def test_a_replan_keeps_its_side_unless_the_other_is_clearly_cheaper_or_it_is_blocked():
+    router = LocalRouter(INFLATION, footprint=0.2, window=4.0, period=1)
+    target = np.array([2.0, 0.0])
+    router.subgoal(np.zeros(2), target, wall(1.0, -0.6, 0.5))  # the box reaches less far to the left
+    assert side(router.route) > 0
+    router.subgoal(np.zeros(2), target, wall(1.0, -0.5, 0.58))  # now the right is a little cheaper
+    assert side(router.route) > 0
+    fresh = LocalRouter(INFLATION, footprint=0.2, window=4.0)
+    fresh.subgoal(np.zeros(2), target, wall(1.0, -0.5, 0.58))
+    assert side(fresh.route) < 0  # without the old route, the right
+    router.subgoal(np.zeros(2), target, wall(1.0, -0.5, 3.0))  # the left closed past the window
+    assert side(router.route) < 0
 
 
 def test_the_steering_target_is_a_route_point_in_clear_sight():

@@ -9,6 +9,12 @@ less so. The low level is handed the farthest route point within `lookahead` who
 robot keeps the footprint clear. Unknown space counts as free, and near cells are costly rather than
 forbidden, so a route always exists. Like Nav2's planner in front of its controller (lethal footprint,
 graded inflation), but over a few seconds of perception, not a map.
+
+The margin band is graded: a cell costs more the deeper it lies in it, as the low level's obstacles guardrail
+charges more, so a gap narrower than twice the inflation costs by how narrow it is and the open side wins
+where there is one. A replan toward the same target keeps the route it has unless the new one is clearly
+cheaper (by ROUTE_HYSTERESIS) or the old one now crosses a footprint cell: replans over a few noisy views
+otherwise flipped between a gap and the way round it, turning the robot back and forth in front of both.
 """
 
 from __future__ import annotations
@@ -20,10 +26,13 @@ import numpy as np
 
 NEIGHBOURS = [(dx, dy, math.hypot(dx, dy)) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
 NEAR_COST = 25.0  # cost of one cell the footprint would touch, against 1 for a free one
-MARGIN_COST = 3.0  # cost of one cell within the margin beyond the footprint
+MARGIN_COST = 12.0  # cost of a margin cell at the footprint's edge, falling linearly to 1 at the inflation's
 # With the whole inflation at NEAR_COST a 0.56 m gap between a box and a wall (the robot is 0.36 m wide) cost
 # more than the way round through the next room, and no straight line through it counted as clear, so the low
-# level was handed the next cell, 0.1 m ahead, and dithered there (training layouts, 2026-12-01).
+# level was handed the next cell, 0.1 m ahead, and dithered there (training layouts, 2026-12-01). A flat 3 then
+# made such a gap cheaper than the open side, which the low level, whose guardrail keeps the whole margin,
+# would not drive through either.
+ROUTE_HYSTERESIS = 0.2  # a new route replaces the old one only if it costs this fraction less
 
 
 def distance_grid(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float,
@@ -49,6 +58,28 @@ def distance_grid(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int]
 def inflated(points: np.ndarray, origin: np.ndarray, shape: tuple[int, int], cell: float, radius: float) -> np.ndarray:
     """[W, H] bool grid (cells as distance_grid's): within radius of any point."""
     return distance_grid(points, origin, shape, cell, radius) <= radius
+
+
+def cell_costs(clearance: np.ndarray, footprint: float, inflation: float) -> np.ndarray:
+    """Cost of entering each cell from its clearance (m to the nearest point): NEAR_COST where the footprint
+    would touch, from MARGIN_COST at the footprint's edge down to 1 at the inflation's, 1 beyond."""
+    depth = np.clip((inflation - clearance) / max(inflation - footprint, 1e-9), 0.0, 1.0)
+    return np.where(clearance <= footprint, NEAR_COST, 1.0 + (MARGIN_COST - 1.0) * depth)
+
+
+def along_route(route: np.ndarray, cost: np.ndarray, origin: np.ndarray, cell: float) -> tuple[np.ndarray, np.ndarray]:
+    """The polyline route [K, 2] cut into pieces of at most half a cell: (each piece's length [M] in m, the cost
+    of the cell it ends in [M]; 1 outside the grid, where nothing is known)."""
+    steps = np.diff(route, axis=0)
+    lengths = np.hypot(*steps.T)
+    pieces = np.maximum(np.ceil(lengths / (0.5 * cell)), 1).astype(int)
+    segment = np.repeat(np.arange(len(lengths)), pieces)
+    fraction = (np.arange(pieces.sum()) - np.repeat(np.cumsum(pieces) - pieces, pieces) + 1) / pieces[segment]
+    index = np.floor((route[segment] + fraction[:, None] * steps[segment] - origin) / cell).astype(int)
+    inside = ((index >= 0) & (index < cost.shape)).all(axis=1)
+    costs = np.ones(len(index))
+    costs[inside] = cost[index[inside, 0], index[inside, 1]]
+    return lengths[segment] / pieces[segment], costs
 
 
 def astar(cost: np.ndarray, start: tuple[int, int], goal: tuple[int, int]) -> list[tuple[int, int]]:
@@ -119,20 +150,40 @@ class LocalRouter:
         return bool(np.hypot(*(a + t[:, None] * ab - points).T).min() > self.footprint)
 
     def _replan(self, xy: np.ndarray, target: np.ndarray, points: np.ndarray) -> None:
+        """A fresh route to target over the current points, or the remaining old one (the same target) unless the
+        fresh one is cheaper by ROUTE_HYSTERESIS or the old one crosses a footprint cell."""
+        same_target = self._target is not None and np.array_equal(target, self._target)
+        old = np.vstack([xy[None], self.route[int(np.argmin(np.hypot(*(self.route - xy).T))):]]) \
+            if same_target and len(self.route) else None
         self._since, self._target = 0, target
+        origin = xy - self.window / 2
+        n = int(round(self.window / self.cell))
+        cost = cell_costs(distance_grid(points, origin, (n, n), self.cell, self.inflation), self.footprint,
+                          self.inflation)  # one pass for both bands
+        self.route = self._search(xy, target, cost, origin)
+        if old is not None and self._keeps(old, cost, origin):
+            self.route = old
+
+    def _keeps(self, old: np.ndarray, cost: np.ndarray, origin: np.ndarray) -> bool:
+        """Whether the old route [K, 2] (from the robot) stays: no footprint cell beyond the robot's own reach,
+        and the fresh self.route not ROUTE_HYSTERESIS cheaper over the same grid."""
+        lengths, costs = along_route(old, cost, origin, self.cell)
+        if (costs[np.cumsum(lengths) > self.footprint] >= NEAR_COST).any():
+            return False
+        fresh_lengths, fresh_costs = along_route(self.route, cost, origin, self.cell)
+        return float(fresh_lengths @ fresh_costs) > (1.0 - ROUTE_HYSTERESIS) * float(lengths @ costs)
+
+    def _search(self, xy: np.ndarray, target: np.ndarray, cost: np.ndarray, origin: np.ndarray) -> np.ndarray:
+        """[K, 2] A*'s route over the cost grid (origin: its corner) from xy to target, or to the window's edge
+        toward a farther target and then on to it."""
         offset = target - xy
         distance = float(np.hypot(*offset))
         half = self.window / 2
         if distance > half - self.cell:  # the target's direction, at the window's edge
             offset = offset * (half - self.cell) / distance
-        origin = xy - half
-        n = int(round(self.window / self.cell))
-        clearance = distance_grid(points, origin, (n, n), self.cell, self.inflation)  # one pass for both bands
-        cost = np.where(clearance <= self.footprint, NEAR_COST, np.where(clearance <= self.inflation, MARGIN_COST, 1.0))
+        n = cost.shape[0]
         start = tuple(np.clip(((xy - origin) / self.cell).astype(int), 0, n - 1))
         goal = tuple(np.clip(((xy + offset - origin) / self.cell).astype(int), 0, n - 1))
-        cells = np.array(astar(cost, start, goal), dtype=float)
-        self.route = origin + (cells + 0.5) * self.cell
-        self.route[0], self.route[-1] = xy, xy + offset
-        if distance > half - self.cell:
-            self.route = np.vstack([self.route, target[None]])
+        route = origin + (np.array(astar(cost, start, goal), dtype=float) + 0.5) * self.cell
+        route[0], route[-1] = xy, xy + offset
+        return np.vstack([route, target[None]]) if distance > half - self.cell else route

@@ -72,8 +72,10 @@ DEFAULTS: dict[str, float | int | str] = {
     "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
                                       # perceived obstacle point (from the robot's rim)
     "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
-    "obstacle_scan_range": 0.5,       # m from the centre: range-scan returns nearer than this are obstacle points too
-                                      # (0: the scan only clears points it sees through)
+    "obstacle_scan_range": 1.5,       # m from the centre: range-scan returns nearer than this are obstacle points too
+                                      # (0: the scan only clears points it sees through); 1.5: the local route's
+                                      # window, so what it routes round is what is there all round, not only
+                                      # what the camera's 90 degrees saw in the last 3 s
     "local_route": True,              # steer along a short A* route around perceived obstacles (core/local_route.py)
     "hierarchical": True,             # route subgoals over the roadmap (core/hierarchy.py); False: flat MPC
     "subgoal_lookahead": 1.0,         # m along the route from the robot to the low level's target
