@@ -448,8 +448,7 @@ class ActorNode(ManagedNode):
             self._owed_timer.reset()
             return
         self._ticks.append(time.monotonic())
-        if self._finish_step(self._planning.take()):
-            return  # its goal ended: `reached` or `failed` stays the status for this tick (a depth-1 listener sees it)
+        self._finish_step(self._planning.take())
         if self.policy is None:
             self._set_status(f"fault: {self._fault}")
             self._brake()
@@ -505,20 +504,19 @@ class ActorNode(ManagedNode):
             self._brake()
             return PlanOutcome(policy, inputs, error=f"{err.__class__.__name__}: {err}")
 
-    def _finish_step(self, outcome: PlanOutcome | None) -> bool:
-        """The rest of a finished step, on the executor thread: status, the goal's end, plan and candidates. True
-        if the step ended its goal (reached, or given up)."""
+    def _finish_step(self, outcome: PlanOutcome | None) -> None:
+        """The rest of a finished step, on the executor thread: status, the goal's end, plan and candidates."""
         if outcome is None:
-            return False
+            return
         if outcome.error:
             self.get_logger().error(f"planning raised {outcome.error}", throttle_duration_sec=1.0)
             self._set_status(f"fault: planning raised {outcome.error.split(':')[0]}")
-            return False
+            return
         if outcome.stale:
             self._set_status("stale: " + ", ".join(outcome.stale))
-            return False
+            return
         if not outcome.sent:  # a stop came while it planned (a cancel, the guard): nothing of it applies
-            return False
+            return
         step = outcome.step
         if step.status == "reached":
             self._set_status("reached")
@@ -547,7 +545,6 @@ class ActorNode(ManagedNode):
         else:
             self._set_status(f"fault: {step.status}")
         self._publish_candidates(outcome.policy, show=step.status == "ok" and step.source == "mode2")
-        return step.status in ("reached", "failed")
 
     def _publish_command(self, command: np.ndarray) -> None:
         """Publish one command (only through self._gate, which remembers it)."""
