@@ -414,8 +414,8 @@ class ActorNode(ManagedNode):
     # -- control loop -------------------------------------------------------------------------
     def _stale(self) -> list[str]:
         """The watched inputs that are stale now, each with the reason its last message was refused, if any."""
-        refused = dict(self._refused)  # one copy: the planning thread asks too, while inputs change it
-        return [f"{name} ({refused[name]})" if name in refused else name for name in self.watchdog.stale(self._now())]
+        return [f"{name} ({self._refused[name]})" if name in self._refused else name
+                for name in self.watchdog.stale(self._now())]
 
     def _calm_stop(self) -> None:
         """One step of the stop for no goal: toward zero at the comfort acceleration over the time since the last
@@ -495,14 +495,14 @@ class ActorNode(ManagedNode):
         try:
             step = policy.act(inputs.state, odom[3:5], odom_xy=odom[:2], dt=dt, contact=inputs.contact,
                               scan=inputs.scan, heading=float(odom[2]))
-            stale = self._stale()
-            if stale:  # the plan is for inputs that are too old now: it is not sent
-                self._brake()
-                return PlanOutcome(policy, inputs, stale=stale)
-            return PlanOutcome(policy, inputs, step=step, sent=self._gate.planned(step.command, inputs.epoch))
         except Exception as err:  # noqa: BLE001 - whatever broke in planning, the base gets the safety stop
             self._brake()
             return PlanOutcome(policy, inputs, error=f"{err.__class__.__name__}: {err}")
+        stale = self._stale()
+        if stale:  # the plan is for inputs that are too old now: it is not sent
+            self._brake()
+            return PlanOutcome(policy, inputs, stale=stale)
+        return PlanOutcome(policy, inputs, step=step, sent=self._gate.planned(step.command, inputs.epoch))
 
     def _finish_step(self, outcome: PlanOutcome | None) -> None:
         """The rest of a finished step, on the executor thread: status, the goal's end, plan and candidates."""
