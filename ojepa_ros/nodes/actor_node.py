@@ -76,7 +76,6 @@ WORLD_BOUNDS = P.Param([0.0, 0.0, 8.0, 8.0], "xmin, ymin, xmax, ymax (m, odom fr
                        "and the robot stopped", P.valid_bounds, "must be 4 finite numbers with xmin < xmax and "
                        "ymin < ymax")
 GUARD_PERIOD = 0.02  # s between watchdog checks outside the control tick
-OWED_TICK_POLL = 0.002  # s between checks for the end of a planning step that overran the control period
 MAX_FUTURE_STAMP = 0.05  # s; an input stamped further ahead of this node's clock is refused (clocks disagree)
 CANDIDATES_TOPIC = "ojepa/candidates"
 SUBGOALS_TOPIC = "ojepa/subgoals"
@@ -197,7 +196,7 @@ class ActorNode(ManagedNode):
         self._planning: PlanThread[PlanOutcome] = PlanThread("actor_plan")
         self._goal_changed = False  # the goal parameters changed while a step planned: the policy learns it next tick
         self._reset_planner = False  # a safety stop came while a step planned: no warm start from that plan
-        self._tick_owed = False  # a tick came while a step planned: it runs as soon as the step ends
+        self._tick_owed = False  # a tick came while a step planned: the guard runs it as soon as the step ends
         self._stopped = False  # stop() ran: no more planning
         self._status = ""
         self._plan_ms: deque[float] = deque(maxlen=200)
@@ -228,11 +227,6 @@ class ActorNode(ManagedNode):
         # or their callbacks starved) would stop a timer on the node clock, the watchdog's last check with it.
         self.create_timer(GUARD_PERIOD, self._guard, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_timer(1.0, self._publish_diagnostics)
-        # Polls for the end of a step that overran the period, and only then: the tick that came meanwhile runs at
-        # once, as an overrunning timer callback's next call would.
-        self._owed_timer = self.create_timer(OWED_TICK_POLL, self._run_owed_tick,
-                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self._owed_timer.cancel()
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self) -> None:
@@ -433,7 +427,11 @@ class ActorNode(ManagedNode):
 
     def _guard(self) -> None:
         """Between ticks and while a step plans: start the safety stop as soon as an input goes stale while the
-        robot moves."""
+        robot moves; run a tick that came while a step planned once it has ended (as an overrunning timer
+        callback's next call would come at once)."""
+        if self._tick_owed and not self._planning.busy():
+            self._tick_owed = False
+            self._tick()
         if self.p["goal_active"] and np.any(self._gate.last != 0):
             stale = self._stale()
             if stale:
@@ -445,7 +443,6 @@ class ActorNode(ManagedNode):
             return
         if self._planning.busy():  # the step in flight overran the period; the guard watches the inputs meanwhile
             self._tick_owed = True
-            self._owed_timer.reset()
             return
         self._ticks.append(time.monotonic())
         self._finish_step(self._planning.take())
@@ -469,14 +466,6 @@ class ActorNode(ManagedNode):
                             started=self.get_clock().now().to_msg(), epoch=self._gate.epoch)
         policy, dt = self.policy, 1.0 / self.p["control_rate"]
         self._planning.submit(lambda: self._plan(policy, inputs, dt))
-
-    def _run_owed_tick(self) -> None:
-        if self._planning.busy():
-            return
-        self._owed_timer.cancel()
-        if self._tick_owed:  # else the timer was only started with the node's others, on activation
-            self._tick_owed = False
-            self._tick()
 
     def _catch_up(self) -> None:
         """What the policy missed while the last step planned: the stops sent past its limiter, a safety stop's
