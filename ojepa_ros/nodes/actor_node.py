@@ -10,12 +10,9 @@ planning raised, or the watchdog finds the state or odometry captured longer tha
 The watchdog judges capture stamps (the odometry's and the state's headers) against
 this node's clock carried forward between its updates (core.safety.CarriedClock: under load a sim-time clock's
 /clock messages come late, and the data they date would look as if from the future), and
-a guard timer checks it every GUARD_PERIOD, so the first braking command follows an input going stale
-within GUARD_PERIOD, even while a step plans. Odometry outside `world_bounds` or stamped in the future is
-refused (one log line a second) and counts as stale at once.
-
-The planning step runs on a thread of its own (nodes/plan_thread.py): parameters (a cancel), inputs and the guard
-are served while it plans, and a stop sent meanwhile drops the command of the step in flight.
+a guard timer checks it every GUARD_PERIOD between ticks, so the first braking command follows an input
+going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
+in the future is refused (one log line a second) and counts as stale at once.
 
 When the planner makes no progress (core/recovery.py), bounded recovery behaviours drive instead, through the
 same limiter; each start is one status line `recovery: <behaviour> #n (why ...)`, and a goal given up is
@@ -34,12 +31,10 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
-from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Odometry, Path
@@ -52,8 +47,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
 from ojepa_ros.core.model_io import ModelFileError
-from ojepa_ros.core.mpc import (CHECKS, DEFAULTS, RANGES, MpcPolicy, PolicyStep, joint_problem,
-                                rollout_budget_problem)
+from ojepa_ros.core.mpc import CHECKS, DEFAULTS, RANGES, MpcPolicy, joint_problem, rollout_budget_problem
 from ojepa_ros.core.onnx_runtime import OnnxModelError
 from ojepa_ros.core.roadmap import RoadmapFileError
 from ojepa_ros.core.safety import CarriedClock, Watchdog, ramp_to_zero, within_bounds
@@ -65,7 +59,6 @@ from ojepa_ros.nodes.convert import InputError, odometry_to_array, scan_to_point
 from ojepa_ros.nodes.lifecycle import ManagedNode
 from ojepa_ros.nodes.model_param import (BACKENDS, ENGINE_PARAMS, MODEL_PARAM, load_engine, load_model, open_model,
                                          state_for_model)
-from ojepa_ros.nodes.plan_thread import CommandGate, PlanThread
 from ojepa_ros.nodes.qos import LATCHED, SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_message, velocity_type
@@ -145,29 +138,6 @@ def candidate_rows(costs: np.ndarray, limit: int) -> np.ndarray:
     return np.concatenate([order[:cheapest], rest[spread]])
 
 
-@dataclass(frozen=True)
-class PlanInputs:
-    """What one planning step plans from, taken when it starts; `started` stamps its /ojepa/plan, `epoch` is the
-    CommandGate's then."""
-    state: torch.Tensor
-    odom: np.ndarray
-    contact: bool
-    scan: np.ndarray | None
-    started: Time
-    epoch: int
-
-
-@dataclass(frozen=True)
-class PlanOutcome:
-    """What a planning step came to: a step (sent: its command went out), inputs gone stale, or an error."""
-    policy: MpcPolicy
-    inputs: PlanInputs
-    step: PolicyStep | None = None
-    sent: bool = False
-    stale: list[str] | None = None
-    error: str = ""
-
-
 def settings_problem(p: dict) -> str | None:
     """What is wrong with these parameter values together (core's joint check and the compute budget)."""
     return joint_problem(p) or rollout_budget_problem(p, p["control_rate"])
@@ -192,12 +162,8 @@ class ActorNode(ManagedNode):
         self._scan: tuple[np.ndarray, float] | None = None  # the latest scan's base-frame points and capture time
         self._failed = ""  # why the last goal was given up (stuck), shown as the status until the next goal
         self._recoveries = 0  # recovery behaviours started since the node started
-        self._gate = CommandGate(self._publish_command)  # every command goes out through it (plan_thread.py)
-        self._planning: PlanThread[PlanOutcome] = PlanThread("actor_plan")
-        self._goal_changed = False  # the goal parameters changed while a step planned: the policy learns it next tick
-        self._reset_planner = False  # a safety stop came while a step planned: no warm start from that plan
-        self._tick_owed = False  # a tick came while a step planned: the guard runs it as soon as the step ends
-        self._stopped = False  # stop() ran: no more planning
+        self._last_cmd = np.zeros(2)  # what was last published, and when (monotonic s)
+        self._last_pub = time.monotonic()
         self._status = ""
         self._plan_ms: deque[float] = deque(maxlen=200)
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
@@ -215,8 +181,9 @@ class ActorNode(ManagedNode):
         # configurator set its goal again), not at the next 1 Hz repeat.
         self.status_pub = self.create_publisher(String, "ojepa/actor_status", LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
-        # Callbacks run one at a time in arrival order (runtime.NodeSpinner), the planning step on its own thread:
-        # inputs that arrive while it plans are handled (and feed the watchdog) at once.
+        # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
+        # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
+        # timer cannot starve the diagnostics.
         self.create_subscription(State, "ojepa/state", self._on_state, 10)
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
@@ -234,14 +201,12 @@ class ActorNode(ManagedNode):
         self.policy = self._build_policy()
 
     def deactivate(self) -> None:
-        self._gate.stop(lambda last, since: np.zeros(2))  # the last word to the base before the control loop stops
-        self._planning.wait()
+        self._publish_command(np.zeros(2))  # the last word to the base before the control loop stops
         if self.policy is not None:  # it restarts from rest
             self.policy.limiter.reset()
             self.policy.planner.reset()
 
     def cleanup(self) -> None:
-        self._planning.wait()
         self.model = self.policy = None
 
     def _build_policy(self) -> MpcPolicy | None:
@@ -280,34 +245,22 @@ class ActorNode(ManagedNode):
     def _goal_yaw(self) -> float | None:
         return self.p["goal_yaw"] if self.p["goal_yaw_active"] else None
 
-    def _apply_goal(self) -> None:
-        """Give the policy the goal the parameters hold now (none if goal_active is false); never while it plans."""
-        self._goal_changed = False
-        if self.p["goal_active"]:
-            self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]), self._goal_yaw())
-        else:
-            self.policy.clear_goal()
-
     def _on_params(self, changed: set[str]) -> None:
-        rebuild = changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path",
-                                                                   "locator_path"})
-        if rebuild or "model_path" in changed:
-            self._planning.wait()  # the step in flight finishes with the model and policy it began with
         if "model_path" in changed and self.configured:
             self.model = load_model(self, self.p["model_path"])
-        if rebuild:
+        if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path",
+                                                                          "locator_path"}):
             self.policy = self._build_policy()
             if self.policy is not None:  # the new limiter starts from what the base is doing, not from rest
-                self.policy.limiter.last = self._gate.last.copy()
+                self.policy.limiter.last = self._last_cmd.copy()
         elif self.policy is not None and changed & GOAL_PARAMS:
             self._image_goal = False
             if self.p["goal_active"]:
                 self._failed = ""
-            else:  # cancelled: the stop starts now, even while a step plans, whose command is then dropped
+                self.policy.set_goal((self.p["goal_x"], self.p["goal_y"]), self._goal_yaw())
+            else:  # cancelled: the stop starts now, not at the next tick
+                self.policy.clear_goal()
                 self._calm_stop()
-            self._goal_changed = True
-            if not self._planning.busy():
-                self._apply_goal()
         if "watchdog_timeout" in changed:
             self.watchdog.timeout_s = self.p["watchdog_timeout"]
         if "control_rate" in changed:
@@ -395,7 +348,6 @@ class ActorNode(ManagedNode):
             return
         size = self.model.cfg.image_size
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
-        self._planning.wait()  # the policy is not touched while it plans
         with torch.no_grad():
             state = self.model.encode(torch.from_numpy(rgb)[None], torch.from_numpy(proprio_from_odom(np.zeros(5)))[None])
         if self.p["goal_active"]:  # the pose goal no longer applies (this clears it through _on_params)
@@ -412,101 +364,66 @@ class ActorNode(ManagedNode):
                 for name in self.watchdog.stale(self._now())]
 
     def _calm_stop(self) -> None:
-        """One step of the stop for no goal: toward zero at the comfort acceleration over the time since the last
+        """One step of the stop for no goal: toward zero at the comfort deceleration over the time since the last
         command went out (at most a tick), so a cancel's immediate step and the next tick's never brake harder."""
-        if np.any(self._gate.last != 0):
-            accel, period = self.policy.limiter.max_accel, 1.0 / self.p["control_rate"]
-            self._gate.stop(lambda last, since: ramp_to_zero(last, accel, min(period, since)))
+        if np.any(self.policy.limiter.last != 0):
+            dt = min(1.0 / self.p["control_rate"], time.monotonic() - self._last_pub)
+            self._publish_command(self.policy.stop("no_goal", dt).command)
 
     def _brake(self) -> None:
         """One step of the safety stop: toward zero at safe_stop_deceleration over the time since the last
-        command went out (the guard, the tick and a planning step may each brake; together never harder)."""
-        decel = (self.p["safe_stop_deceleration"], self.p["safe_stop_angular_deceleration"])
-        self._gate.stop(lambda last, since: ramp_to_zero(last, decel, since))
-        self._reset_planner = True
+        command went out (the guard and the tick may both brake; together they never brake harder)."""
+        dt = time.monotonic() - self._last_pub
+        if self.policy is not None:
+            self.policy.planner.reset()
+            command = self.policy.limiter.brake(dt)
+        else:  # no limiter to hold the state: ramp from what was last sent
+            command = ramp_to_zero(self._last_cmd, (self.p["safe_stop_deceleration"],
+                                                    self.p["safe_stop_angular_deceleration"]), dt)
+        self._publish_command(command)
 
     def _guard(self) -> None:
-        """Between ticks and while a step plans: start the safety stop as soon as an input goes stale while the
-        robot moves; run a tick that came while a step planned once it has ended (as an overrunning timer
-        callback's next call would come at once)."""
-        if self._tick_owed and not self._planning.busy():
-            self._tick_owed = False
-            self._tick()
-        if self.p["goal_active"] and np.any(self._gate.last != 0):
+        """Between ticks: start the safety stop as soon as an input goes stale while the robot moves."""
+        if self.p["goal_active"] and np.any(self._last_cmd != 0):
             stale = self._stale()
             if stale:
                 self._set_status("stale: " + ", ".join(stale))
                 self._brake()
 
     def _tick(self) -> None:
-        if self._stopped:
-            return
-        if self._planning.busy():  # the step in flight overran the period; the guard watches the inputs meanwhile
-            self._tick_owed = True
-            return
         self._ticks.append(time.monotonic())
-        self._finish_step(self._planning.take())
+        started = self.get_clock().now().to_msg()  # the plan is for this instant: /ojepa/plan's stamp
+        dt = 1.0 / self.p["control_rate"]
         if self.policy is None:
             self._set_status(f"fault: {self._fault}")
             self._brake()
             return
-        self._catch_up()
         if not (self.p["goal_active"] or self._image_goal):
             self._set_status(f"failed: {self._failed}" if self._failed else "idle")
             self._calm_stop()
-            self._publish_candidates(self.policy, show=False)
+            self._publish_candidates(show=False)
             return
         stale = self._stale()
         if stale:
             self._set_status("stale: " + ", ".join(stale))
             self._brake()
-            self._publish_candidates(self.policy, show=False)
+            self._publish_candidates(show=False)
             return
-        inputs = PlanInputs(self._state, self._odom, self._contact, self._fresh_scan(),
-                            started=self.get_clock().now().to_msg(), epoch=self._gate.epoch)
-        policy, dt = self.policy, 1.0 / self.p["control_rate"]
-        self._planning.submit(lambda: self._plan(policy, inputs, dt))
-
-    def _catch_up(self) -> None:
-        """What the policy missed while the last step planned: the stops sent past its limiter, a safety stop's
-        end of the warm start, a goal that changed."""
-        self.policy.limiter.last = self._gate.last.copy()
-        if self._reset_planner:
-            self._reset_planner = False
-            self.policy.planner.reset()
-        if self._goal_changed:
-            self._apply_goal()
-
-    def _plan(self, policy: MpcPolicy, inputs: PlanInputs, dt: float) -> PlanOutcome:
-        """The planning step (on the planning thread): plan, then send the command at once unless the inputs went
-        stale meanwhile or a stop was sent since the step began; the rest of the step waits for the next tick."""
-        odom = inputs.odom
         try:
-            step = policy.act(inputs.state, odom[3:5], odom_xy=odom[:2], dt=dt, contact=inputs.contact,
-                              scan=inputs.scan, heading=float(odom[2]))
+            step = self.policy.act(self._state, self._odom[3:5], odom_xy=self._odom[:2], dt=dt,
+                                   contact=self._contact, scan=self._fresh_scan(), heading=float(self._odom[2]))
         except Exception as err:  # noqa: BLE001 - whatever broke in planning, the base gets the safety stop
+            self.get_logger().error(f"planning raised {err.__class__.__name__}: {err}", throttle_duration_sec=1.0)
+            self._set_status(f"fault: planning raised {err.__class__.__name__}")
             self._brake()
-            return PlanOutcome(policy, inputs, error=f"{err.__class__.__name__}: {err}")
-        stale = self._stale()
-        if stale:  # the plan is for inputs that are too old now: it is not sent
+            return
+        stale = self._stale()  # the inputs may have gone stale while it planned: then the plan is not sent
+        if stale:
+            self._set_status("stale: " + ", ".join(stale))
+            self.policy.limiter.last = self._last_cmd.copy()  # the planned command never went out
             self._brake()
-            return PlanOutcome(policy, inputs, stale=stale)
-        return PlanOutcome(policy, inputs, step=step, sent=self._gate.planned(step.command, inputs.epoch))
-
-    def _finish_step(self, outcome: PlanOutcome | None) -> None:
-        """The rest of a finished step, on the executor thread: status, the goal's end, plan and candidates."""
-        if outcome is None:
             return
-        if outcome.error:
-            self.get_logger().error(f"planning raised {outcome.error}", throttle_duration_sec=1.0)
-            self._set_status(f"fault: planning raised {outcome.error.split(':')[0]}")
-            return
-        if outcome.stale:
-            self._set_status("stale: " + ", ".join(outcome.stale))
-            return
-        if not outcome.sent:  # a stop came while it planned (a cancel, the guard): nothing of it applies
-            return
-        step = outcome.step
+        self._publish_command(step.command)  # first: what follows only informs people, the base must not wait
         if step.status == "reached":
             self._set_status("reached")
             self._image_goal = False
@@ -517,7 +434,7 @@ class ActorNode(ManagedNode):
             if step.source == "mode2":
                 self._plan_ms.append(step.plan_ms)
             self._chosen = (step.source, step.cost_terms)
-            self._publish_plan(step.plan_poses, outcome.inputs.started)
+            self._publish_plan(step.plan_poses, started)
             self._publish_subgoals(step.route, step.subgoal)
         elif step.status == "recovery":
             if "#" in step.recovery:  # a behaviour starts: "<behaviour> #n (why ...)", one status line each
@@ -533,10 +450,11 @@ class ActorNode(ManagedNode):
                 self.set_parameters([Parameter("goal_active", value=False)])
         else:
             self._set_status(f"fault: {step.status}")
-        self._publish_candidates(outcome.policy, show=step.status == "ok" and step.source == "mode2")
+        self._publish_candidates(show=step.status == "ok" and step.source == "mode2")
 
     def _publish_command(self, command: np.ndarray) -> None:
-        """Publish one command (only through self._gate, which remembers it)."""
+        self._last_cmd = np.asarray(command, dtype=float).copy()
+        self._last_pub = time.monotonic()
         v, w = float(command[0]), float(command[1])
         if self.p["effector"] == "twist":
             msg = velocity_message(self, v, w, self.p["enable_stamped_cmd_vel"])
@@ -556,7 +474,7 @@ class ActorNode(ManagedNode):
             path.poses.append(pose)
         self.plan_pub.publish(path)
 
-    def _publish_candidates(self, policy: MpcPolicy, show: bool) -> None:
+    def _publish_candidates(self, show: bool) -> None:
         """Draw this step's candidate rollouts (show) or just clear the last drawing, only while subscribed.
 
         One LINE_STRIP per candidate through model.pose of its predicted states (latent draw 0), coloured by
@@ -568,12 +486,12 @@ class ActorNode(ManagedNode):
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.p["odom_frame"])
         markers = [Marker(header=header, action=Marker.DELETEALL)]
         if show:
-            planner = policy.planner
+            planner = self.policy.planner
             costs = planner.last_costs.detach().cpu().numpy()
             draws = planner.last_samples.shape[0] // costs.shape[0]  # rows n*K + k: candidate n under draw k
             rows = candidate_rows(costs, self.p["max_candidate_markers"])
             with torch.no_grad():
-                poses = policy.model.pose(planner.last_samples[torch.as_tensor(rows * draws)]).cpu().numpy()
+                poses = self.model.pose(planner.last_samples[torch.as_tensor(rows * draws)]).cpu().numpy()
             shown = [p for p in poses if np.isfinite(p[:, :2]).all()]
             for i, path in enumerate(shown):
                 red = i / max(len(shown) - 1, 1)
@@ -640,10 +558,8 @@ class ActorNode(ManagedNode):
         return {"no_progress_s": recovery.checker.stalled_s, "recoveries_in_a_row": float(recovery.in_a_row)}
 
     def stop(self) -> None:
-        """Shutdown: the last word to the base is zero velocity (a step planning now is not sent)."""
-        self._stopped = True
-        self._gate.stop(lambda last, since: np.zeros(2))
-        self._planning.close()
+        """Shutdown: the last word to the base is zero velocity."""
+        self._publish_command(np.zeros(2))
 
 
 def main(args: list[str] | None = None) -> None:
