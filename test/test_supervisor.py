@@ -243,7 +243,6 @@ def test_a_standby_twin_is_in_the_dds_graph_before_it_runs_its_node(graph):
         twin.wait(timeout=10)
 
 
-
 TWIN = [sys.executable, "-m", "ojepa_ros.standby", "ojepa_ros.nodes.entry", "actor_node"]
 
 
