@@ -16,8 +16,6 @@ import os
 import signal
 import sys
 
-from ojepa_ros.nodes.entry import exit_quietly_on_signals
-
 STANDBY_COMM = "ojepa-standby"
 READY_COMM = "ojepa-ready"
 TWIN_COMMS = (STANDBY_COMM, READY_COMM)
@@ -44,23 +42,29 @@ def _leave() -> None:
     os._exit(0)
 
 
+def _exit_while_preparing(_signum, _frame) -> None:
+    """SIGINT or SIGTERM while the imports and the middleware start (seconds, under load): exit 0 at once, with
+    nothing printed and nothing shut down, since rclpy may be half imported or half way through creating the
+    placeholder node. A Ctrl-C reaches every twin of `ojepa agent --processes` at once."""
+    os._exit(0)
+
+
 def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    # A Ctrl-C reaches every twin of `ojepa agent --processes` at once, some still importing or half way through
-    # creating the placeholder node: exit 0 there and then, nothing printed, nothing to shut down.
-    exit_quietly_on_signals(at_once=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_while_preparing)
     own_name = open("/proc/self/comm").read().strip() if os.path.exists("/proc/self/comm") else ""
     set_process_name(STANDBY_COMM)
     module = importlib.import_module(sys.argv[1])
     prepare = getattr(module, "prepare", None)  # a launcher module (nodes/entry.py) imports its node's module
     if prepare is not None:
         prepare(sys.argv[2:])
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     set_process_name(READY_COMM)
-    try:  # from here a SIGINT is a KeyboardInterrupt again, caught at once
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
         line = sys.stdin.readline()
     except KeyboardInterrupt:
         _leave()
