@@ -61,10 +61,10 @@ def main() -> int:
     prepare = getattr(module, "prepare", None)  # a launcher module (nodes/entry.py) imports its node's module
     if prepare is not None:
         prepare(sys.argv[2:])
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     set_process_name(READY_COMM)
-    try:
+    try:  # from here a SIGINT is a KeyboardInterrupt again, caught at once
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         line = sys.stdin.readline()
     except KeyboardInterrupt:
         _leave()
