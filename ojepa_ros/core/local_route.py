@@ -134,13 +134,16 @@ class LocalRouter:
         self._since += 1
         if not len(self.route):
             return target
-        here = int(np.argmin(np.hypot(*(self.route - xy).T)))
-        ahead = self.route[here:]
+        ahead = self._ahead(xy)
         along = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(ahead, axis=0).T))])
         for point in ahead[along <= self.lookahead][::-1]:
             if self._clear(xy, point, points):
                 return point
         return ahead[min(1, len(ahead) - 1)]
+
+    def _ahead(self, xy: np.ndarray) -> np.ndarray:
+        """The route from its point nearest xy on (self.route must not be empty)."""
+        return self.route[int(np.argmin(np.hypot(*(self.route - xy).T))):]
 
     def _clear(self, a: np.ndarray, b: np.ndarray, points: np.ndarray) -> bool:
         if not len(points):
@@ -153,8 +156,7 @@ class LocalRouter:
         """A fresh route to target over the current points, or the remaining old one (the same target) unless the
         fresh one is cheaper by ROUTE_HYSTERESIS or the old one crosses a footprint cell."""
         same_target = self._target is not None and np.array_equal(target, self._target)
-        old = np.vstack([xy[None], self.route[int(np.argmin(np.hypot(*(self.route - xy).T))):]]) \
-            if same_target and len(self.route) else None
+        old = np.vstack([xy[None], self._ahead(xy)]) if same_target and len(self.route) else None
         self._since, self._target = 0, target
         origin = xy - self.window / 2
         n = int(round(self.window / self.cell))
