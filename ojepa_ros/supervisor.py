@@ -129,19 +129,34 @@ class Supervisor:
                 self._spawn(child)
                 self.respawned += 1
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGINT to all (a node's Ctrl-C path: the actor's last word is zero velocity), then SIGKILL."""
+    def stop(self, timeout: float = 10.0, twin_grace: float = 1.0) -> None:
+        """SIGINT to all (a node's Ctrl-C path: the actor's last word is zero velocity), then SIGKILL to a node
+        still running after `timeout` s (said through `log`) and to a twin still running after `twin_grace` s: a
+        twin drives nothing, and one held in a C call (an import, the middleware's start or goodbye) cannot run
+        its signal handler."""
         for child in self.children.values():
             if child.standby is not None and child.standby.poll() is None:
                 child.standby.stdin.close()  # end of input: it exits without starting
-        running = [p for c in self.children.values() for p in (c.process, c.standby)
-                   if p is not None and p.poll() is None]
-        for process in running:
-            process.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        nodes = [(c.name, c.process) for c in self.children.values() if c.process is not None]
+        twins = [c.standby for c in self.children.values() if c.standby is not None]
+        for process in [p for _, p in nodes] + twins:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        for twin in twins:
+            _wait_or_kill(twin, start + twin_grace)
+        for name, process in nodes:
+            if not _wait_or_kill(process, start + timeout):
+                self.log(f"{name} (pid {process.pid}) still ran {time.monotonic() - start:.1f} s after SIGINT; "
+                         "killed it")
+
+
+def _wait_or_kill(process: subprocess.Popen, deadline: float) -> bool:
+    """Wait for `process` until `deadline` (monotonic), then SIGKILL it. False if it had to be killed."""
+    try:
+        process.wait(timeout=max(0.01, deadline - time.monotonic()))
+        return True
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False

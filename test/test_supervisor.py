@@ -291,3 +291,30 @@ def test_a_twin_stopped_while_it_prepares_exits_quietly(twin_prepare_s, fraction
             break
         delay /= 2
     assert preparing, "every twin had finished preparing before the signal"
+
+
+def test_stop_kills_a_twin_held_in_its_import_at_once_and_a_node_deaf_to_sigint_at_the_timeout(tmp_path):
+    """A twin has nothing to stop, so one that cannot act on SIGINT (held in a C call; here its import ignores it)
+    is killed after the short grace; a node deaf to it is killed at the timeout and named in the log."""
+    (tmp_path / "deaf_node.py").write_text(textwrap.dedent("""
+        import signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        time.sleep(60)  # at import: a twin of this module never gets ready
+        def main():
+            pass
+    """))
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}:{os.environ.get('PYTHONPATH', '')}"}
+    lines: list[str] = []
+    supervisor = Supervisor({"deaf": [sys.executable, "-m", "deaf_node"]}, log=lines.append, standby=True,
+                            standby_delay=0.0, env=env)
+    supervisor.start()
+    supervisor.poll()
+    child = supervisor.children["deaf"]
+    assert child.standby is not None
+    time.sleep(1.0)  # both import the module, and ignore SIGINT from there
+    start = time.monotonic()
+    supervisor.stop(timeout=3.0, twin_grace=0.5)
+    took = time.monotonic() - start
+    assert child.standby.returncode == -signal.SIGKILL and child.process.returncode == -signal.SIGKILL
+    assert 3.0 <= took < 5.0
+    assert len(lines) == 1 and lines[0].startswith(f"deaf (pid {child.process.pid}) still ran 3."), lines
