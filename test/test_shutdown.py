@@ -59,13 +59,30 @@ def _ctrl_c(agent: subprocess.Popen) -> tuple[float, float]:
     nodes = _group(agent.pid) - {agent.pid}
     start = time.monotonic()
     os.killpg(agent.pid, signal.SIGINT)
-    nodes_gone = None
+    nodes_gone, late = None, ""
     while _group(agent.pid) and time.monotonic() - start < 30.0:
         if nodes_gone is None and not nodes & _group(agent.pid):
             nodes_gone = time.monotonic() - start
+        if not late and nodes_gone is None and time.monotonic() - start > STOP_WITHIN_S:
+            late = "; ".join(_describe(pid) for pid in nodes & _group(agent.pid))
+            print(f"still running {STOP_WITHIN_S:g} s after SIGINT: {late}")
         time.sleep(0.02)
     everything = time.monotonic() - start
     return (everything if nodes_gone is None else nodes_gone), everything
+
+
+def _describe(pid: int) -> str:
+    """A process's command line and where each of its threads waits in the kernel (for a stop that lingers)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            argv = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        waits = []
+        for tid in sorted(os.listdir(f"/proc/{pid}/task")):
+            with open(f"/proc/{pid}/task/{tid}/wchan") as handle:
+                waits.append(handle.read().strip() or "running")
+    except OSError:
+        return f"{pid} (gone)"
+    return f"{pid} {argv} [threads waiting in: {', '.join(waits)}]"
 
 
 def test_ctrl_c_while_driving_stops_every_node_within_2_s_with_a_zero_command(graph, tmp_path):
@@ -117,7 +134,7 @@ class Probe(Node):
         print("spinning", flush=True)
 {methods}
 
-exit_quietly_on_signals()
+exit_quietly_on_signals(at_once=True)
 run_node(Probe)
 print("returned", flush=True)
 os._exit(0)  # as entry.run ends a node executable

@@ -3,7 +3,7 @@
 Importing a node module loads torch, MuJoCo and rclpy, which takes seconds; a Ctrl-C in that time would
 print a KeyboardInterrupt traceback per node (and `ros2 launch` sends one to every node at once). So the
 console scripts and `ojepa agent --processes` start here: SIGINT or SIGTERM before the node spins ends the
-process at once with exit status 0 and nothing printed (there is nothing to stop yet); once it spins,
+process at once with exit status 0 and nothing printed (there is nothing to stop yet: os._exit); once it spins,
 runtime.run_nodes turns them into an orderly stop, after which the process exits without the
 interpreter's slow teardown.
 
@@ -22,13 +22,23 @@ def _exit_now(_signum, _frame) -> None:
     raise SystemExit(0)
 
 
-def exit_quietly_on_signals() -> None:
-    """Until the nodes spin: SIGINT and SIGTERM end the process quietly (SystemExit, no traceback).
+def _exit_at_once(_signum, _frame) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
-    Also undoes an inherited "ignore SIGINT" (a shell's background job), so Ctrl-C always works.
+
+def exit_quietly_on_signals(at_once: bool = False) -> None:
+    """Until the nodes spin: SIGINT and SIGTERM end the process quietly, with status 0 and no traceback.
+
+    By SystemExit, so that the caller's `finally` blocks run (the runner's stop its children); `at_once`, for a
+    process with nothing to undo before its nodes spin (a node executable), by os._exit: a SystemExit raised
+    inside a finalizer or an import's lock callback is only printed ("Exception ignored in ...") and start-up goes
+    on, deaf to the signal. Also undoes an inherited "ignore SIGINT" (a shell's background job), so Ctrl-C always
+    works.
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _exit_now)
+        signal.signal(sig, _exit_at_once if at_once else _exit_now)
 
 
 def _node_module(name: str):
@@ -64,7 +74,7 @@ def prepare(argv: list[str]) -> None:
 
 def run(name: str, args: list[str] | None = None) -> None:
     """Run the node `name` of ojepa_ros.graph (its module's main())."""
-    exit_quietly_on_signals()
+    exit_quietly_on_signals(at_once=True)
     _node_module(name).main(args)
     # The node has stopped, its last messages sent and the middleware shut down. Tearing down the
     # interpreter (torch, MuJoCo, DDS threads) takes ~0.7 s more per process alone, and 4-5 s when the
