@@ -2,11 +2,16 @@
 shipped model, the embedded world), N rounds of:
 
   reach    a goal 1 m away with a yaw: time to the result, feedback period, the heading it ends at
-  cancel   a goal in the next room, cancelled while driving: cancel answered, the start of the stop ramp (the
-           first /cmd_vel below the speed at the request from which every command only slows down to zero), and
-           the first zero /cmd_vel, after the request, against the actor's control tick (0.1 s at 10 Hz)
+  cancel   a goal in the next room, cancelled while driving, each after the request: cancel answered; the stop's
+           first command (the first /cmd_vel slower than the one before it from which every command only slows
+           down to zero), against the actor's control tick (0.1 s at 10 Hz); the first command of that ramp below
+           the speed at the request (later when the robot was still speeding up, since the ramp is at the comfort
+           deceleration); the first zero /cmd_vel
 
-    python bench/navigate.py [--rounds N]
+    python bench/navigate.py [--rounds N] [--processes]
+
+`--processes` runs each node in a process of its own, as `ros2 launch` does; without it the nodes share one
+process (and its interpreter lock), as plain `ojepa agent` does.
 """
 
 from __future__ import annotations
@@ -65,8 +70,21 @@ def reach(client: TimedClient) -> tuple[float, float, float]:
     return took, float(np.median(np.diff(stamps))), abs(math.atan2(math.sin(error), math.cos(error)))
 
 
-def cancel(client: TimedClient) -> tuple[float, float, float]:
-    """(s to the cancel answer, to the stop ramp's first /cmd_vel, to the first zero /cmd_vel), from the request."""
+def stop_ramp(speeds: list[float]) -> tuple[int, int]:
+    """In `speeds` (forward /cmd_vel, the first one sent before the request, ending in a zero): the index of the
+    stop's first command, slower than the one before it, from which every command only slows down, and of the zero."""
+    end = speeds.index(0.0, 1)
+    start = end
+    while start > 1 and speeds[start - 1] >= speeds[start] and speeds[start - 1] <= speeds[start - 2]:
+        start -= 1
+    while start < end and speeds[start] >= speeds[start - 1]:  # a command held level is not the stop yet
+        start += 1
+    return start, end
+
+
+def cancel(client: TimedClient) -> tuple[float, float, float, float]:
+    """(s to the cancel answer, to the stop's first command, to the first command of its ramp below the speed at
+    the request, to the first zero /cmd_vel), from the request."""
     handle, _ = client.go(*FAR)
     until(lambda: client.timed and client.timed[-1][1] > 0.3, 30.0, "the robot to drive at speed")
     asked = time.monotonic()
@@ -75,20 +93,22 @@ def cancel(client: TimedClient) -> tuple[float, float, float]:
     until(answer.done, 5.0, "the cancel answer")
     answered = time.monotonic() - asked
     until(lambda: client.timed[-1][1] == 0.0 and client.timed[-1][2] == 0.0, 10.0, "a zero /cmd_vel")
-    after = [(t - asked, v) for t, v, _ in list(client.timed) if t >= asked]
-    end = next(i for i, (_, v) in enumerate(after) if v == 0.0)
-    start = end  # the stop ramp: the commands from here to the zero only slow down, from below the speed asked at
-    while start > 0 and after[start - 1][1] >= after[start][1] and after[start - 1][1] < speed - 1e-6:
-        start -= 1
-    return answered, after[start][0], after[end][0]
+    timed = list(client.timed)
+    first = next(i for i, (t, _, _) in enumerate(timed) if t >= asked) - 1  # the last command before the request
+    after = [(t - asked, v) for t, v, _ in timed[first:]]
+    start, end = stop_ramp([v for _, v in after])
+    below = next(i for i in range(start, end + 1) if after[i][1] < speed - 1e-6)
+    return answered, after[start][0], after[below][0], after[end][0]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--processes", action="store_true", help="a process per node, as ros2 launch runs them")
     args = parser.parse_args()
     home = Path(os.environ.get("TMPDIR", "/tmp")) / f"ojepa_navigate_{os.getpid()}"
-    agent = subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet"], cwd=home.parent,
+    agent = subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet",
+                              *(["--processes"] if args.processes else [])], cwd=home.parent,
                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
                              env=dict(os.environ, ROS_HOME=str(home)))
     rclpy.init()
@@ -105,19 +125,21 @@ def main() -> int:
             client.back_to_start()
             cancelled.append(cancel(client))
             print(f"round {i + 1}: reached in {reached[-1][0]:.1f} s, feedback every {reached[-1][1]:.2f} s, heading "
-                  f"off by {reached[-1][2]:.3f} rad; cancel answered {cancelled[-1][0] * 1e3:.0f} ms, stop ramp from "
-                  f"{cancelled[-1][1] * 1e3:.0f} ms, zero {cancelled[-1][2] * 1e3:.0f} ms", flush=True)
+                  f"off by {reached[-1][2]:.3f} rad; cancel answered {cancelled[-1][0] * 1e3:.0f} ms, stop from "
+                  f"{cancelled[-1][1] * 1e3:.0f} ms, below the speed at the request {cancelled[-1][2] * 1e3:.0f} ms, "
+                  f"zero {cancelled[-1][3] * 1e3:.0f} ms", flush=True)
     finally:
         os.killpg(agent.pid, signal.SIGINT)
         agent.wait(timeout=30)
         spinner.stop()
     r, c = np.array(reached), np.array(cancelled)
-    print(f"\n{args.rounds} rounds, load average {os.getloadavg()[0]:.1f}: median (max)")
+    layout = "a process per node" if args.processes else "one process"
+    print(f"\n{args.rounds} rounds, {layout}, load average {os.getloadavg()[0]:.1f}: median (max)")
     print(f"  reach: {np.median(r[:, 0]):.1f} s ({r[:, 0].max():.1f}); feedback period {np.median(r[:, 1]):.2f} s "
           f"({r[:, 1].max():.2f}); final heading error {np.median(r[:, 2]):.3f} rad ({r[:, 2].max():.3f})")
-    print(f"  cancel: answered {np.median(c[:, 0]) * 1e3:.0f} ms ({c[:, 0].max() * 1e3:.0f}); stop ramp from "
-          f"{np.median(c[:, 1]) * 1e3:.0f} ms ({c[:, 1].max() * 1e3:.0f}); zero /cmd_vel "
-          f"{np.median(c[:, 2]) * 1e3:.0f} ms ({c[:, 2].max() * 1e3:.0f})")
+    ms = [f"{np.median(c[:, k]) * 1e3:.0f} ms ({c[:, k].max() * 1e3:.0f})" for k in range(4)]
+    print(f"  cancel: answered {ms[0]}; stop from {ms[1]}; below the speed at the request {ms[2]}; "
+          f"zero /cmd_vel {ms[3]}")
     return 0
 
 
