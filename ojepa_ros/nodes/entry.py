@@ -3,7 +3,8 @@
 Importing a node module loads torch, MuJoCo and rclpy, which takes seconds; a Ctrl-C in that time would
 print a KeyboardInterrupt traceback per node (and `ros2 launch` sends one to every node at once). So the
 console scripts and `ojepa agent --processes` start here: SIGINT or SIGTERM before the node spins ends the
-process at once with exit status 0 and nothing printed (there is nothing to stop yet: os._exit); once it spins,
+process at once with nothing printed (there is nothing to stop yet: the signal's default action while the node's
+module is imported, then os._exit with status 0); once it spins,
 runtime.run_nodes turns them into an orderly stop, after which the process exits without the
 interpreter's slow teardown.
 
@@ -73,9 +74,17 @@ def prepare(argv: list[str]) -> None:
 
 
 def run(name: str, args: list[str] | None = None) -> None:
-    """Run the node `name` of ojepa_ros.graph (its module's main())."""
+    """Run the node `name` of ojepa_ros.graph (its module's main()).
+
+    While its module is imported, SIGINT and SIGTERM keep their default action: the kernel ends the process at
+    once, with nothing printed. A Python handler would wait for the import's C calls (loading torch's libraries
+    takes seconds when ten node processes start on two cores), and `ros2 launch` escalates after 5 s; the price is
+    that launch reports an exit status of -2 for a Ctrl-C in that window."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+    module = _node_module(name)
     exit_quietly_on_signals(at_once=True)
-    _node_module(name).main(args)
+    module.main(args)
     # The node has stopped, its last messages sent and the middleware shut down. Tearing down the
     # interpreter (torch, MuJoCo, DDS threads) takes ~0.7 s more per process alone, and 4-5 s when the
     # seven nodes do it at once on two busy cores, past the 2 s a Ctrl-C should take: skip it.
