@@ -286,3 +286,27 @@ def test_a_transition_that_raises_is_logged_and_leaves_the_node_unconfigured_and
     time.sleep(0.3)
     assert twists == [] and graph.spinner.alive()
     assert "<lambda> raised ZeroDivisionError" in capfd.readouterr().err
+
+
+class SlowMemoryNode(MemoryNode):
+    """A memory node whose configure takes 1.5 s (a model or world that loads slowly on a busy machine)."""
+
+    def configure(self) -> str | None:
+        time.sleep(1.5)
+        return super().configure()
+
+
+def test_a_configure_slower_than_the_timeout_is_said_as_such_and_the_node_comes_up(graph, tmp_path, capfd):
+    """The manager's line says the node did not answer in time (not that it failed), and its next look finds the
+    node configured and activates it."""
+    node = graph.add(SlowMemoryNode(namespace="slow", parameter_overrides=overrides(output_dir=str(tmp_path))),
+                     bring_up=False)
+    capfd.readouterr()
+    graph.add(LifecycleManagerNode(namespace="slow", parameter_overrides=overrides(
+        node_names=["memory_node"], transition_timeout=0.5, retry_period=0.3)))
+    Lifecycle(graph).wait_state("slow/memory_node", "active", 30.0)
+    time.sleep(0.2)  # rcutils writes stderr itself
+    lines = [line for line in capfd.readouterr().err.splitlines() if "[slow.lifecycle_manager_node]" in line]
+    assert any("memory_node: configure not answered within transition_timeout (0.5 s)" in line for line in lines), lines
+    assert not any("failed" in line for line in lines), lines
+    assert node.active

@@ -157,8 +157,9 @@ class LifecycleManagerNode(Node):
             for name in order:
                 if states[name] == start:
                     step = STEPS[(start, end)]
-                    if not self._change(name, step):
-                        return self._report(False, f"{name}: {STEP_NAMES[step]} failed (its log says why); "
+                    problem = self._change(name, step)
+                    if problem is not None:
+                        return self._report(False, f"{name}: {STEP_NAMES[step]} {problem}; "
                                                    f"trying again every {self.p['retry_period']:g} s")
                     states[name] = end
                     self.get_logger().info(f"{name} {LABELS[end]}")
@@ -215,10 +216,13 @@ class LifecycleManagerNode(Node):
                     clients[name].remove_pending_request(future)
         return states
 
-    def _change(self, name: str, transition: int) -> bool:
+    def _change(self, name: str, transition: int) -> str | None:
+        """Ask `name` for `transition`: None once it is done, else what went wrong (for the log line)."""
         request = ChangeState.Request(transition=Transition(id=transition))
         response = self._call(self._lifecycle_clients[name][1], request, self.p["transition_timeout"])
-        return response is not None and response.success
+        if response is None:  # busy, or gone; a transition that ends later is seen at the next look
+            return f"not answered within transition_timeout ({self.p['transition_timeout']:g} s)"
+        return None if response.success else "failed (its log says why)"
 
     def _call(self, client: Client, request, timeout: float):
         """The response, or None if the service is not there or does not answer within `timeout` s."""
