@@ -182,14 +182,14 @@ def _hidden(name: str) -> bool:
     return any(part.startswith("_") for part in name.split("/"))
 
 
-def _graph_view(probe, node) -> dict[str, list[tuple[str, list[str]]]]:
+def _graph_view(probe, node, rosout: bool = True) -> dict[str, list[tuple[str, list[str]]]]:
     """What the ROS graph says `node` creates, once it lists everything the node object holds (in one process
     the graph learns of local entities at once; the wait only guards against a slow middleware)."""
     from rclpy.action import ActionServer
     from rclpy.action.graph import get_action_server_names_and_types_by_node
 
     name, namespace = node.get_name(), node.get_namespace()
-    want = {"pub": len({p.topic_name for p in node.publishers}) + 1,  # + /rosout, made below rclpy
+    want = {"pub": len({p.topic_name for p in node.publishers}) + rosout,  # + /rosout, made below rclpy
             "sub": len({s.topic_name for s in node.subscriptions}),
             "srv": len({s.srv_name for s in node.services}),
             "client": len({c.srv_name for c in node.clients}),
@@ -231,11 +231,14 @@ def collect_declared(model_path: Path, output_dir: Path) -> Declared:
                     # A parameter declared outside PARAMS must be documented too.
                     for name in set(node.list_parameters([], 0).names) - set(params) - BUILTIN_PARAMS:
                         declared.add(spec.name, "param", name, _param_type(node.get_parameter(name).value))
-                    for kind, entries in _graph_view(probe, node).items():
-                        for name, types in entries:
-                            if not _hidden(name) and not _builtin(spec.name, kind, name):
-                                for t in types:
-                                    declared.add(spec.name, kind, name, t)
+                    # A node's companions (the actor's halt lane) are documented as the node's own.
+                    companions = getattr(node, "companions", [])
+                    for part in (node, *companions):
+                        for kind, entries in _graph_view(probe, part, rosout=part is node).items():
+                            for name, types in entries:
+                                if not _hidden(name) and not _builtin(part.get_name(), kind, name):
+                                    for t in types:
+                                        declared.add(spec.name, kind, name, t)
                 finally:
                     node.destroy_node()
     finally:

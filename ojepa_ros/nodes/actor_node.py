@@ -29,6 +29,7 @@ deactivate sends a zero command before the control loop stops.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 
@@ -54,6 +55,7 @@ from ojepa_ros.core.safety import CarriedClock, Watchdog, ramp_to_zero, within_b
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
+from ojepa_ros.nodes.halt_lane import HaltLane
 from ojepa_ros.nodes.diagnostics import HARDWARE_ID_PARAM, diagnostic_array, hardware_id
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, scan_to_points, stamp_to_sec, yaw_to_quaternion
 from ojepa_ros.nodes.lifecycle import ManagedNode
@@ -164,6 +166,10 @@ class ActorNode(ManagedNode):
         self._recoveries = 0  # recovery behaviours started since the node started
         self._last_cmd = np.zeros(2)  # what was last published, and when (monotonic s)
         self._last_pub = time.monotonic()
+        # The halt lane's thread publishes too: every command goes out under this lock, and a planned command is
+        # dropped once a halt was heard during its step (_halted stays set until the tick has ended the goal).
+        self._command_lock = threading.Lock()
+        self._halted = False
         self._status = ""
         self._plan_ms: deque[float] = deque(maxlen=200)
         self._chosen: tuple[str, dict[str, float]] = ("", {})  # (source, weighted cost per term) of the last plan
@@ -194,6 +200,8 @@ class ActorNode(ManagedNode):
         # or their callbacks starved) would stop a timer on the node clock, the watchdog's last check with it.
         self.create_timer(GUARD_PERIOD, self._guard, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_timer(1.0, self._publish_diagnostics)
+        self.halt_lane = HaltLane(self, self._on_halt)
+        self.companions = [self.halt_lane.node]  # nodes of this one's making (README tables, test_readme_tables)
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self) -> None:
@@ -246,6 +254,8 @@ class ActorNode(ManagedNode):
         return self.p["goal_yaw"] if self.p["goal_yaw_active"] else None
 
     def _on_params(self, changed: set[str]) -> None:
+        if changed & GOAL_PARAMS:  # a goal set or dropped after a halt: the halt is over
+            self._halted = False
         if "model_path" in changed and self.configured:
             self.model = load_model(self, self.p["model_path"])
         if changed & (set(DEFAULTS) | set(ENGINE_PARAMS) | {"roadmap_path", "mode1_path", "critic_path",
@@ -354,6 +364,7 @@ class ActorNode(ManagedNode):
             self.set_parameters([Parameter("goal_active", value=False)])
         self.policy.set_goal_image(state[0])
         self._image_goal = True
+        self._halted = False
         self._failed = ""
         self.get_logger().info("goal set as an image")
 
@@ -365,22 +376,49 @@ class ActorNode(ManagedNode):
 
     def _calm_stop(self) -> None:
         """One step of the stop for no goal: toward zero at the comfort deceleration over the time since the last
-        command went out (at most a tick), so a cancel's immediate step and the next tick's never brake harder."""
-        if np.any(self.policy.limiter.last != 0):
-            dt = min(1.0 / self.p["control_rate"], time.monotonic() - self._last_pub)
-            self._publish_command(self.policy.stop("no_goal", dt).command)
+        command went out (at most a tick), so a cancel's immediate step, the halt lane's and the next tick's never
+        brake harder together."""
+        with self._command_lock:
+            if np.any(self._last_cmd != 0):
+                self.policy.limiter.last = self._last_cmd.copy()  # the halt lane may have sent one since
+                dt = min(1.0 / self.p["control_rate"], time.monotonic() - self._last_pub)
+                self._send(self.policy.stop("no_goal", dt).command)
 
     def _brake(self) -> None:
         """One step of the safety stop: toward zero at safe_stop_deceleration over the time since the last
         command went out (the guard and the tick may both brake; together they never brake harder)."""
-        dt = time.monotonic() - self._last_pub
-        if self.policy is not None:
-            self.policy.planner.reset()
-            command = self.policy.limiter.brake(dt)
-        else:  # no limiter to hold the state: ramp from what was last sent
-            command = ramp_to_zero(self._last_cmd, (self.p["safe_stop_deceleration"],
-                                                    self.p["safe_stop_angular_deceleration"]), dt)
-        self._publish_command(command)
+        with self._command_lock:
+            dt = time.monotonic() - self._last_pub
+            if self.policy is not None:
+                self.policy.planner.reset()
+                self.policy.limiter.last = self._last_cmd.copy()
+                command = self.policy.limiter.brake(dt)
+            else:  # no limiter to hold the state: ramp from what was last sent
+                command = ramp_to_zero(self._last_cmd, (self.p["safe_stop_deceleration"],
+                                                        self.p["safe_stop_angular_deceleration"]), dt)
+            self._send(command)
+
+    def _on_halt(self) -> None:
+        """On the halt lane's thread (a cancel, configurator ~/cancel_goal): the calm stop's first step goes out
+        now, and the command of a planning step in progress is not sent. The next tick ends the goal."""
+        if not self.active:
+            return
+        with self._command_lock:
+            self._halted = True
+            if np.any(self._last_cmd != 0):
+                dt = min(1.0 / self.p["control_rate"], time.monotonic() - self._last_pub)
+                self._send(ramp_to_zero(self._last_cmd, (self.p["max_linear_acceleration"],
+                                                         self.p["max_angular_acceleration"]), dt))
+
+    def _end_halted_goal(self) -> None:
+        """The tick after a halt: the goal ends as a cancel ends it, and the calm stop goes on."""
+        self._image_goal = False
+        if self.p["goal_active"]:  # _on_params then clears the goal and the halt, and takes the stop's next step
+            self.set_parameters([Parameter("goal_active", value=False)])
+        else:
+            self._halted = False
+            self.policy.clear_goal()
+            self._calm_stop()
 
     def _guard(self) -> None:
         """Between ticks: start the safety stop as soon as an input goes stale while the robot moves."""
@@ -397,6 +435,10 @@ class ActorNode(ManagedNode):
         if self.policy is None:
             self._set_status(f"fault: {self._fault}")
             self._brake()
+            return
+        if self._halted:
+            self._end_halted_goal()
+            self._publish_candidates(show=False)
             return
         if not (self.p["goal_active"] or self._image_goal):
             self._set_status(f"failed: {self._failed}" if self._failed else "idle")
@@ -423,7 +465,10 @@ class ActorNode(ManagedNode):
             self.policy.limiter.last = self._last_cmd.copy()  # the planned command never went out
             self._brake()
             return
-        self._publish_command(step.command)  # first: what follows only informs people, the base must not wait
+        if not self._publish_planned(step.command):  # a halt came while it planned: the stop goes on instead
+            self.policy.limiter.last = self._last_cmd.copy()
+            return
+        # The command went out first: what follows only informs people, the base must not wait.
         if step.status == "reached":
             self._set_status("reached")
             self._image_goal = False
@@ -453,6 +498,19 @@ class ActorNode(ManagedNode):
         self._publish_candidates(show=step.status == "ok" and step.source == "mode2")
 
     def _publish_command(self, command: np.ndarray) -> None:
+        with self._command_lock:
+            self._send(command)
+
+    def _publish_planned(self, command: np.ndarray) -> bool:
+        """Send a planned command unless a halt was heard; whether it went out."""
+        with self._command_lock:
+            if self._halted:
+                return False
+            self._send(command)
+            return True
+
+    def _send(self, command: np.ndarray) -> None:
+        """Publish (v, w); the caller holds _command_lock."""
         self._last_cmd = np.asarray(command, dtype=float).copy()
         self._last_pub = time.monotonic()
         v, w = float(command[0]), float(command[1])
@@ -560,6 +618,10 @@ class ActorNode(ManagedNode):
     def stop(self) -> None:
         """Shutdown: the last word to the base is zero velocity."""
         self._publish_command(np.zeros(2))
+
+    def destroy_node(self) -> None:
+        self.halt_lane.close()
+        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> None:

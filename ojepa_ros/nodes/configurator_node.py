@@ -29,13 +29,14 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
-from std_msgs.msg import String
+from std_msgs.msg import Empty, String
 from std_srvs.srv import Trigger
 
 from ojepa_ros.core.safety import within_bounds
 from ojepa_ros.core.task import TaskError, load_task
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, goal_xy_yaw, rgb_to_image, yaw_to_quaternion
+from ojepa_ros.nodes.halt_lane import HALT_QOS, HALT_TOPIC
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import task_file
 
@@ -58,6 +59,7 @@ class ConfiguratorNode(Node):
         self.p = P.declare(self, PARAMS, self._on_params)
         self.goal_pub = self.create_publisher(PoseStamped, "ojepa/goal", LATCHED)
         self.goal_image_pub = self.create_publisher(Image, "goal_image", LATCHED)
+        self.halt_pub = self.create_publisher(Empty, HALT_TOPIC, HALT_QOS)
         self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, 10)
         self.create_service(Trigger, "~/cancel_goal", self._on_cancel)
         self.active_goal: tuple[float, float, float | None] | None = None  # x, y, yaw; until cancelled or reached
@@ -174,6 +176,8 @@ class ConfiguratorNode(Node):
                 self._push(dict(values), only=name)
 
     def _on_cancel(self, _req: Trigger.Request, resp: Trigger.Response) -> Trigger.Response:
+        """Halt the actor at once (its halt lane brakes while a planning step runs), then drop its goal."""
+        self.halt_pub.publish(Empty())
         self._push({"goal_active": False})
         self.active_goal = None
         resp.success, resp.message = True, "goal cancelled"
