@@ -233,6 +233,30 @@ def test_a_node_that_does_not_answer_holds_up_only_the_nodes_after_it(graph, tmp
     assert before.active and not after.configured and lifecycle.state("silent_before/memory_node") == "unconfigured"
 
 
+def test_a_silent_node_last_heard_active_does_not_hold_up_a_restarted_node_after_it(graph, tmp_path):
+    """A node that was active and then stops answering (busy, or its requests lost) is taken to be active still: a
+    node after it in bring-up order that fell back (a restarted one) is brought up again all the same."""
+    from ojepa_ros.nodes.runtime import NodeSpinner
+
+    memory = overrides(output_dir=str(tmp_path))
+    busy = MemoryNode(namespace="busy", parameter_overrides=memory)
+    busy_spinner = NodeSpinner()  # its own, so that it can go silent while the rest spins
+    busy_spinner.add(busy)
+    later = graph.add(MemoryNode(namespace="busy", cli_args=["--ros-args", "-r", "__node:=memory_later"],
+                                 parameter_overrides=memory), bring_up=False)
+    graph.add(LifecycleManagerNode(namespace="busy", parameter_overrides=overrides(
+        node_names=["memory_node", "memory_later"], retry_period=0.3)))
+    lifecycle = Lifecycle(graph)
+    try:
+        lifecycle.wait_state("busy/memory_later", "active", 30.0)
+        busy_spinner.stop()  # from here on its services take requests but never answer
+        assert lifecycle.set("busy/memory_later", Transition.TRANSITION_DEACTIVATE)
+        graph.wait_for(lambda: later.active, 10.0, "the node after the silent one active again")
+    finally:
+        busy_spinner.shutdown()
+        busy.destroy_node()
+
+
 def test_the_manager_works_inside_a_namespace(graph, tiny_model_path):
     """node_names are relative: under /robot1 the manager brings up /robot1/world_model_node, not /world_model_node."""
     model = overrides(model_path=str(tiny_model_path))

@@ -3,7 +3,8 @@
 As Nav2's lifecycle_manager: it configures every node of `node_names` in order, then activates them in order; the
 actor, listed last, is activated only once every node has configured, itself included (its world model loaded).
 Every node is asked its state at once; one that does not answer holds up the nodes after it in that order (and a
-pause or shutdown), not those before it. A node that fails a transition stops the sequence there, with one log line
+pause or shutdown), not those before it, unless it was at the goal state when last heard from: a node busy for a
+moment, or a request lost on its way, does not keep a restarted node behind it down. A node that fails a transition stops the sequence there, with one log line
 naming it and what failed; every `retry_period` s the manager looks again, so a model file that appears later brings the graph up.
 The same look finds a node that restarted (back in `unconfigured`) and brings it to the graph's state. A restart is
 also noticed at once: every WATCH_PERIOD s the manager reads (from the local DDS graph, no round trip) which
@@ -92,6 +93,7 @@ class LifecycleManagerNode(Node):
         self._events = {name: self._caller.resolve_topic_name(f"{name}/transition_event")
                         for name in self.p["node_names"]}
         self._seen: dict[str, set[bytes]] = {}  # node -> the endpoint ids of its transition_event publishers
+        self._known: dict[str, int] = {}  # node -> the state it was in when last heard from
         self._worker = threading.Thread(target=self._run, daemon=True, name="lifecycle manager")
         self._worker.start()
 
@@ -121,8 +123,11 @@ class LifecycleManagerNode(Node):
                         return
                     goal, ticket, asked = self._goal, self._asked, self._asked > self._answered
                 now = time.monotonic()
-                if self._appeared():  # every time: it also keeps the record of what was seen up to date
+                appeared = self._appeared()  # every time: it also keeps the record of what was seen up to date
+                if appeared:
                     fresh_until, last_look = now + FRESH_S, -float("inf")
+                    for name in appeared:  # a new process starts unconfigured, whatever the old one was
+                        self._known.pop(name, None)
                 period = STATE_RESEND if not outcome[0] and now < fresh_until else self.p["retry_period"]
                 if not (asked or now - last_look >= period):
                     continue
@@ -139,6 +144,7 @@ class LifecycleManagerNode(Node):
         """One pass: each node's state, then the transitions toward `goal` in order (reverse order going down)."""
         names = list(self.p["node_names"])
         states = self._get_states(names)
+        self._known.update({name: state for name, state in states.items() if state is not None})
         odd = [name for name in names if states[name] is not None and states[name] not in LABELS]
         if odd:
             return self._report(False, f"{odd[0]} is in state {states[odd[0]]} (finalized, or in a transition); "
@@ -148,8 +154,9 @@ class LifecycleManagerNode(Node):
                                       "yet?)", warn=True) if silent else None
         if silent and goal != ACTIVE:
             return waiting
-        if silent:  # the nodes before it in bring-up order come up all the same (a restarted sim_node, the others busy)
-            names = names[:names.index(silent[0])]
+        holding = [name for name in silent if self._known.get(name) != goal]
+        if holding:  # the nodes before it in bring-up order come up all the same (a restarted sim_node, the others busy)
+            names = names[:names.index(holding[0])]
         order = names if goal == ACTIVE else names[::-1]
         passes = ((UNCONFIGURED, INACTIVE), (INACTIVE, ACTIVE)) if goal == ACTIVE else \
             ((ACTIVE, INACTIVE),) + (((INACTIVE, UNCONFIGURED),) if goal == UNCONFIGURED else ())
@@ -161,7 +168,7 @@ class LifecycleManagerNode(Node):
                     if problem is not None:
                         return self._report(False, f"{name}: {STEP_NAMES[step]} {problem}; "
                                                    f"trying again every {self.p['retry_period']:g} s")
-                    states[name] = end
+                    states[name] = self._known[name] = end
                     self.get_logger().info(f"{name} {LABELS[end]}")
         if waiting is not None:
             return waiting
