@@ -8,10 +8,15 @@ processes on this machine. Sections (default all):
            readable by rosbags (Reader, AnyReader) and mcap afterwards
   stale    the actor (shipped model) driving, then its inputs stop: first braking command after the watchdog
            timeout, time and distance to standstill against the safe-stop ramp's
-  load     composed agent, camera at 100 Hz (sim 20 Hz + 80 Hz of extra frames) and goals at 50 Hz: the actor's
-           control rate
+  fuzz     `ojepa agent --processes --no-standby` driving between rooms while test/test_fuzz.py's strategies send
+           malformed messages on every topic a node subscribes to (/cmd_vel aside: it goes to the base, no node of
+           ours after it): nodes that died (a new pid), /cmd_vel from the collision monitor outside the robot's
+           limits or not finite, contacts (rising edges of sim_node's own /collision, the fuzzer's left out)
+  load     the agent (composed, or a process per node with --processes), camera at 100 Hz (sim 20 Hz + 80 Hz of
+           extra frames) and goals at 50 Hz: the actor's control rate
 
-    python bench/faults.py [--only kill memory stale load] [--runs N]
+    python bench/faults.py [--only kill memory stale fuzz load] [--runs N] [--examples N] [--load-seconds S]
+                           [--processes]
 
 The kill and load sections drive the embedded robot, whose sim_node publishes the scan the collision
 monitor reads.
@@ -379,6 +384,7 @@ def stale_section(runs: int) -> list[str]:
             firsts.append(after[braking[0], 0] - stale_at)
             stops.append(after[zero[0], 0] - stale_at)
             ramp = np.vstack([before, after[: zero[0] + 1]])
+            ramp[0, 0] = stale_at  # distance from the timeout on, as the safe-stop distance below is reckoned
             distances.append(float(np.sum(np.abs(ramp[:-1, 1]) * np.diff(ramp[:, 0]))))
             fastest = float(np.abs(ramp[:, 1]).max())  # a command planned before the timeout may still go out
             allowed.append(fastest * firsts[-1] + fastest ** 2 / (2 * decel))
@@ -398,7 +404,90 @@ def stale_section(runs: int) -> list[str]:
             f"`python bench/faults.py --only stale --runs {runs}` |"]
 
 
-def load_section(seconds: float) -> list[str]:
+class FromNode:
+    """Messages on `topic` from the publishers of node `name` alone (another publisher on the topic, a fuzzer, is
+    left out), each kept as (receipt time, message)."""
+
+    def __init__(self, node: Node, msg_type, topic: str, name: str) -> None:
+        self.node, self.topic, self.name = node, topic, name
+        self.messages: list[tuple[float, object]] = []
+        self._gids: set[bytes] = set()  # the node's publishers on the topic, looked up again on a miss
+        self._looked = -math.inf
+        node.create_subscription(msg_type, topic, self._on_message, 50)
+
+    def _on_message(self, msg, info) -> None:
+        gid = bytes((info.get("publisher_gid") or {}).get("data", b""))[:16]
+        if gid not in self._gids and time.monotonic() - self._looked > 0.5:
+            self._looked = time.monotonic()
+            self._gids = {bytes(e.endpoint_gid)[:16] for e in self.node.get_publishers_info_by_topic(self.topic)
+                          if e.node_name == self.name}
+        if gid in self._gids:
+            self.messages.append((time.monotonic(), msg))
+
+
+def fuzz_section(examples: int) -> list[str]:
+    from conftest import Graph
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from test_fuzz import STRATEGIES
+
+    from ojepa_ros.core.safety import ROBOT_LIMITS
+
+    graph = Graph()
+    watcher = graph.add(Watcher())
+    fuzzer = graph.add(Node(f"faults_fuzzer_{os.getpid()}"))
+    bumper = FromNode(watcher, Bool, "/collision", "sim_node")
+    base = FromNode(watcher, Twist, "/cmd_vel", "collision_monitor_node")
+    goal_pub = fuzzer.create_publisher(PoseStamped, "/goal_pose", 10)
+    publishers: dict[str, object] = {}
+    limits = np.array([ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.angular_velocity]) + 1e-9
+    goals = [(6.0, 6.0), (2.0, 2.0), (2.0, 6.0), (6.0, 2.0)]
+    rows = []
+    agent = agent_process("--processes", "--no-standby", "--duration", "3600")
+    try:
+        if not wait(lambda: any(s == "idle" for _, s in watcher.statuses), 90.0):
+            return ["| fuzz | the agent did not come up | |"]
+        for number, topic in enumerate(t for t in STRATEGIES if t != "/cmd_vel"):
+            goal = PoseStamped()
+            goal.header.frame_id = "odom"
+            goal.pose.position.x, goal.pose.position.y = goals[number % len(goals)]
+            goal.pose.orientation.w = 1.0
+            start = watcher.now()
+            driving = wait(lambda: goal_pub.publish(goal) or watcher.driving_since(start) is not None, 30.0)
+            pids = {name: node_pid(agent.pid, name) for name in NODES}
+            first_bump, first_cmd = len(bumper.messages), len(base.messages)
+
+            @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+                      suppress_health_check=list(HealthCheck))
+            @given(msg=STRATEGIES[topic], burst=st.sampled_from([1, 1, 1, 50]))
+            def fuzz(msg, burst):
+                if topic not in publishers:
+                    publishers[topic] = fuzzer.create_publisher(type(msg), topic, LATCHED if topic == "/ojepa/goal"
+                                                                else 10)
+                    time.sleep(0.3)  # discovery
+                for _ in range(burst):
+                    publishers[topic].publish(msg)
+                time.sleep(0.02)
+
+            fuzz()
+            time.sleep(0.5)
+            died = [name for name, pid in pids.items() if node_pid(agent.pid, name) != pid]
+            touches = [bool(m.data) for _, m in bumper.messages[first_bump:]]
+            contacts = sum(1 for a, b in zip([False, *touches], touches) if b and not a)
+            commands = np.array([(m.linear.x, m.angular.z) for _, m in base.messages[first_cmd:]]).reshape(-1, 2)
+            violations = int(np.sum(~np.isfinite(commands).all(1) | (np.abs(np.nan_to_num(commands, nan=np.inf))
+                                                                        > limits).any(1)))
+            print(f"  {topic}: {examples} examples, driving before {driving}, {len(commands)} /cmd_vel, "
+                  f"died {died or 'none'}, limit violations {violations}, contacts {contacts}", flush=True)
+            rows.append(f"| fuzz {topic}, {examples} examples while driving | nodes died: {', '.join(died) or 'none'}; "
+                        f"/cmd_vel outside limits or not finite: {violations} of {len(commands)}; contacts "
+                        f"{contacts} | `python bench/faults.py --only fuzz --examples {examples}` |")
+    finally:
+        stop_agent(agent, graph)
+    return rows
+
+
+def load_section(seconds: float, processes: bool) -> list[str]:
     from conftest import Graph
 
     from ojepa_ros.nodes.convert import rgb_to_image
@@ -409,7 +498,8 @@ def load_section(seconds: float) -> list[str]:
     image_pub = talker.create_publisher(Image, "/camera/image_raw", 10)
     goal_pub = talker.create_publisher(PoseStamped, "/goal_pose", 10)
     rgb = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    agent = agent_process("--task", "cross_room", "--duration", str(seconds + 40))
+    layout = ["--processes", "--no-standby"] if processes else []
+    agent = agent_process(*layout, "--task", "cross_room", "--duration", str(seconds + 40))
     try:
         wait(lambda: any(s == "active" for _, s in watcher.statuses), 90.0)
         watcher.rates.clear()
@@ -430,17 +520,23 @@ def load_section(seconds: float) -> list[str]:
     finally:
         stop_agent(agent, graph)
     rates = np.array(watcher.rates[2:])  # each is the mean over the actor's last 200 ticks
-    return [f"| camera 100 Hz (20 sim + 80 extra) + goals 50 Hz, composed, {seconds:.0f} s | actor control rate "
-            f"{rates.min():.2f}-{rates.max():.2f} Hz (1 Hz reports of the mean over its last 200 ticks) | "
-            f"`python bench/faults.py --only load` |"] if rates.size else ["| load | no diagnostics received | |"]
+    name = "a process per node" if processes else "composed"
+    flag = " --processes" if processes else ""
+    return [f"| camera 100 Hz (20 sim + 80 extra) + goals 50 Hz, {name}, {seconds:.0f} s | actor control rate "
+            f"{rates.min():.2f}-{rates.max():.2f} Hz, median {np.median(rates):.2f} (1 Hz reports of the mean over "
+            f"its last 200 ticks) | `python bench/faults.py --only load --load-seconds {seconds:g}{flag}` |"
+            ] if rates.size else ["| load | no diagnostics received | |"]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="+", choices=("kill", "memory", "stale", "load"),
-                        default=["kill", "memory", "stale", "load"])
+    parser.add_argument("--only", nargs="+", choices=("kill", "memory", "stale", "fuzz", "load"),
+                        default=["kill", "memory", "stale", "fuzz", "load"])
+    parser.add_argument("--examples", type=int, default=25, help="fuzz: malformed messages per topic")
     parser.add_argument("--runs", type=int, default=3, help="runs per node (kill), kills (memory), stops (stale)")
     parser.add_argument("--load-seconds", type=float, default=30.0)
+    parser.add_argument("--processes", action="store_true",
+                        help="load: a process per node, as ros2 launch runs them (without standby twins)")
     parser.add_argument("--no-standby", dest="standby", action="store_false",
                         help="kill: run the agent without its standby twins (--no-standby)")
     args = parser.parse_args()
@@ -455,8 +551,10 @@ def main() -> int:
                 rows += memory_section(args.runs)
             elif section == "stale":
                 rows += stale_section(args.runs)
+            elif section == "fuzz":
+                rows += fuzz_section(args.examples)
             else:
-                rows += load_section(args.load_seconds)
+                rows += load_section(args.load_seconds, args.processes)
     finally:
         rclpy.try_shutdown()
     print("\n".join(rows))
