@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -406,7 +407,8 @@ def stale_section(runs: int) -> list[str]:
 
 class FromNode:
     """Messages on `topic` from the publishers of node `name` alone (another publisher on the topic, a fuzzer, is
-    left out), each kept as (receipt time, message)."""
+    left out), each kept as (receipt time, message). Its node needs an executor that passes message info (rclpy's
+    EventsExecutor, the Graph's, does not), so spin_origin_node spins it."""
 
     def __init__(self, node: Node, msg_type, topic: str, name: str) -> None:
         self.node, self.topic, self.name = node, topic, name
@@ -433,11 +435,20 @@ def fuzz_section(examples: int) -> list[str]:
 
     from ojepa_ros.core.safety import ROBOT_LIMITS
 
+    from rclpy.executors import SingleThreadedExecutor
+
     graph = Graph()
     watcher = graph.add(Watcher())
     fuzzer = graph.add(Node(f"faults_fuzzer_{os.getpid()}"))
-    bumper = FromNode(watcher, Bool, "/collision", "sim_node")
-    base = FromNode(watcher, Twist, "/cmd_vel", "collision_monitor_node")
+    origin = Node(f"faults_origin_{os.getpid()}")
+    bumper = FromNode(origin, Bool, "/collision", "sim_node")
+    base = FromNode(origin, Twist, "/cmd_vel", "collision_monitor_node")
+    executor = SingleThreadedExecutor()
+    executor.add_node(origin)
+    spinning = threading.Event()
+    spinning.set()
+    spinner = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.1) for _ in iter(spinning.is_set, False)])
+    spinner.start()
     goal_pub = fuzzer.create_publisher(PoseStamped, "/goal_pose", 10)
     publishers: dict[str, object] = {}
     limits = np.array([ROBOT_LIMITS.linear_velocity, ROBOT_LIMITS.angular_velocity]) + 1e-9
@@ -477,13 +488,17 @@ def fuzz_section(examples: int) -> list[str]:
             commands = np.array([(m.linear.x, m.angular.z) for _, m in base.messages[first_cmd:]]).reshape(-1, 2)
             violations = int(np.sum(~np.isfinite(commands).all(1) | (np.abs(np.nan_to_num(commands, nan=np.inf))
                                                                         > limits).any(1)))
-            print(f"  {topic}: {examples} examples, driving before {driving}, {len(commands)} /cmd_vel, "
-                  f"died {died or 'none'}, limit violations {violations}, contacts {contacts}", flush=True)
+            print(f"  {topic}: {examples} examples, driving before {driving}, {len(commands)} /cmd_vel and "
+                  f"{len(touches)} of sim_node's /collision heard, died {died or 'none'}, limit violations {violations}, contacts {contacts}", flush=True)
             rows.append(f"| fuzz {topic}, {examples} examples while driving | nodes died: {', '.join(died) or 'none'}; "
                         f"/cmd_vel outside limits or not finite: {violations} of {len(commands)}; contacts "
                         f"{contacts} | `python bench/faults.py --only fuzz --examples {examples}` |")
     finally:
         stop_agent(agent, graph)
+        spinning.clear()
+        spinner.join()
+        executor.shutdown(timeout_sec=1.0)
+        origin.destroy_node()
     return rows
 
 
