@@ -15,7 +15,9 @@ from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from std_msgs.msg import String
 
-GOAL = (3.2, 2.9)  # room R0, 1.5 m from the start pose (2, 2, 0)
+# Room R0, 1.5 m from the start pose (2, 2, 0) and 0.65 m clear of the landmark box at (3.3, 3.3): this test is the
+# goal's way through the graph, not how close the robot can stop beside an obstacle.
+GOAL = (3.4, 2.5)
 
 
 def _agent(*args: str, cwd) -> subprocess.Popen:
