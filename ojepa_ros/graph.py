@@ -181,6 +181,13 @@ def ros_arguments(namespace: str = "", log_level: str = "info",
     return out + (["-r", f"__ns:={ns}"] if ns else []) + [a for src, dst in remaps for a in ("-r", f"{src}:={dst}")]
 
 
+def clock_remaps(sim: str) -> list[tuple[str, str]]:
+    """/clock made relative where the graph runs its own simulator, so that each agent of a namespaced pair runs
+    on its own simulator's clock (/robot1/clock), not on both (in no namespace it stays /clock). An external clock
+    (Gazebo's bridge, a bag) is the one /clock of the whole domain, as ROS has it."""
+    return [("/clock", "clock")] if sim in ("rooms", "gym") else []
+
+
 def topic_remap(name: str, topic: str, said_as: str) -> tuple[str, str]:
     """(name, topic): robot topic `name` renamed, `said_as` naming the argument in the error; LaunchError for a
     name that is no robot topic or a topic ROS would refuse."""
@@ -340,6 +347,7 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
     sim_time = use_sim_time(sim, v["use_sim_time"])
     renamed = {name: v[topic_argument(name)] for name in ROBOT_TOPICS if v[topic_argument(name)].strip()}
     remaps = [topic_remap(name, topic, f"{topic_argument(name)}:={topic!r}") for name, topic in renamed.items()]
+    remaps += clock_remaps(sim)
     namespace = normalise_namespace(v["namespace"])
     ros_args = ros_arguments("", v["log_level"])  # the namespace goes into the Node action itself
     want_rviz = parse_bool("rviz", v["rviz"])
@@ -370,7 +378,8 @@ def launch_plan(values: dict[str, str], share: str, rviz_found: bool | None = No
         if rviz_found if rviz_found is not None else rviz_available():
             # Shows the plan, the candidates (published only while RViz subscribes), the goal, odometry, camera.
             processes.append(Process("rviz2", "rviz2", "rviz2", namespace, [{"use_sim_time": sim_time}],
-                                     list(ros_args), ["-d", os.path.join(share, "rviz", "agent.rviz")]))
+                                     list(ros_args), ["-d", os.path.join(share, "rviz", "agent.rviz")],
+                                     clock_remaps(sim)))
         else:
             warnings.append("rviz:=true but rviz2 is not installed (not in the ament index); starting the agent "
                             "without it (on a distro: apt install ros-$ROS_DISTRO-rviz2)")

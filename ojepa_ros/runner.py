@@ -62,7 +62,7 @@ def _params_files(args: argparse.Namespace) -> tuple[list[str], list[str]]:
                  args.sim, args.model, args.task, use_sim_time=graph.use_sim_time(args.sim, args.use_sim_time),
                  stamped_cmd_vel=None if args.stamped_cmd_vel is None else args.stamped_cmd_vel == "true").items()}
     remaps = [graph.topic_remap(*rule.partition(":=")[::2], f"--remap {rule} (NAME:=TOPIC)")  # (name, topic)
-              for rule in args.remap]
+              for rule in args.remap] + graph.clock_remaps(args.sim)
     files = graph.ros_arguments(args.namespace, args.log_level, remaps)
     temporary = []
     docs = [extra] if extra else []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def test_robot_topics_are_renamed_for_every_node_after_its_own_remaps():
     processes = by_name(plan(odom_topic="/wheel/odometry", cmd_vel_topic="base/cmd_vel")[0])
     for p in processes.values():
         own = list({s.name: s for s in graph.ALL_NODES}[p.name].remaps)
-        assert p.remappings == own + [("cmd_vel", "base/cmd_vel"), ("odom", "/wheel/odometry")]
+        assert p.remappings == own + [("cmd_vel", "base/cmd_vel"), ("odom", "/wheel/odometry"), ("/clock", "clock")]
     assert processes["actor_node"].remappings[0] == ("cmd_vel", "cmd_vel_raw")  # the first rule that matches wins
 
 
@@ -104,6 +105,43 @@ def test_a_topic_rule_resolves_as_rcl_applies_it_first_match_first(ros):
                  ((actor, "cmd_vel"), (actor, "odom"), (monitor, "cmd_vel"), (process, "cmd_vel"))]
         assert names == ["/cmd_vel_raw", "/wheel/odometry", "/base/cmd_vel", "/cmd_vel_raw"]
     finally:
+        rclpy.shutdown(context=context)
+
+
+def test_each_namespaced_agent_runs_on_its_own_simulators_clock(ros):
+    """The real rcl and time source: with the embedded simulator's clock rule, a node in /robot1 follows
+    /robot1/clock and one in /robot2 follows /robot2/clock; two simulators on one domain would otherwise both
+    publish /clock, and each node's time would jump between theirs. Gazebo's and no simulator's keep /clock."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock
+
+    assert graph.clock_remaps("gazebo") == graph.clock_remaps("none") == []
+    rule = [arg for src, dst in graph.clock_remaps("rooms") for arg in ("-r", f"{src}:={dst}")]
+    context = rclpy.Context()
+    rclpy.init(context=context, args=["--ros-args", *rule])
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        agents = {ns: rclpy.create_node("clock_user", namespace=ns, context=context,
+                                        parameter_overrides=[Parameter("use_sim_time", value=True)])
+                  for ns in ("robot1", "robot2")}
+        sims = {ns: rclpy.create_node("clock_sim", namespace=ns, context=context) for ns in agents}
+        publishers = {ns: sim.create_publisher(Clock, "/clock", 10) for ns, sim in sims.items()}
+        assert {ns: p.topic_name for ns, p in publishers.items()} == {"robot1": "/robot1/clock", "robot2": "/robot2/clock"}
+        for node in (*agents.values(), *sims.values()):
+            executor.add_node(node)
+        seconds = {"robot1": 100, "robot2": 500}
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(a.get_clock().now().nanoseconds == 0 for a in agents.values()):
+            for ns, pub in publishers.items():
+                msg = Clock()
+                msg.clock.sec = seconds[ns]
+                pub.publish(msg)
+            executor.spin_once(timeout_sec=0.05)
+        assert {ns: a.get_clock().now().nanoseconds // 10**9 for ns, a in agents.items()} == seconds
+    finally:
+        executor.shutdown()
         rclpy.shutdown(context=context)
 
 
