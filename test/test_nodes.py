@@ -200,11 +200,13 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
     from ojepa_ros.nodes.halt_lane import HALT_QOS
 
     # A slow step (a large budget at 2 Hz), so that the halt lands inside one; a long watchdog keeps it out of this.
+    # The untrained model may turn more than it drives, and the fixed odometry makes no progress: no recovery here.
     actor = _actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, control_rate=2.0,
-                   num_samples=4096, horizon=16, watchdog_timeout=1.0)
-    arrivals: list[tuple[float, float]] = []  # (monotonic s, forward speed) of each /cmd_vel
+                   num_samples=4096, horizon=16, watchdog_timeout=1.0, recovery_enabled=False)
+    arrivals: list[tuple[float, np.ndarray]] = []  # (monotonic s, [|v|, |w|]) of each /cmd_vel
     probe = graph.add(Node(f"halt_probe_{time.monotonic_ns()}"))
-    probe.create_subscription(Twist, "/cmd_vel", lambda m: arrivals.append((time.monotonic(), m.linear.x)), 10)
+    probe.create_subscription(Twist, "/cmd_vel", lambda m: arrivals.append(
+        (time.monotonic(), np.abs([m.linear.x, m.angular.z]))), 10)
     halt = probe.create_publisher(Empty, "/ojepa/halt", HALT_QOS)
     feed = Feeder(graph)
     feeding = threading.Event()
@@ -219,8 +221,8 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
     feeder = threading.Thread(target=inputs, daemon=True)
     feeder.start()
     try:
-        graph.wait_for(lambda: len(actor._plan_ms) >= 2 and arrivals and arrivals[-1][1] > 0.2, 15.0,
-                       "the robot driving on planned commands")
+        graph.wait_for(lambda: len(actor._plan_ms) >= 2 and arrivals and np.any(arrivals[-1][1] > [0.05, 0.1]),
+                       15.0, "the robot moving on planned commands")
         graph.wait_for(lambda: halt.get_subscription_count() > 0, 3.0, "the halt lane's subscription")
         step_s = float(np.median(list(actor._plan_ms))) / 1000.0
         ticks = len(actor._ticks)
@@ -229,14 +231,14 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
         asked = time.monotonic()
         halt.publish(Empty())
         graph.wait_for(lambda: not actor.p["goal_active"], 5.0, "the halt to end the goal")
-        graph.wait_for(lambda: arrivals[-1][1] == 0.0, 5.0, "the stop to reach zero")
+        graph.wait_for(lambda: not arrivals[-1][1].any(), 5.0, "the stop to reach zero")
     finally:
         feeding.clear()
         feeder.join()
     after = [v for t, v in arrivals if t >= asked]
     first = next(t for t, _ in arrivals if t >= asked)
-    assert after[0] < speed, f"the first command after the halt ({after[0]}) does not brake from {speed}"
-    assert np.all(np.diff([speed, *after]) <= 1e-9), f"a command after the halt sped up again: {after}"
+    assert np.all(after[0] <= speed) and np.any(after[0] < speed), f"{after[0]} after the halt does not brake from {speed}"
+    assert np.all(np.diff([speed, *after], axis=0) <= 1e-9), f"a command after the halt sped up again: {after}"
     assert first - asked < 0.5 * step_s, (f"the first braking command came {first - asked:.3f} s after the halt, "
                                           f"a step takes {step_s:.3f} s: it waited for the step")
     actor.stop()
