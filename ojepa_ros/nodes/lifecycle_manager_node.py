@@ -4,8 +4,9 @@ As Nav2's lifecycle_manager: it configures every node of `node_names` in order, 
 actor, listed last, is activated only once every node has configured, itself included (its world model loaded).
 Every node is asked its state at once; one that does not answer holds up the nodes after it in that order (and a
 pause or shutdown), not those before it, unless it was at the goal state when last heard from: a node busy for a
-moment, or a request lost on its way, does not keep a restarted node behind it down. A node that fails a transition stops the sequence there, with one log line
-naming it and what failed; every `retry_period` s the manager looks again, so a model file that appears later brings the graph up.
+moment, or a request lost on its way, does not keep a restarted node behind it down. A node that fails a transition
+stops the sequence there, with one log line naming it and what failed; every `retry_period` s the manager looks
+again, so a model file that appears later brings the graph up.
 The same look finds a node that restarted (back in `unconfigured`) and brings it to the graph's state. A restart is
 also noticed at once: every WATCH_PERIOD s the manager reads (from the local DDS graph, no round trip) which
 processes publish each node's `transition_event`, and a new one starts a look then, not up to `retry_period` later
