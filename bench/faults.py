@@ -408,7 +408,7 @@ def stale_section(runs: int) -> list[str]:
 class FromNode:
     """Messages on `topic` from the publishers of node `name` alone (another publisher on the topic, a fuzzer, is
     left out), each kept as (receipt time, message). Its node needs an executor that passes message info (rclpy's
-    EventsExecutor, the Graph's, does not), so spin_origin_node spins it."""
+    EventsExecutor, the Graph's, does not): fuzz_section spins it on a SingleThreadedExecutor."""
 
     def __init__(self, node: Node, msg_type, topic: str, name: str) -> None:
         self.node, self.topic, self.name = node, topic, name
@@ -433,9 +433,9 @@ def fuzz_section(examples: int) -> list[str]:
     from hypothesis import strategies as st
     from test_fuzz import STRATEGIES
 
-    from ojepa_ros.core.safety import ROBOT_LIMITS
-
     from rclpy.executors import SingleThreadedExecutor
+
+    from ojepa_ros.core.safety import ROBOT_LIMITS
 
     graph = Graph()
     watcher = graph.add(Watcher())
@@ -447,7 +447,12 @@ def fuzz_section(examples: int) -> list[str]:
     executor.add_node(origin)
     spinning = threading.Event()
     spinning.set()
-    spinner = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.1) for _ in iter(spinning.is_set, False)])
+
+    def spin() -> None:
+        while spinning.is_set():
+            executor.spin_once(timeout_sec=0.1)
+
+    spinner = threading.Thread(target=spin)
     spinner.start()
     goal_pub = fuzzer.create_publisher(PoseStamped, "/goal_pose", 10)
     publishers: dict[str, object] = {}
@@ -489,7 +494,8 @@ def fuzz_section(examples: int) -> list[str]:
             violations = int(np.sum(~np.isfinite(commands).all(1) | (np.abs(np.nan_to_num(commands, nan=np.inf))
                                                                         > limits).any(1)))
             print(f"  {topic}: {examples} examples, driving before {driving}, {len(commands)} /cmd_vel and "
-                  f"{len(touches)} of sim_node's /collision heard, died {died or 'none'}, limit violations {violations}, contacts {contacts}", flush=True)
+                  f"{len(touches)} of sim_node's /collision heard, died {died or 'none'}, limit violations "
+                  f"{violations}, contacts {contacts}", flush=True)
             rows.append(f"| fuzz {topic}, {examples} examples while driving | nodes died: {', '.join(died) or 'none'}; "
                         f"/cmd_vel outside limits or not finite: {violations} of {len(commands)}; contacts "
                         f"{contacts} | `python bench/faults.py --only fuzz --examples {examples}` |")

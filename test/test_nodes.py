@@ -237,7 +237,7 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
         feeder.join()
     after = [v for t, v in arrivals if t >= asked]
     first = next(t for t, _ in arrivals if t >= asked)
-    assert np.all(after[0] <= speed) and np.any(after[0] < speed), f"{after[0]} after the halt does not brake from {speed}"
+    assert np.all(after[0] <= speed) and np.any(after[0] < speed), f"{after[0]} after the halt: no braking from {speed}"
     assert np.all(np.diff([speed, *after], axis=0) <= 1e-9), f"a command after the halt sped up again: {after}"
     assert first - asked < 0.5 * step_s, (f"the first braking command came {first - asked:.3f} s after the halt, "
                                           f"a step takes {step_s:.3f} s: it waited for the step")
