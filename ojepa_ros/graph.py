@@ -185,7 +185,7 @@ def clock_remaps(sim: str) -> list[tuple[str, str]]:
     """/clock made relative where the graph runs its own simulator, so that each agent of a namespaced pair runs
     on its own simulator's clock (/robot1/clock), not on both (in no namespace it stays /clock). An external clock
     (Gazebo's bridge, a bag) is the one /clock of the whole domain, as ROS has it."""
-    return [("/clock", "clock")] if sim in ("rooms", "gym") else []
+    return [("/clock", "clock")] if SIM in nodes(sim) else []
 
 
 def topic_remap(name: str, topic: str, said_as: str) -> tuple[str, str]:
