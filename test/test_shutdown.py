@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from geometry_msgs.msg import Twist
 
 from ojepa_ros.graph import nodes as graph_nodes
@@ -120,6 +122,8 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path):
 NODE_SCRIPT = """
 import os
 import time
+
+import pytest
 from rclpy.node import Node
 from ojepa_ros.nodes.entry import exit_quietly_on_signals
 from ojepa_ros.nodes.runtime import run_node
@@ -179,3 +183,20 @@ def test_a_node_process_ends_after_its_stop_without_waiting_for_the_middleware_t
         time.sleep(30)  # the middleware's teardown, as slow as it gets on busy cores""")
     assert status == 0 and took <= STOP_DEADLINE_S + 0.5, out  # the 30 s teardown never ran (0.5 s: a loaded host)
     assert out.split() == ["stopped", "returned"], out  # no stacks, no teardown
+
+
+@pytest.mark.parametrize("node, heavy", [("perception_node", "torch"), ("sim_node", "ojepa_ros.sim.nav_env")])
+def test_a_node_executable_imports_what_it_configures_with_before_it_handles_signals_in_python(node, heavy):
+    """A Python signal handler cannot run while an import's C calls hold the GIL: what a node imports only when
+    it configures (perception_node: torch) is imported while SIGINT and SIGTERM still end the process at once."""
+    script = f"""
+import os, sys
+from ojepa_ros.nodes import entry
+def handler_installed(at_once=False):
+    print({heavy!r} in sys.modules, flush=True)
+    os._exit(0)
+entry.exit_quietly_on_signals = handler_installed
+entry.run({node!r})
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["True"], out.stdout + out.stderr

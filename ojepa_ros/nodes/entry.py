@@ -55,18 +55,23 @@ def _node_module(name: str):
 WARM_IMPORTS = {"sim_node": ("ojepa_ros.sim.nav_env", "ojepa_ros.sim.world_family")}
 
 
+def _import_heavy(name: str) -> None:
+    """Import node `name`'s module and what it imports only when it configures (torch: seconds of C calls)."""
+    from ojepa_ros import graph
+
+    _node_module(name)
+    for module in WARM_IMPORTS.get(name, ("ojepa_ros.core.model_io",) if name in graph.MODEL_USERS else ()):
+        importlib.import_module(module)
+
+
 def prepare(argv: list[str]) -> None:
     """Get the node `argv[0]` names ready to run (ojepa_ros.standby calls this): import its module, and what it
     imports only when it configures (WARM_IMPORTS; for a node that loads the world model, torch and the model code);
     then start the middleware with the node's arguments and its DDS participant (runtime.start_participant), so the
     graph has discovered this process before the node is created. A restart then waits for none of it."""
-    from ojepa_ros import graph
-
     if not argv:
         return
-    _node_module(argv[0])
-    for module in WARM_IMPORTS.get(argv[0], ("ojepa_ros.core.model_io",) if argv[0] in graph.MODEL_USERS else ()):
-        importlib.import_module(module)
+    _import_heavy(argv[0])
     from ojepa_ros.nodes.runtime import init_middleware, start_participant
 
     init_middleware(argv[1:])
@@ -76,12 +81,15 @@ def prepare(argv: list[str]) -> None:
 def run(name: str, args: list[str] | None = None) -> None:
     """Run the node `name` of ojepa_ros.graph (its module's main()).
 
-    While its module is imported, SIGINT and SIGTERM keep their default action: the kernel ends the process at
-    once, with nothing printed. A Python handler would wait for the import's C calls (loading torch's libraries
-    takes seconds when ten node processes start on two cores), and `ros2 launch` escalates after 5 s; the price is
-    that launch reports an exit status of -2 for a Ctrl-C in that window."""
+    While its module is imported, with what it imports only when it configures (torch and the model code),
+    SIGINT and SIGTERM keep their default action: the kernel ends the process at once, with nothing printed. A
+    Python handler would wait for the import's C calls, which hold the GIL (loading torch's libraries takes
+    seconds when ten node processes start on two cores; the configure step's import held a perception_node deaf
+    to SIGINT and SIGTERM until launch's SIGKILL at 10 s); the price is that launch reports an exit status of -2
+    for a Ctrl-C in that window."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
+    _import_heavy(name)
     module = _node_module(name)
     exit_quietly_on_signals(at_once=True)
     module.main(args)
