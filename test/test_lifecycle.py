@@ -334,3 +334,29 @@ def test_a_configure_slower_than_the_timeout_is_said_as_such_and_the_node_comes_
     assert any("memory_node: configure not answered within transition_timeout (0.5 s)" in line for line in lines), lines
     assert not any("failed" in line for line in lines), lines
     assert node.active
+
+
+def test_a_latched_message_that_came_while_inactive_is_handed_over_on_activation(graph, tmp_path):
+    """As a late joiner gets a latched topic's current value: a goal latched before memory_node was active still
+    opens its episode once it is; a plain topic's messages while inactive are dropped."""
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    memory = graph.add(MemoryNode(parameter_overrides=overrides(output_dir=str(tmp_path))), bring_up=False)
+    heard: list = []
+    memory.create_subscription(Twist, "lifecycle_probe_plain", heard.append, 10)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    source = graph.add(Node("latched_goal_source"))
+    goal_pub = source.create_publisher(PoseStamped, "ojepa/goal", latched)
+    plain_pub = source.create_publisher(Twist, "lifecycle_probe_plain", 10)
+    goal = PoseStamped()
+    goal.pose.position.x, goal.pose.orientation.w = 3.0, 1.0
+    goal_pub.publish(goal)
+    graph.wait_for(lambda: memory.count_publishers("ojepa/goal") and memory.count_publishers(
+        "lifecycle_probe_plain"), 10.0, "discovery")
+    plain_pub.publish(Twist())
+    time.sleep(0.5)  # delivered to the inactive node
+    assert memory.episode is None and not heard
+    assert memory.bring_up()
+    assert memory.episode is not None and memory._goal_xy == (3.0, 0.0)
+    assert not heard

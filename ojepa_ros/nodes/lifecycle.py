@@ -19,6 +19,7 @@ import time
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.timer import Timer
 
 SUCCESS = TransitionCallbackReturn.SUCCESS
@@ -36,6 +37,7 @@ class ManagedNode(LifecycleNode):
         self.configured = False
         self.active = False
         self._managed_timers: list[Timer] = []
+        self._held: dict[object, tuple] = {}  # latched subscription -> (callback, its last message while inactive)
         self._last_failure = ("", -float("inf"))  # the last configure failure logged, and when (monotonic s)
         self._managing = True  # from here on, publishers, subscriptions and timers follow the state
         self.declare_parameter("autostart", False, ParameterDescriptor(description=AUTOSTART, read_only=True))
@@ -62,14 +64,21 @@ class ManagedNode(LifecycleNode):
         return super().create_publisher(*args, **kwargs)
 
     def create_subscription(self, msg_type, topic: str, callback, *args, **kwargs):
-        """The callback runs only while active. /clock is left alone: ROS's time source subscribes it here when
-        use_sim_time is set at run time, and the clock must tick in every state."""
+        """The callback runs only while active; of a latched (transient-local) topic, the last message that came
+        while inactive is the topic's current value, so it is handed over on activation (a goal latched before
+        memory_node was active opened no episode). /clock is left alone: ROS's time source subscribes it here
+        when use_sim_time is set at run time, and the clock must tick in every state."""
         if not getattr(self, "_managing", False) or topic == "/clock":
             return super().create_subscription(msg_type, topic, callback, *args, **kwargs)
+        qos = args[0] if args else kwargs.get("qos_profile")
+        latched = isinstance(qos, QoSProfile) and qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        key = object()
 
         def while_active(msg) -> None:
             if self.active:
                 callback(msg)
+            elif latched:
+                self._held[key] = (callback, msg)
 
         return super().create_subscription(msg_type, topic, while_active, *args, **kwargs)
 
@@ -106,6 +115,9 @@ class ManagedNode(LifecycleNode):
         self.active = True
         for timer in self._managed_timers:
             timer.reset()
+        held, self._held = self._held, {}
+        for callback, msg in held.values():
+            callback(msg)
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
