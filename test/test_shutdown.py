@@ -122,8 +122,6 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path):
 NODE_SCRIPT = """
 import os
 import time
-
-import pytest
 from rclpy.node import Node
 from ojepa_ros.nodes.entry import exit_quietly_on_signals
 from ojepa_ros.nodes.runtime import run_node

@@ -55,13 +55,15 @@ def _node_module(name: str):
 WARM_IMPORTS = {"sim_node": ("ojepa_ros.sim.nav_env", "ojepa_ros.sim.world_family")}
 
 
-def _import_heavy(name: str) -> None:
-    """Import node `name`'s module and what it imports only when it configures (torch: seconds of C calls)."""
+def _import_heavy(name: str):
+    """Import node `name`'s module (returned) and what it imports only when it configures (torch: seconds of C
+    calls)."""
     from ojepa_ros import graph
 
-    _node_module(name)
-    for module in WARM_IMPORTS.get(name, ("ojepa_ros.core.model_io",) if name in graph.MODEL_USERS else ()):
-        importlib.import_module(module)
+    module = _node_module(name)
+    for extra in WARM_IMPORTS.get(name, ("ojepa_ros.core.model_io",) if name in graph.MODEL_USERS else ()):
+        importlib.import_module(extra)
+    return module
 
 
 def prepare(argv: list[str]) -> None:
@@ -89,8 +91,7 @@ def run(name: str, args: list[str] | None = None) -> None:
     for a Ctrl-C in that window."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)
-    _import_heavy(name)
-    module = _node_module(name)
+    module = _import_heavy(name)
     exit_quietly_on_signals(at_once=True)
     module.main(args)
     # The node has stopped, its last messages sent and the middleware shut down. Tearing down the
