@@ -340,14 +340,14 @@ def test_a_latched_message_that_came_while_inactive_is_handed_over_on_activation
     """As a late joiner gets a latched topic's current value: a goal latched before memory_node was active still
     opens its episode once it is; a plain topic's messages while inactive are dropped."""
     from geometry_msgs.msg import PoseStamped
-    from rclpy.qos import DurabilityPolicy, QoSProfile
+
+    from ojepa_ros.nodes.qos import LATCHED
 
     memory = graph.add(MemoryNode(parameter_overrides=overrides(output_dir=str(tmp_path))), bring_up=False)
     heard: list = []
     memory.create_subscription(Twist, "lifecycle_probe_plain", heard.append, 10)
-    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
     source = graph.add(Node("latched_goal_source"))
-    goal_pub = source.create_publisher(PoseStamped, "ojepa/goal", latched)
+    goal_pub = source.create_publisher(PoseStamped, "ojepa/goal", LATCHED)
     plain_pub = source.create_publisher(Twist, "lifecycle_probe_plain", 10)
     goal = PoseStamped()
     goal.pose.position.x, goal.pose.orientation.w = 3.0, 1.0

@@ -27,7 +27,6 @@ from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import Image
 from std_msgs.msg import Empty, String
 from std_srvs.srv import Trigger
@@ -37,6 +36,7 @@ from ojepa_ros.core.task import TaskError, load_task
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, goal_xy_yaw, rgb_to_image, yaw_to_quaternion
 from ojepa_ros.nodes.halt_lane import HALT_QOS, HALT_TOPIC
+from ojepa_ros.nodes.qos import LATCHED
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.paths import task_file
 
@@ -48,7 +48,6 @@ PARAMS = {
     "managed_nodes": P.Param(["actor_node", "cost_node"], "nodes whose goal and weight parameters are set"),
     "planner_node": P.Param("actor_node", "the managed node that takes a task's planner settings"),
 }
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 RESTORE_AFTER = 1.0  # s since the last push before an idle actor with an active goal counts as restarted
 ADOPTED = ("goal_active", "goal_x", "goal_y", "goal_yaw_active", "goal_yaw")  # the planner node's goal, read back
 

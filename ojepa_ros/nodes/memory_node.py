@@ -29,7 +29,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Twist
 from nav_msgs.msg import Odometry
 from ojepa_interfaces.msg import State
-from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.qos import QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image, LaserScan
 from std_msgs.msg import Bool, String
@@ -37,7 +37,7 @@ from std_msgs.msg import Bool, String
 from ojepa_ros.core.episodes import EpisodeWriter, needs_recovery, offered_qos, recover_episode
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.lifecycle import ManagedNode
-from ojepa_ros.nodes.qos import SENSOR
+from ojepa_ros.nodes.qos import LATCHED, SENSOR
 from ojepa_ros.nodes.runtime import run_node
 from ojepa_ros.nodes.velocity import STAMPED_PARAM, velocity_type
 from ojepa_ros.paths import ros_home
@@ -116,10 +116,9 @@ class MemoryNode(ManagedNode):
         self._opened = 0.0
         self._goal_xy: tuple[float, float] | None = None  # the open episode's goal
         self._actor_active = False  # an episode ends on the actor's first ending status after it went active
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._subscribed: dict[str, tuple[str, QoSProfile]] = {}  # channel -> (resolved topic, profile subscribed)
         for topic, msg_type in self.topics.items():
-            qos = latched if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image, LaserScan) \
+            qos = LATCHED if topic == "/ojepa/goal" else SENSOR if msg_type in (Odometry, Image, LaserScan) \
                 else QoSProfile(depth=RELIABLE_DEPTH)
             sub = self.create_subscription(msg_type, topic[1:], lambda data, t=topic: self._record(t, data), qos,
                                            raw=True)

@@ -12,11 +12,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import Bool, String
 
 from ojepa_ros.nodes.convert import odometry_to_array, InputError
-from ojepa_ros.nodes.qos import SENSOR
+from ojepa_ros.nodes.qos import LATCHED, SENSOR
 
 
 class MonitorNode(Node):
@@ -30,10 +29,9 @@ class MonitorNode(Node):
         self.collisions = 0
         self.start = self._now()
         self.reached_after: float | None = None
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
         self.create_subscription(String, "ojepa/actor_status", self._on_status, 10)
-        self.create_subscription(PoseStamped, "ojepa/goal", self._on_goal, latched)
+        self.create_subscription(PoseStamped, "ojepa/goal", self._on_goal, LATCHED)
         self.create_subscription(DiagnosticArray, "diagnostics", self._on_diagnostics, 10)
         self.create_subscription(Bool, "collision", self._on_collision, 10)
         self.create_timer(1.0, self._report)

@@ -18,7 +18,6 @@ from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.duration import Duration
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.task import Future
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -26,7 +25,7 @@ from std_srvs.srv import Trigger
 from ojepa_ros.core.navigation import NONE, NavigationGoal, Outcome
 from ojepa_ros.nodes import params as P
 from ojepa_ros.nodes.convert import InputError, goal_xy_yaw, odometry_to_array
-from ojepa_ros.nodes.qos import SENSOR
+from ojepa_ros.nodes.qos import LATCHED, SENSOR
 from ojepa_ros.nodes.runtime import run_node
 
 try:  # Nav2's own interface where it is installed (a ROS 2 distro), else ours with the same fields
@@ -40,7 +39,6 @@ PARAMS = {
     "configurator_node": P.Param("configurator_node", "the node whose ~/cancel_goal drops the actor's goal",
                                  read_only=True),
 }
-LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 CHECK_PERIOD = 0.1  # s between checks for a cancel request, a timeout or a fault
 FEEDBACK_PERIOD = 0.5  # s between feedback messages
 
