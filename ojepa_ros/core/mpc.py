@@ -23,6 +23,7 @@ from torch import Tensor
 from ojepa_ros.core.final_heading import turn_rate
 from ojepa_ros.core.goal_locator import LOCATOR_FILE, GoalLocator
 from ojepa_ros.core.hierarchy import SubgoalPlanner
+from ojepa_ros.core.goal_match import GoalMatcher
 from ojepa_ros.core.image_goal import GoalHoming
 from ojepa_ros.core.local_route import LocalRouter
 from ojepa_ros.core.onnx_runtime import OrtWorldModel
@@ -69,6 +70,8 @@ DEFAULTS: dict[str, float | int | str] = {
                                       # squared divergence is below this
     "image_goal_confidence": 0.7,     # a goal locator's sighting at least this sure counts (core/image_goal.py)
     "image_goal_search_rate": 1.0,    # rad/s: the turn in place that looks for an image goal
+    "image_goal_match": True,         # with a locator: match the goal view's ranges against the scan (core/goal_match.py)
+    "image_goal_reach": 0.12,         # m: a homed image goal is reached this close to where it was placed
     "obstacle_margin": 0.15,          # m: the obstacles guardrail charges imagined paths closer than this to a
                                       # perceived obstacle point (from the robot's rim)
     "obstacle_memory": 30,            # control steps a perceived obstacle point is remembered (3 s)
@@ -119,6 +122,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "obstacle_scan_range": (0.0, 4.0),
     "image_goal_confidence": (0.05, 0.99),
     "image_goal_search_rate": (0.1, ROBOT_LIMITS.angular_velocity),
+    "image_goal_reach": (0.02, 1.0),
     **RECOVERY_RANGES,
 }
 # Model rollout steps per second of control (horizon x num_samples x max(1, latent_draws) x iterations x
@@ -237,11 +241,12 @@ class MpcPolicy:
                  mode1_use: str = "warm_start", plan_deadline: float = 0.0, critic: Critic | None = None,
                  image_goal_tolerance: float = 0.02, obstacle_memory: int = 30, obstacle_scan_range: float = 0.0,
                  local_route: bool = False,
-                 homing: GoalHoming | None = None, search_rate: float = 1.0,
+                 homing: GoalHoming | None = None, search_rate: float = 1.0, image_goal_reach: float = 0.12,
                  recovery: Recovery | None = None, yaw_goal_tolerance: float = 0.25) -> None:
         """planner_settings: named as DEFAULTS (see make_planner); the bounds are the limiter's velocities.
         mode1_use and plan_deadline as DEFAULTS' mode1 and plan_deadline (both ignored without a mode1).
-        homing: image goals are searched for and driven to as positions (else: the GoalEmbedding divergence)."""
+        homing: image goals are searched for and driven to as positions (else: the GoalEmbedding divergence),
+        reached within image_goal_reach of where they are placed."""
         keep_freed_memory()
         self.model, self.objective, self.limiter = model, objective, limiter
         self.goal_tolerance, self.yaw_goal_tolerance = goal_tolerance, yaw_goal_tolerance
@@ -254,7 +259,7 @@ class MpcPolicy:
         self._at_goal = False  # the goal's position was reached: only its yaw is left (kept while turning)
         self.goal_features: Tensor | None = None
         self.image_goal_tolerance = image_goal_tolerance
-        self.homing, self.search_rate = homing, search_rate
+        self.homing, self.search_rate, self.image_goal_reach = homing, search_rate, image_goal_reach
         cfg = model.cfg
         self._ctx = CostContext(pose_fn=model.pose, clearance_fn=model.clearance, critic_fn=critic)
         self.planner = make_planner(planner_settings, model.next, self._cost, limiter.max_velocity.tolist(),
@@ -323,7 +328,11 @@ class MpcPolicy:
                    image_goal_tolerance=float(p["image_goal_tolerance"]), obstacle_memory=int(p["obstacle_memory"]),
                    obstacle_scan_range=float(p["obstacle_scan_range"]),
                    local_route=bool(p["local_route"]), search_rate=float(p["image_goal_search_rate"]),
-                   homing=None if locator is None else GoalHoming(locator, float(p["image_goal_confidence"])),
+                   image_goal_reach=float(p["image_goal_reach"]),
+                   homing=None if locator is None else GoalHoming(
+                       locator, float(p["image_goal_confidence"]),
+                       matcher=GoalMatcher(sector_edges(model.cfg.range_fov, model.cfg.range_sectors),
+                                           model.cfg.range_cap) if p["image_goal_match"] else None),
                    recovery=Recovery(RecoveryConfig.from_params(p, PerceivedObstacles().robot_radius))
                    if p["recovery_enabled"] else None)
 
@@ -381,7 +390,8 @@ class MpcPolicy:
         self.clear_goal()
         self.goal_features = features
         if self.homing is not None:
-            self.homing.start(features)
+            goal_state = torch.as_tensor(goal_state, dtype=torch.float32).reshape(-1)
+            self.homing.start(features, self.model.ranges(goal_state).cpu().numpy())
 
     def clear_goal(self) -> None:
         self.goal, self.goal_yaw, self.goal_features, self._at_goal = None, None, None, False
@@ -437,12 +447,12 @@ class MpcPolicy:
         goal_features = self.goal_features
         target, subgoal, route = self.goal, None, np.zeros((0, 2))
         if goal_features is not None and self.homing is not None:  # an image goal, found and driven to as a place
-            found = self.homing.update(pose, self.model.features(state))
+            found = self.homing.update(pose, self.model.features(state), scan)
             if found is None:
                 return PolicyStep(command=self.limiter.limit(np.array([0.0, self.search_rate]), dt),
                                   raw_command=np.array([0.0, self.search_rate]), status="ok", source="search")
             here = np.asarray(odom_xy, dtype=float) if odom_xy is not None else pose[:2]
-            if float(np.hypot(*(here - found))) <= self.goal_tolerance:
+            if float(np.hypot(*(here - found))) <= self.image_goal_reach:
                 return self.stop("reached", dt)
             target, goal_features = torch.as_tensor(found, dtype=torch.float32), None
         elif goal_features is not None and float(self.image_divergence(state)) <= self.image_goal_tolerance:
