@@ -244,6 +244,40 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
     actor.stop()
 
 
+def test_a_step_longer_than_the_watchdog_timeout_still_sends_its_command_while_inputs_stay_fresh(graph,
+                                                                                                tiny_model_path):
+    """A slow computer: every planning step outlasts watchdog_timeout, while odometry and states keep coming fresh.
+    The inputs feed the watchdog during the step (the actor's input lane), so the check after the step passes and
+    the planned commands go out; judged on the stamps from before the step, every plan would be thrown away."""
+    actor = _actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, control_rate=2.0,
+                   num_samples=4096, horizon=16, watchdog_timeout=0.05, plan_deadline=0.0, mode1="none",
+                   recovery_enabled=False)
+    cmds = graph.collect(Twist, "/cmd_vel")
+    statuses = graph.collect(String, "/ojepa/actor_status")
+    feed = Feeder(graph)
+    feeding = threading.Event()
+    feeding.set()
+
+    def inputs() -> None:
+        while feeding.is_set():
+            feed.send_odom()
+            feed.state.publish(State(data=[0.1] * 16))
+            time.sleep(0.01)
+
+    feeder = threading.Thread(target=inputs, daemon=True)
+    feeder.start()
+    try:
+        graph.wait_for(lambda: len(actor._plan_ms) >= 3, 20.0, "three planned steps")
+    finally:
+        feeding.clear()
+        feeder.join()
+    step_s = float(np.min(list(actor._plan_ms))) / 1000.0
+    assert step_s > actor.p["watchdog_timeout"], f"a step took {step_s:.3f} s: not slower than the watchdog"
+    assert np.any(np.abs(_twist_speeds(cmds)) > 0.0), "no planned command went out"
+    assert any(s.data == "active" for s in statuses)
+    actor.stop()
+
+
 def test_actor_refuses_unsafe_parameters(graph, tiny_model_path):
     actor = _actor(graph, tiny_model_path)
     refused = actor.set_parameters(overrides(weight_collision=0.0, goal_x=float("nan"), control_rate=-1.0,

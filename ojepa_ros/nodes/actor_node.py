@@ -9,9 +9,10 @@ planning raised, or the watchdog finds the state or odometry captured longer tha
 
 The watchdog judges capture stamps (the odometry's and the state's headers) against
 this node's clock carried forward between its updates (core.safety.CarriedClock: under load a sim-time clock's
-/clock messages come late, and the data they date would look as if from the future), and
-a guard timer checks it every GUARD_PERIOD between ticks, so the first braking command follows an input
-going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
+/clock messages come late, and the data they date would look as if from the future), fed from an input lane
+(nodes/lane.py) that goes on while a step plans; it is checked before each step, after it (a plan is sent only
+if the inputs are still fresh) and by a guard timer every GUARD_PERIOD between ticks, so the first braking
+command follows an input going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
 in the future is refused (one log line a second) and counts as stale at once.
 
 When the planner makes no progress (core/recovery.py), bounded recovery behaviours drive instead, through the
@@ -43,7 +44,7 @@ from ojepa_interfaces.msg import State
 from rclpy.clock import Clock, ClockType
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, LaserScan
-from std_msgs.msg import Bool, ColorRGBA, Float64MultiArray, Header, String
+from std_msgs.msg import Bool, ColorRGBA, Empty, Float64MultiArray, Header, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ojepa_ros.core.costs import default_terms
@@ -55,7 +56,8 @@ from ojepa_ros.core.safety import CarriedClock, Watchdog, ramp_to_zero, within_b
 from ojepa_ros.nodes import params as P
 from ojepa_ros.core.formats import rgb_from_image
 from ojepa_ros.core.odometry import proprio_from_odom
-from ojepa_ros.nodes.halt_lane import HaltLane
+from ojepa_ros.nodes.halt_lane import HALT_QOS, HALT_TOPIC
+from ojepa_ros.nodes.lane import Lane
 from ojepa_ros.nodes.diagnostics import HARDWARE_ID_PARAM, diagnostic_array, hardware_id
 from ojepa_ros.nodes.convert import InputError, odometry_to_array, scan_to_points, stamp_to_sec, yaw_to_quaternion
 from ojepa_ros.nodes.lifecycle import ManagedNode
@@ -187,21 +189,24 @@ class ActorNode(ManagedNode):
         # configurator set its goal again), not at the next 1 Hz repeat.
         self.status_pub = self.create_publisher(String, "ojepa/actor_status", LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, "diagnostics", 10)
-        # Callbacks run one at a time in arrival order (runtime.NodeSpinner): inputs that arrive during a
-        # planning step are handled (and feed the watchdog) before the next tick, and an overrunning control
-        # timer cannot starve the diagnostics.
-        self.create_subscription(State, "ojepa/state", self._on_state, 10)
-        self.create_subscription(Odometry, "odom", self._on_odom, SENSOR)
+        # The robot's inputs are handled on a lane of their own (nodes/lane.py), so they feed the watchdog while
+        # a step plans: the check after the step then judges what came meanwhile, not the stamps from before it
+        # (with those, every step longer than the watchdog's margin was thrown away on a slow computer).
+        self._clock_lock = threading.Lock()  # _now() is read from both threads
+        self.input_lane = Lane(self, "inputs", [
+            (State, "ojepa/state", self.when_active(self._on_state), 10),
+            (Odometry, "odom", self.when_active(self._on_odom), SENSOR),
+            (Bool, "collision", self.when_active(self._on_bumper), 10),
+            (LaserScan, "scan", self.when_active(self._on_scan), SENSOR)])
         self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
-        self.create_subscription(Bool, "collision", self._on_bumper, 10)
-        self.create_subscription(LaserScan, "scan", self._on_scan, SENSOR)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         # The guard runs on steady time: with sim time, a clock whose /clock messages stop (a simulator that died,
         # or their callbacks starved) would stop a timer on the node clock, the watchdog's last check with it.
         self.create_timer(GUARD_PERIOD, self._guard, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.create_timer(1.0, self._publish_diagnostics)
-        self.halt_lane = HaltLane(self, self._on_halt)
-        self.companions = [self.halt_lane.node]  # nodes of this one's making (README tables, test_readme_tables)
+        self.halt_lane = Lane(self, "halt", [(Empty, HALT_TOPIC, lambda _msg: self._on_halt(), HALT_QOS)])
+        # nodes of this one's making (README tables, test_readme_tables)
+        self.companions = [self.halt_lane.node, self.input_lane.node]
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self) -> None:
@@ -281,7 +286,8 @@ class ActorNode(ManagedNode):
     def _now(self) -> float:
         """The time inputs are judged against: this node's clock, carried forward while it stands still (a sim-time
         clock whose /clock messages are late: core.safety.CarriedClock)."""
-        return self._carried.now(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
+        with self._clock_lock:
+            return self._carried.now(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
 
     def _captured(self, name: str, stamp: float | None, now: float) -> float:
         """When input `name` was captured: its stamp, or (no stamp) its arrival, said once. InputError for a
@@ -371,8 +377,8 @@ class ActorNode(ManagedNode):
     # -- control loop -------------------------------------------------------------------------
     def _stale(self) -> list[str]:
         """The watched inputs that are stale now, each with the reason its last message was refused, if any."""
-        return [f"{name} ({self._refused[name]})" if name in self._refused else name
-                for name in self.watchdog.stale(self._now())]
+        refused = dict(self._refused)  # the input lane may change it meanwhile
+        return [f"{name} ({refused[name]})" if name in refused else name for name in self.watchdog.stale(self._now())]
 
     def _calm_stop(self) -> None:
         """One step of the stop for no goal: toward zero at the comfort deceleration over the time since the last
@@ -621,6 +627,7 @@ class ActorNode(ManagedNode):
 
     def destroy_node(self) -> None:
         self.halt_lane.close()
+        self.input_lane.close()
         super().destroy_node()
 
 

@@ -16,6 +16,7 @@ brings the node up to active as it starts (runtime.run_nodes); by default the li
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -81,6 +82,14 @@ class ManagedNode(LifecycleNode):
                 self._held[key] = (callback, msg)
 
         return super().create_subscription(msg_type, topic, while_active, *args, **kwargs)
+
+    def when_active(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
+        """`callback` run only while active: for a subscription of a companion node (nodes/lane.py)."""
+        def while_active(msg) -> None:
+            if self.active:
+                callback(msg)
+
+        return while_active
 
     def create_timer(self, timer_period_sec: float, callback, *args, **kwargs) -> Timer:
         """A timer that runs only while active (cancelled otherwise, reset on activation)."""
