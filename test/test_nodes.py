@@ -408,9 +408,10 @@ def test_configurator_sets_goals_refuses_bad_ones_and_applies_tasks(graph, tiny_
     assert goals == [] and actor.get_parameter("goal_active").value is False
 
     goal(3.0, 1.5)
-    # the configurator pushes to the actor and the cost node separately: wait for both pushes
-    graph.wait_for(lambda: actor.get_parameter("goal_active").value and cost.p["goal_x"] == 3.0, 3.0,
-                   "the actor and the cost node to take the goal")
+    # the configurator pushes to the actor and the cost node separately, and a node sets a request's parameters one
+    # by one (this thread can look in between): wait for both pushes whole, and the latched goal
+    graph.wait_for(lambda: actor.p["goal_active"] and actor.p["goal_yaw_active"] and cost.p["goal_x"] == 3.0
+                   and goals, 3.0, "the actor and the cost node to take the goal")
     assert (actor.p["goal_x"], actor.p["goal_y"]) == (3.0, 1.5) and cost.p["goal_x"] == 3.0
     assert goals and goals[-1].pose.position.x == 3.0
     assert actor.p["goal_yaw_active"] and actor.p["goal_yaw"] == 0.0  # a /goal_pose goal keeps its heading
