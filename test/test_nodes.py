@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -162,6 +163,27 @@ def _twist_speeds(msgs: list[Twist]) -> np.ndarray:
     return np.array([[m.linear.x, m.angular.z] for m in msgs]).reshape(-1, 2)
 
 
+@contextlib.contextmanager
+def fed_steadily(feed: Feeder, period: float):
+    """Fresh odometry and a fixed state every `period` s from a thread of its own, for the block's length."""
+    feeding = threading.Event()
+    feeding.set()
+
+    def inputs() -> None:
+        while feeding.is_set():
+            feed.send_odom()
+            feed.state.publish(State(data=[0.1] * 16))
+            time.sleep(period)
+
+    feeder = threading.Thread(target=inputs, daemon=True)
+    feeder.start()
+    try:
+        yield
+    finally:
+        feeding.clear()
+        feeder.join()
+
+
 def test_actor_drives_within_limits_and_stops_when_inputs_go_stale(graph, tiny_model_path):
     actor = _actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0)
     cmds = graph.collect(Twist, "/cmd_vel")
@@ -208,19 +230,7 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
     probe.create_subscription(Twist, "/cmd_vel", lambda m: arrivals.append(
         (time.monotonic(), np.abs([m.linear.x, m.angular.z]))), 10)
     halt = probe.create_publisher(Empty, "/ojepa/halt", HALT_QOS)
-    feed = Feeder(graph)
-    feeding = threading.Event()
-    feeding.set()
-
-    def inputs() -> None:
-        while feeding.is_set():
-            feed.send_odom()
-            feed.state.publish(State(data=[0.1] * 16))
-            time.sleep(0.05)
-
-    feeder = threading.Thread(target=inputs, daemon=True)
-    feeder.start()
-    try:
+    with fed_steadily(Feeder(graph), period=0.05):
         graph.wait_for(lambda: len(actor._plan_ms) >= 2 and arrivals and np.any(arrivals[-1][1] > [0.05, 0.1]),
                        15.0, "the robot moving on planned commands")
         graph.wait_for(lambda: halt.get_subscription_count() > 0, 3.0, "the halt lane's subscription")
@@ -232,9 +242,6 @@ def test_a_halt_during_a_planning_step_brakes_at_once_and_never_sends_that_steps
         halt.publish(Empty())
         graph.wait_for(lambda: not actor.p["goal_active"], 5.0, "the halt to end the goal")
         graph.wait_for(lambda: not arrivals[-1][1].any(), 5.0, "the stop to reach zero")
-    finally:
-        feeding.clear()
-        feeder.join()
     after = [v for t, v in arrivals if t >= asked]
     first = next(t for t, _ in arrivals if t >= asked)
     assert np.all(after[0] <= speed) and np.any(after[0] < speed), f"{after[0]} after the halt: no braking from {speed}"
@@ -254,23 +261,8 @@ def test_a_step_longer_than_the_watchdog_timeout_still_sends_its_command_while_i
                    recovery_enabled=False)
     cmds = graph.collect(Twist, "/cmd_vel")
     statuses = graph.collect(String, "/ojepa/actor_status")
-    feed = Feeder(graph)
-    feeding = threading.Event()
-    feeding.set()
-
-    def inputs() -> None:
-        while feeding.is_set():
-            feed.send_odom()
-            feed.state.publish(State(data=[0.1] * 16))
-            time.sleep(0.01)
-
-    feeder = threading.Thread(target=inputs, daemon=True)
-    feeder.start()
-    try:
+    with fed_steadily(Feeder(graph), period=0.01):
         graph.wait_for(lambda: len(actor._plan_ms) >= 3, 20.0, "three planned steps")
-    finally:
-        feeding.clear()
-        feeder.join()
     step_s = float(np.min(list(actor._plan_ms))) / 1000.0
     assert step_s > actor.p["watchdog_timeout"], f"a step took {step_s:.3f} s: not slower than the watchdog"
     assert np.any(np.abs(_twist_speeds(cmds)) > 0.0), "no planned command went out"
