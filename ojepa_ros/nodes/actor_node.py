@@ -41,6 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Odometry, Path
 from ojepa_interfaces.msg import State
+from rosgraph_msgs.msg import Clock as ClockMsg
 from rclpy.clock import Clock, ClockType
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, LaserScan
@@ -192,12 +193,16 @@ class ActorNode(ManagedNode):
         # The robot's inputs are handled on a lane of their own (nodes/lane.py), so they feed the watchdog while
         # a step plans: the check after the step then judges what came meanwhile, not the stamps from before it
         # (with those, every step longer than the watchdog's margin was thrown away on a slow computer).
+        # The node's sim-time clock moves only as this thread handles /clock, behind the step as well: the lane
+        # hears /clock too, and _now() takes the later reading, or lane-fed inputs would seem from the future.
         self._clock_lock = threading.Lock()  # _now() is read from both threads
+        self._lane_clock = -math.inf  # s: the newest /clock the input lane heard
         self.input_lane = Lane(self, "inputs", [
             (State, "ojepa/state", self.when_active(self._on_state), 10),
             (Odometry, "odom", self.when_active(self._on_odom), SENSOR),
             (Bool, "collision", self.when_active(self._on_bumper), 10),
-            (LaserScan, "scan", self.when_active(self._on_scan), SENSOR)])
+            (LaserScan, "scan", self.when_active(self._on_scan), SENSOR),
+            (ClockMsg, "/clock", self._on_lane_clock, SENSOR)])
         self.create_subscription(Image, "goal_image", self._on_goal_image, 1)
         self._timer = self.create_timer(1.0 / self.p["control_rate"], self._tick)
         # The guard runs on steady time: with sim time, a clock whose /clock messages stop (a simulator that died,
@@ -286,8 +291,14 @@ class ActorNode(ManagedNode):
     def _now(self) -> float:
         """The time inputs are judged against: this node's clock, carried forward while it stands still (a sim-time
         clock whose /clock messages are late: core.safety.CarriedClock)."""
+        reading = self.get_clock().now().nanoseconds * 1e-9
+        if self.get_clock().ros_time_is_active:
+            reading = max(reading, self._lane_clock)
         with self._clock_lock:
-            return self._carried.now(self.get_clock().now().nanoseconds * 1e-9, time.monotonic())
+            return self._carried.now(reading, time.monotonic())
+
+    def _on_lane_clock(self, msg: ClockMsg) -> None:
+        self._lane_clock = msg.clock.sec + msg.clock.nanosec * 1e-9
 
     def _captured(self, name: str, stamp: float | None, now: float) -> float:
         """When input `name` was captured: its stamp, or (no stamp) its arrival, said once. InputError for a
