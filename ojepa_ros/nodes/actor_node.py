@@ -12,8 +12,8 @@ this node's clock carried forward between its updates (core.safety.CarriedClock:
 /clock messages come late, and the data they date would look as if from the future), fed from an input lane
 (nodes/lane.py) that goes on while a step plans; it is checked before each step, after it (a plan is sent only
 if the inputs are still fresh) and by a guard timer every GUARD_PERIOD between ticks, so the first braking
-command follows an input going stale within GUARD_PERIOD plus at most one planning step. Odometry outside `world_bounds` or stamped
-in the future is refused (one log line a second) and counts as stale at once.
+command follows an input going stale within GUARD_PERIOD plus at most one planning step. Odometry outside
+`world_bounds` or stamped in the future is refused (one log line a second) and counts as stale at once.
 
 When the planner makes no progress (core/recovery.py), bounded recovery behaviours drive instead, through the
 same limiter; each start is one status line `recovery: <behaviour> #n (why ...)`, and a goal given up is

@@ -2,7 +2,7 @@
 
 A node's callbacks run one at a time on its executor thread (runtime.NodeSpinner), so a message for it waits for
 the callback in progress: in the actor that is the planning step, most of a control tick on a small computer. A
-lane's thread is idle but for its own messages; it takes the interpreter lock within the switch interval while
+lane's thread runs only its own short callbacks; it takes the interpreter lock within the switch interval while
 the step runs (the planner's torch calls release it), so what it hears is handled within milliseconds. The
 actor has two: its halt lane (a cancel brakes at once) and its input lane (the watchdog is fed while it plans).
 """
