@@ -72,19 +72,21 @@ class ManagedNode(LifecycleNode):
         if not getattr(self, "_managing", False) or topic == "/clock":
             return super().create_subscription(msg_type, topic, callback, *args, **kwargs)
         qos = args[0] if args else kwargs.get("qos_profile")
-        latched = isinstance(qos, QoSProfile) and qos.durability == DurabilityPolicy.TRANSIENT_LOCAL
+        if not (isinstance(qos, QoSProfile) and qos.durability == DurabilityPolicy.TRANSIENT_LOCAL):
+            return super().create_subscription(msg_type, topic, self.when_active(callback), *args, **kwargs)
         key = object()
 
-        def while_active(msg) -> None:
+        def while_active_or_held(msg) -> None:
             if self.active:
                 callback(msg)
-            elif latched:
+            else:
                 self._held[key] = (callback, msg)
 
-        return super().create_subscription(msg_type, topic, while_active, *args, **kwargs)
+        return super().create_subscription(msg_type, topic, while_active_or_held, *args, **kwargs)
 
     def when_active(self, callback: Callable[[Any], None]) -> Callable[[Any], None]:
-        """`callback` run only while active: for a subscription of a companion node (nodes/lane.py)."""
+        """`callback` run only while active (messages meanwhile are dropped): the node's own plain subscriptions,
+        and those of its companion nodes (nodes/lane.py)."""
         def while_active(msg) -> None:
             if self.active:
                 callback(msg)
