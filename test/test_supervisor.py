@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -318,3 +319,61 @@ def test_stop_kills_a_twin_held_in_its_import_at_once_and_a_node_deaf_to_sigint_
     assert child.standby.returncode == -signal.SIGKILL and child.process.returncode == -signal.SIGKILL
     assert 3.0 <= took < 5.0
     assert len(lines) == 1 and lines[0].startswith(f"deaf (pid {child.process.pid}) still ran 3."), lines
+
+
+def test_a_configurator_whose_goal_question_goes_unanswered_asks_again(graph):
+    """Found in the one-process-per-node agent: Fast DDS can drop a service's response when the client's reply
+    reader is not yet matched on the server's side ("failed to send response (timeout)"). A configurator that
+    waited for its first get_parameters answer never applied its start-up task."""
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.task import Future
+    from rcl_interfaces.msg import ParameterType, ParameterValue, SetParametersResult
+    from rcl_interfaces.srv import GetParameters, SetParameters
+
+    from ojepa_ros.nodes.configurator_node import ConfiguratorNode
+
+    planner = Node("actor_node", start_parameter_services=False)
+    asked, received = [], {}
+
+    async def get_parameters(request, response):
+        asked.append(time.monotonic())
+        if len(asked) == 1:
+            await Future()  # this answer is lost
+        response.values = [ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=False)
+                           if n in ("goal_active", "goal_yaw_active") else
+                           ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.0)
+                           for n in request.names]
+        return response
+
+    def set_parameters(request, response):
+        received.update({p.name: p.value for p in request.parameters})
+        response.results = [SetParametersResult(successful=True) for _ in request.parameters]
+        return response
+
+    group = ReentrantCallbackGroup()  # the held first question must not hold the later ones
+    planner.create_service(GetParameters, "~/get_parameters", get_parameters, callback_group=group)
+    planner.create_service(SetParameters, "~/set_parameters", set_parameters, callback_group=group)
+    executor = SingleThreadedExecutor()  # runs the coroutine callback; the agent's EventsExecutor is not needed
+    executor.add_node(planner)
+    spinning = threading.Event()
+    spinning.set()
+
+    def spin() -> None:
+        while spinning.is_set():
+            executor.spin_once(timeout_sec=0.05)
+
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
+    try:
+        graph.add(ConfiguratorNode(parameter_overrides=[Parameter("task", value="same_room"),
+                                                        Parameter("managed_nodes", value=["actor_node"])]))
+        graph.wait_for(lambda: "goal_x" in received, 15.0, "the start-up task's goal on the planner node")
+        assert len(asked) >= 2
+        assert received["goal_x"].double_value == 3.0 and received["goal_active"].bool_value
+    finally:
+        spinning.clear()
+        spinner.join(timeout=2.0)
+        executor.shutdown()
+        planner.destroy_node()

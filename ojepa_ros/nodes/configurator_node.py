@@ -49,6 +49,8 @@ PARAMS = {
     "planner_node": P.Param("actor_node", "the managed node that takes a task's planner settings"),
 }
 RESTORE_AFTER = 1.0  # s since the last push before an idle actor with an active goal counts as restarted
+ASK_AGAIN_AFTER = 1.0  # s without an answer before the planner node is asked for its goal again
+ASK_TRIES = 5  # unanswered questions before the start-up task is applied as after a fresh start
 ADOPTED = ("goal_active", "goal_x", "goal_y", "goal_yaw_active", "goal_yaw")  # the planner node's goal, read back
 
 
@@ -72,17 +74,16 @@ class ConfiguratorNode(Node):
                          for name in self.p["managed_nodes"]}
         self._adopted = self.p["planner_node"] not in self._param_clients  # nothing to ask
         self._goal_client = self.create_client(GetParameters, f"{self.p['planner_node']}/get_parameters")
-        self._asked = False
+        self._question = None  # the pending get_parameters call, and when it was sent
+        self._asked_at = -math.inf
+        self._tries = 0
         self._startup = self.create_timer(0.2, self._start_up)
 
     def _start_up(self) -> None:
         """Ask the planner node for a goal it already drives to (this configurator restarted); then, once every
         managed node is there, apply the start-up task (without its goal when one was adopted)."""
         if not self._adopted:
-            if not self._asked and self._goal_client.service_is_ready():
-                self._asked = True
-                future = self._goal_client.call_async(GetParameters.Request(names=list(ADOPTED)))
-                future.add_done_callback(self._on_planner_goal)
+            self._ask_planner_goal()
             return
         if not self.p["task"]:
             self._startup.cancel()
@@ -90,7 +91,29 @@ class ConfiguratorNode(Node):
             self._startup.cancel()
             self.apply_task(self.p["task"], with_goal=self.active_goal is None)
 
+    def _ask_planner_goal(self) -> None:
+        """Ask again when no answer came within ASK_AGAIN_AFTER: Fast DDS drops a response whose client it has
+        not matched yet ("failed to send response"). After ASK_TRIES the planner node counts as driving nowhere."""
+        if self._question is not None:
+            if time.monotonic() - self._asked_at < ASK_AGAIN_AFTER:
+                return
+            self._goal_client.remove_pending_request(self._question)
+            self._question = None
+            if self._tries >= ASK_TRIES:
+                self.get_logger().warning(f"{self.p['planner_node']} did not answer get_parameters {self._tries} "
+                                          "times; no goal adopted")
+                self._adopted = True
+                return
+        if self._goal_client.service_is_ready():
+            self._tries += 1
+            self._asked_at = time.monotonic()
+            self._question = self._goal_client.call_async(GetParameters.Request(names=list(ADOPTED)))
+            self._question.add_done_callback(self._on_planner_goal)
+
     def _on_planner_goal(self, future) -> None:
+        if future is not self._question:
+            return  # an answer to a question already asked again
+        self._question = None
         try:
             goal = {n: Parameter.from_parameter_msg(ParameterMsg(name=n, value=v)).value
                     for n, v in zip(ADOPTED, future.result().values, strict=True)}
