@@ -321,3 +321,14 @@ def test_settings_over_the_compute_budget_in_the_file_hold_the_robot_stopped(gra
     robot = Robot(graph)
     robot.drive(lambda: robot.statuses and robot.statuses[-1].startswith("fault"), timeout=5.0, what="a fault status")
     assert np.allclose(robot.speeds(), 0.0)
+
+
+def test_data_before_any_clock_message_is_refused_as_such_on_sim_time(graph, tiny_model_path):
+    """Found starting the agent a process per node: a state that came before the actor's first /clock was
+    refused as "stamped 12.505 s in the future (clocks disagree?)", which points at the wrong fault."""
+    node = actor(graph, tiny_model_path, goal_active=True, goal_x=5.0, goal_y=5.0, use_sim_time=True, mode1="none")
+    robot = Robot(graph)
+    graph.wait_for(lambda: robot.send(stamp_ns=100_000_000_000) or "state" in node._refused, 10.0,
+                   "the state refused")
+    assert "before any /clock" in node._refused["state"], node._refused
+    assert not robot.commands or np.allclose(robot.speeds(), 0.0)

@@ -297,6 +297,10 @@ class ActorNode(ManagedNode):
         with self._clock_lock:
             return self._carried.now(reading, time.monotonic())
 
+    def _clock_heard(self) -> bool:
+        """Whether a /clock message has reached this node or its input lane (a sim-time clock reads 0 before)."""
+        return self._lane_clock > -math.inf or self.get_clock().now().nanoseconds > 0
+
     def _on_lane_clock(self, msg: ClockMsg) -> None:
         self._lane_clock = msg.clock.sec + msg.clock.nanosec * 1e-9
 
@@ -309,6 +313,9 @@ class ActorNode(ManagedNode):
                 self.get_logger().warning(f"{name} carries no capture stamp; its age is measured from arrival")
             return now
         if stamp > now + MAX_FUTURE_STAMP:
+            if self.get_clock().ros_time_is_active and not self._clock_heard():
+                raise InputError(f"{name} came before any /clock message (use_sim_time is on): its age cannot be "
+                                 "told yet")
             raise InputError(f"{name} is stamped {stamp - now:.3f} s in the future; refused (clocks disagree?)")
         return min(stamp, now)
 
