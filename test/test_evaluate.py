@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,7 +63,8 @@ def test_evaluate_reports_sane_figures(tiny_model_path):
 def test_main_prints_a_table_and_writes_json(tiny_model_path, tmp_path, capsys):
     out = tmp_path / "eval.json"
     assert main(["--model", str(tiny_model_path), "--pairs", "2", "--mode", "same_room", "--max-steps", "2",
-                 "--obstacles", "1", "--camera", "black", "--per-pair", "--json", str(out)]) == 0
+                 "--obstacles", "1", "--camera", "black", "--per-pair", "--json", str(out),
+                 "--pictures", str(tmp_path / "pictures")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("# worlds=heldout mode=same_room obstacles=1") and "camera=black" in lines[0]
     assert lines[1].split()[:3] == ["pair", "world", "success"]
@@ -71,6 +73,10 @@ def test_main_prints_a_table_and_writes_json(tiny_model_path, tmp_path, capsys):
     assert report["scenario"]["camera"] == "black" and len(report["episodes"]) == 2
     assert not report["high_level"]  # no roadmap of a held-out world
     assert report["collision_monitor"] and "collision_monitor=on" in lines[0]
+    assert "trajectory" not in report["episodes"][0]
+    pictures = sorted(p.name for p in (tmp_path / "pictures").iterdir())  # 0.2 s reach no goal: both failed
+    assert pictures == [f"same_room_{i:03d}_{e['world']}.png" for i, e in enumerate(report["episodes"])]
+    assert cv2.imread(str(tmp_path / "pictures" / pictures[0])).shape == (512, 512, 3)
 
 
 def test_main_names_an_unusable_model_file(tmp_path, capsys):

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import cv2
 import numpy as np
 import torch
 import yaml
@@ -151,7 +152,8 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
     goal_as_image: the actor gets the camera image at the goal (facing along start -> goal), not its pose;
     success is still the robot within the goal tolerance of the goal position. monitor: the collision monitor
     between the actor and the base, as collision_monitor_node in the ROS graph (None: the actor's command
-    drives the base unchecked); "monitor_stops" counts the steps it held a moving command back."""
+    drives the base unchecked); "monitor_stops" counts the steps it held a moving command back; "trajectory"
+    holds the odometry position [x, y] before each step."""
     obs, info = env.reset(seed=seed, options={"start": start, "goal": goal})
     policy.reset()
     if monitor is not None:
@@ -166,10 +168,12 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
     else:
         policy.set_goal(goal)
     steps, collisions, success, mode1_steps, plan_ms, recoveries, failed = 0, 0, False, 0, [], [], ""
+    trajectory = []
     info = {**info, "collision": env.in_collision()}
     while steps < max_steps and not success:
         image = obs["image"] if camera == "normal" else np.zeros_like(obs["image"])
         proprio = torch.from_numpy(proprio_from_odom(obs["odom"]))[None]
+        trajectory.append(obs["odom"][:2].tolist())
         state = model.encode(torch.from_numpy(image)[None], proprio)[0]
         scan = scan_points(obs["scan"], env.scan_angles[0], 2 * math.pi / env.config.scan_beams, 0.0,
                            env.config.scan_range)
@@ -195,15 +199,16 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
     return {"start": list(start), "goal": list(goal), "success": bool(success), "steps": steps,
             "collision_steps": collisions, "final_distance_m": float(info["distance_to_goal"]),
             "mode1_steps": mode1_steps, "plan_ms": plan_ms, "recoveries": recoveries, "failed": failed,
-            "monitor_stops": monitor_stops}
+            "monitor_stops": monitor_stops, "trajectory": trajectory}
 
 
 @torch.no_grad()
 def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scenario(), seed: int = 0,
              max_steps: int = 600, params: Mapping[str, Any] | None = None,
-             monitor: MonitorConfig | None = None) -> dict[str, Any]:
+             monitor: MonitorConfig | None = None, pictures: Path | None = None) -> dict[str, Any]:
     """Success rate, time to goal, contacts and planning time over `pairs` closed-loop episodes of `scenario`,
-    with the collision monitor `monitor` between the actor and the base (None: without one).
+    with the collision monitor `monitor` between the actor and the base (None: without one). With `pictures`,
+    a top-down view of each failed pair's run is written there (`<mode>_<pair>_<world>.png`).
 
     Outside the roadmap's world the actor plans without its high level (a roadmap is one world's experience)."""
     model = load_world_model(model_path)
@@ -220,10 +225,13 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
     dt = env.config.control_dt
     episodes = []
     try:
-        for trial in scenario_trials(scenario, pairs, seed):
+        for i, trial in enumerate(scenario_trials(scenario, pairs, seed)):
             env.set_layout(trial.layout)
             episode = drive(model, env, policy, trial.start, trial.goal, max_steps, seed, camera=scenario.camera,
                             goal_as_image=scenario.goal == "image", monitor=gate)
+            trajectory = np.asarray(episode.pop("trajectory"))
+            if pictures is not None and not episode["success"]:
+                save_topdown(env, trajectory, trial.goal, pictures / f"{scenario.mode}_{i:03d}_{trial.world}.png")
             episode["world"] = trial.world
             episode["plan_ms_median"] = float(np.median(episode["plan_ms"])) if episode["plan_ms"] else float("nan")
             episodes.append(episode)
@@ -251,6 +259,13 @@ def evaluate(model_path: str | Path, pairs: int = 20, scenario: Scenario = Scena
         "plan_ms_p99": float(np.percentile(plan_ms, 99)) if plan_ms else float("nan"),
         "episodes": episodes,
     }
+
+
+def save_topdown(env: RoomsNavEnv, trajectory: np.ndarray, goal: tuple[float, float], path: Path) -> None:
+    """The whole floor from above as the episode left it: obstacles, the robot, its path and the goal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = env.render_topdown(512, trajectory=trajectory, goal=goal)
+    cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
 def print_report(report: dict[str, Any], per_pair: bool) -> None:
@@ -296,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override an actor_node parameter, e.g. hierarchical=false or planner=cem (repeatable)")
     parser.add_argument("--json", type=Path, help="also write the full report (incl. every episode) here")
+    parser.add_argument("--pictures", type=Path, metavar="DIR",
+                        help="write a top-down picture of each failed pair's run here")
     parser.add_argument("--monitor", choices=("on", "off"), default="on",
                         help="on (default, as deployed): the collision monitor (collision_monitor_node's settings "
                         "in --config) between the actor and the base; off: the actor's commands drive unchecked")
@@ -315,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = [Scenario(args.worlds, m, args.obstacles, args.moving_obstacles, args.goal, args.camera)
                      for m in modes]
         monitor = monitor_config(args.config) if args.monitor == "on" else None
-        reports = [evaluate(args.model, args.pairs, sc, args.seed, args.max_steps, params, monitor)
+        reports = [evaluate(args.model, args.pairs, sc, args.seed, args.max_steps, params, monitor, args.pictures)
                    for sc in scenarios]
     except (ModelFileError, RoadmapFileError, OnnxModelError, ValueError) as err:
         print(f"ojepa eval: {err}", file=sys.stderr)
