@@ -74,9 +74,9 @@ class ConfiguratorNode(Node):
                          for name in self.p["managed_nodes"]}
         self._adopted = self.p["planner_node"] not in self._param_clients  # nothing to ask
         self._goal_client = self.create_client(GetParameters, f"{self.p['planner_node']}/get_parameters")
-        self._question = None  # the pending get_parameters call, and when it was sent
-        self._asked_at = -math.inf
-        self._tries = 0
+        self._question = None  # the pending get_parameters call (a future), if any
+        self._asked_at = -math.inf  # monotonic s when it was sent
+        self._tries = 0  # questions sent so far
         self._startup = self.create_timer(0.2, self._start_up)
 
     def _start_up(self) -> None:
