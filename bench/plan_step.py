@@ -7,6 +7,8 @@ the rooms world, each with a goal in the same room.
 Table 1: MpcPolicy.act (plan + cost breakdown + limiter), warm-started, per planner x samples x horizon x
 torch threads: median and p90 ms after 2 warm-up steps (fewer repeats when a step takes seconds); with
 --onnx, MPPI and CEM again with their rollouts on onnxruntime (CPU provider, as many threads as torch).
+Table 1b: the same for the policy exactly as config/agent.yaml ships it (hierarchy, critic, Mode-1 warm start),
+over the table-2 start states, with no plan deadline.
 Table 2: the same world model, Objective and budget (samples, horizon, one iteration, lambda, noise sigma,
 bounds, zero initial plan) through our MPPI and pytorch_mppi.MPPI (our cost as its terminal cost), from the
 same start states, `--steps` warm-started commands each: ms per command, throughput ratio (their ms / our
@@ -114,6 +116,26 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
                 ms = timed(lambda: policy.act(state, (0.0, 0.0)), repeats)
                 cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
             print(f"{samples:>8} {horizon:>8} {' '.join(f'{c:>24}' for c in cells)}", flush=True)
+
+
+def table_shipped(model: WorldModel, model_path: str, shipped: dict, scenes_, threads, repeats: int) -> None:
+    """Table 1b: MpcPolicy.act as the actor runs it (config/agent.yaml: hierarchy, critic, Mode-1 warm start,
+    perceived-obstacle costs), without the plan deadline so that Mode-2's own time is what is timed."""
+    print("\n## 1b. the shipped policy (config/agent.yaml as the actor runs it, plan_deadline 0), ms per MPC "
+          "step: median / p90 (n repeats), over the table-2 start states")
+    head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
+    print(f"{'':>17} {head}")
+    cells = []
+    for t in threads:
+        torch.set_num_threads(t)
+        policy = MpcPolicy.from_files(model, model_path, {**shipped, "plan_deadline": 0.0}, seed=0)
+        ms = []
+        for state, goal in scenes_:
+            policy.reset()
+            policy.set_goal(goal)
+            ms.extend(timed(lambda: policy.act(state, (0.0, 0.0)), max(3, repeats // len(scenes_))))
+        cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
+    print(f"{'as shipped':>17} {' '.join(f'{c:>24}' for c in cells)}", flush=True)
 
 
 def compare_mppi(model: WorldModel, scenes_, samples: int, horizon: int, steps: int,
@@ -275,8 +297,8 @@ def table_time_to_cost(model: WorldModel, model_path: str, scenes_, threads, max
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="table 1 on samples {256, 1024} x horizon {16}, "
-                                                             "fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="table 1 on samples {256, shipped, 1024} x the "
+                                                             "shipped horizon, fewer repeats")
     parser.add_argument("--planners", nargs="+", default=list(PLANNERS), choices=PLANNERS, help="table 1 rows")
     parser.add_argument("--repeats", type=int, default=15, help="timed MPC steps per table-1 cell")
     parser.add_argument("--scenes", type=int, default=4, help="start states for table 2")
@@ -293,16 +315,21 @@ def main() -> None:
                         "onnxruntime (CPU), from the model's exported folder (`ojepa export`)")
     parser.add_argument("--mode1-scenes", type=int, default=24, help="start states for table 3 (0: skip it)")
     args = parser.parse_args()
-    samples, horizons = ((256, 1024), (16,)) if args.quick else ((256, 1024, 4096), (8, 16, 32))
+    shipped = actor_params(config_file("agent.yaml"))
+    budget = (int(shipped["num_samples"]), int(shipped["horizon"]))  # the budget the actor plans with
+    samples = sorted({256, budget[0], 1024}) if args.quick else sorted({256, budget[0], 1024, 4096})
+    horizons = (budget[1],) if args.quick else sorted({8, budget[1], 32})
     repeats = min(args.repeats, 8) if args.quick else args.repeats
     grid = [(n, h) for h in horizons for n in samples]
-    compare_grid = [(256, 16), (1024, 16)]  # the target budget and a smaller one: pytorch-mppi is slow to repeat
+    compare_grid = sorted({(256, budget[1]), budget, (1024, budget[1])})  # pytorch-mppi is slow to repeat
     keep_freed_memory()  # what MpcPolicy does in the actor: both implementations run under it
     model, described = load(args.model)
     all_scenes = scenes(model, args.scenes)
     print(f"# plan_step: torch {torch.__version__}, {os.cpu_count()} CPUs, load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
     print(f"# model: {described}")
+    print(f"# shipped budget (config/agent.yaml): {budget[0]} samples x {budget[1]} steps, "
+          f"{shipped['iterations']} iteration(s), planner {shipped['planner']}")
     if args.only_time_to_cost:
         table_time_to_cost(model, args.model, scenes(model, args.cost_scenes, seed=2), args.threads, args.cost_steps)
         return
@@ -311,6 +338,7 @@ def main() -> None:
         if onnx_dir is not None:
             read_manifest(onnx_dir)  # a missing or broken export fails now, not after the torch rows
         table_policy(model, all_scenes[0], grid, args.threads, repeats, args.planners, onnx_dir)
+        table_shipped(model, args.model, shipped, all_scenes, args.threads, repeats)
     table_compare(model, all_scenes, compare_grid, args.threads, args.steps, args.precision)
     if args.mode1_scenes:
         torch.set_num_threads(1)
