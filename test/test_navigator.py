@@ -150,30 +150,49 @@ def agent(ros, tmp_path_factory):
     from ojepa_ros.nodes.runtime import NodeSpinner
 
     cwd = tmp_path_factory.mktemp("agent")
-    proc = subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet", "--topdown",
-                             str(cwd / "run.png")], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=dict(os.environ, ROS_HOME=str(cwd)))
+    log = AgentLog(cwd / "agent.log")
+    with log.path.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "ojepa_ros.cli", "agent", "--quiet", "--topdown",
+                                 str(cwd / "run.png")], cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                text=True, env=dict(os.environ, ROS_HOME=str(cwd)))
     spinner = NodeSpinner()
     client = Client(spinner)
     try:
         assert client.action.wait_for_server(timeout_sec=60.0), "no navigate_to_pose server"
         until(lambda: len(client.odoms) > 10, 30.0, "odometry")
-        yield proc, client
+        yield proc, client, log
     finally:
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
-        print(out)  # shown when a test failed: the agent's account of the run
+        proc.wait(timeout=30)
+        print(log.since_last())  # shown when the module's last test failed: how the agent shut down
         spinner.stop()
         spinner.shutdown()
         client.node.destroy_node()
 
 
+class AgentLog:
+    """The agent's output in a file, handed out a test's share at a time."""
+
+    def __init__(self, path) -> None:
+        self.path, self._read = path, 0
+
+    def since_last(self) -> str:
+        """What the agent wrote since the last call."""
+        text = self.path.read_text(errors="replace")
+        part, self._read = text[self._read:], len(text)
+        return part
+
+
 @pytest.fixture
 def client(agent):
-    """The client, with the robot at its start pose; the agent must still run after the test."""
-    proc, client = agent
+    """The client, with the robot at its start pose; the agent must still run after the test. The agent's
+    output during the test is printed after it, so that pytest shows it beside a failure (as its teardown
+    section) and the one test's account is not lost in the module's."""
+    proc, client, log = agent
+    log.since_last()
     client.back_to_start()
     yield client
+    print(f"--- the agent's output during this test ---\n{log.since_last()}")
     assert proc.poll() is None, "the agent died"
 
 
