@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from action_msgs.msg import GoalStatus
@@ -173,7 +174,7 @@ def agent(ros, tmp_path_factory):
 class AgentLog:
     """The agent's output in a file, handed out a test's share at a time."""
 
-    def __init__(self, path) -> None:
+    def __init__(self, path: Path) -> None:
         self.path, self._read = path, 0
 
     def since_last(self) -> str:
