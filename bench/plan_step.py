@@ -92,6 +92,16 @@ def timed(step: Callable[[], object], repeats: int) -> np.ndarray:
     return np.asarray(times)
 
 
+def threads_head(threads) -> str:
+    """Column heads of the per-thread-count ms columns of tables 1 and 1b."""
+    return " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
+
+
+def ms_cell(ms) -> str:
+    """One table-1 cell: median / p90 ms (n timed steps)."""
+    return f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})"
+
+
 def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners: list[str],
                  onnx_dir: Path | None) -> None:
     """With `onnx_dir` (exported graphs), MPPI and CEM are timed a second time with their rollouts on
@@ -101,7 +111,7 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
     runs = [(name, False) for name in planners] + [(name, True) for name in planners
                                                     if onnx_dir is not None and name in GRADIENT_FREE]
     for name, on_onnx in runs:
-        head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
+        head = threads_head(threads)
         where = "onnxruntime CPU, threads as torch's" if on_onnx else "torch"
         print(f"\n{name} ({where})\n{'samples':>8} {'horizon':>8} {head}")
         for samples, horizon in grid:
@@ -114,7 +124,7 @@ def table_policy(model: WorldModel, scene, grid, threads, repeats: int, planners
                                                onnx=engine)
                 policy.set_goal(goal)
                 ms = timed(lambda: policy.act(state, (0.0, 0.0)), repeats)
-                cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
+                cells.append(ms_cell(ms))
             print(f"{samples:>8} {horizon:>8} {' '.join(f'{c:>24}' for c in cells)}", flush=True)
 
 
@@ -123,8 +133,7 @@ def table_shipped(model: WorldModel, model_path: str, shipped: dict, scenes_, th
     perceived-obstacle costs), without the plan deadline so that Mode-2's own time is what is timed."""
     print("\n## 1b. the shipped policy (config/agent.yaml as the actor runs it, plan_deadline 0), ms per MPC "
           "step: median / p90 (n repeats), over the table-2 start states")
-    head = " ".join(f"{f'{t} thread' + 's' * (t > 1):>24}" for t in threads)
-    print(f"{'':>17} {head}")
+    print(f"{'':>17} {threads_head(threads)}")
     cells = []
     for t in threads:
         torch.set_num_threads(t)
@@ -134,7 +143,7 @@ def table_shipped(model: WorldModel, model_path: str, shipped: dict, scenes_, th
             policy.reset()
             policy.set_goal(goal)
             ms.extend(timed(lambda: policy.act(state, (0.0, 0.0)), max(3, repeats // len(scenes_))))
-        cells.append(f"{np.median(ms):>9.1f} / {np.percentile(ms, 90):>7.1f} ({len(ms):>2})")
+        cells.append(ms_cell(ms))
     print(f"{'as shipped':>17} {' '.join(f'{c:>24}' for c in cells)}", flush=True)
 
 
