@@ -9,12 +9,12 @@ actor has two: its halt lane (a cancel brakes at once) and its input lane (the w
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable, Sequence
 
-from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+
+from ojepa_ros.nodes.spin_thread import SpinThread
 
 # (message type, topic as the owner names it, callback, QoS profile or depth)
 Subscription = tuple[type, str, Callable[[Any], None], Any]
@@ -31,22 +31,12 @@ class Lane:
                          parameter_overrides=[Parameter("start_type_description_service", value=False)])
         for msg_type, topic, callback, qos in subscriptions:
             self.node.create_subscription(msg_type, owner.resolve_topic_name(topic), callback, qos)
-        self._executor = EventsExecutor(context=owner.context)
-        self._executor.add_node(self.node)
-        self._open = threading.Event()
-        self._open.set()
-        self._thread = threading.Thread(target=self._spin, daemon=True, name=f"{purpose} lane {owner.get_name()}")
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._open.is_set() and self.node.context.ok():
-            self._executor.spin_once(timeout_sec=0.1)
+        self._spinner: SpinThread | None = SpinThread(self.node, f"{purpose} lane {owner.get_name()}")
 
     def close(self) -> None:
-        if not self._open.is_set():
+        if self._spinner is None:
             return
-        self._open.clear()
-        self._thread.join(timeout=1.0)
-        self._executor.remove_node(self.node)
-        self._executor.shutdown()
+        self._spinner.stop(timeout=1.0)
+        self._spinner.release()
+        self._spinner = None
         self.node.destroy_node()

@@ -11,11 +11,11 @@ import time
 from typing import Callable
 
 import rclpy
-from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from ojepa_ros.nodes.lifecycle import ManagedNode
+from ojepa_ros.nodes.spin_thread import SpinThread
 
 # A stop that takes longer than this is stuck: the process then prints every thread's stack (what hung) and
 # exits with status 1, rather than wait for `ros2 launch` to escalate to SIGTERM and SIGKILL (5 s and 15 s).
@@ -24,47 +24,33 @@ FINAL_MESSAGES_S = 0.1  # after the nodes' stop(): time for their final commands
 
 
 class NodeSpinner:
-    """Spins each node added on an EventsExecutor of its own, in a thread of its own.
+    """Spins each node added in a thread of its own (nodes/spin_thread.py).
 
     One thread per node keeps the nodes concurrent (the simulator steps while the actor plans). Within a
     node, callbacks run one at a time in the order their events arrived, so inputs that arrive during a
     planning step are handled before the next control tick. rclpy's MultiThreadedExecutor rebuilds a wait
     set in Python on every wake-up: in the 7-node graph it took ~125 % of the 2 cores measured here against
-    ~30 % for this, and the actor's planning got the difference back (median step 86 -> 45 ms).
+    ~30 % for EventsExecutors, and the actor's planning got the difference back (median step 86 -> 45 ms).
     """
 
     def __init__(self) -> None:
-        self._spinning = threading.Event()
-        self._spinning.set()
-        self._runs: list[tuple[EventsExecutor, threading.Thread, Node]] = []
+        self._runs: list[SpinThread] = []
 
     def add(self, node: Node) -> Node:
-        executor = EventsExecutor()
-        executor.add_node(node)
-        thread = threading.Thread(target=self._spin, args=(executor,), daemon=True, name=f"spin {node.get_name()}")
-        thread.start()
-        self._runs.append((executor, thread, node))
+        self._runs.append(SpinThread(node, f"spin {node.get_name()}"))
         return node
 
-    def _spin(self, executor: EventsExecutor) -> None:
-        while self._spinning.is_set() and rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-
     def alive(self) -> bool:
-        return all(thread.is_alive() for _, thread, _ in self._runs)
+        return all(run.alive() for run in self._runs)
 
     def stop(self) -> None:
         """Stop spinning (the nodes stay valid: their stop() may still publish); then call shutdown()."""
-        self._spinning.clear()
-        for _, thread, _ in self._runs:
-            thread.join(timeout=5.0)
+        for run in self._runs:
+            run.stop()
 
     def shutdown(self) -> None:
-        """Each executor lets go of its node first: a node an executor still holds can hang destroy_node (rclpy waits
-        for its handle to be free; seen as a rare stuck stop of `ojepa agent --processes`)."""
-        for executor, _, node in self._runs:
-            executor.remove_node(node)
-            executor.shutdown()
+        for run in self._runs:
+            run.release()
 
 
 def _one_torch_thread() -> None:
