@@ -269,6 +269,49 @@ def twin_prepare_s() -> float:
         twin.wait(timeout=10)
 
 
+def _thread_nice(pid: int) -> dict[int, tuple[str, int]]:
+    """Each thread's name and nice value (/proc/PID/task/TID/comm and stat's field 19); a thread that ended
+    meanwhile is left out."""
+    values = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                values[int(tid)] = (name, int(f.read().rsplit(")", 1)[1].split()[16]))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return values
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_a_twin_imports_at_the_lowest_priority_and_keeps_the_usual_one_for_its_node():
+    """A twin's imports yield the CPU to the running nodes (nice 19, their thread alone); once ready, the thread
+    that will run the node and the middleware's threads (started after the imports, by that thread) have the
+    priority the twin was started with. Threads that libraries start while imported keep nice 19 (idle ones here:
+    the tracing listeners, an onnxruntime waiter); OpenBLAS's workers are imported first at the usual priority."""
+    from ojepa_ros.nodes.entry import LOWEST_NICE
+    from ojepa_ros.standby import READY_COMM
+
+    usual = os.getpriority(os.PRIO_PROCESS, 0)
+    twin = subprocess.Popen(TWIN, stdin=subprocess.PIPE)
+    seen: set[int] = set()
+    try:
+        start = time.monotonic()
+        while _comm(twin.pid) != READY_COMM:
+            assert time.monotonic() - start < 60.0 and twin.poll() is None, "the twin never got ready"
+            seen.update(nice for _, nice in _thread_nice(twin.pid).values())
+            time.sleep(0.01)
+        ready = _thread_nice(twin.pid)
+    finally:
+        twin.stdin.close()
+        twin.wait(timeout=10)
+    assert LOWEST_NICE in seen, f"no thread of the preparing twin ran at nice {LOWEST_NICE}: {sorted(seen)}"
+    middleware = {tid: nice for tid, (name, nice) in ready.items() if name.startswith("dds.")}
+    assert middleware and set(middleware.values()) == {usual}, ready
+    assert ready[twin.pid][1] == usual, ready  # the main thread, which runs the node after "go"
+
+
 @pytest.mark.parametrize("fraction", [0.1, 0.4, 0.7])
 def test_a_twin_stopped_while_it_prepares_exits_quietly(twin_prepare_s, fraction):
     """Ctrl-C reaches every twin at once, some still importing torch or starting the middleware: each exits 0 at

@@ -17,6 +17,13 @@ import importlib
 import os
 import signal
 import sys
+import threading
+from typing import Callable
+
+LOWEST_NICE = 19  # a twin's imports yield the CPU to every node that runs
+# Imported at the usual priority first: importing them starts OpenBLAS's worker threads, which do matrix work for
+# the node later and would otherwise keep the lowest priority.
+USUAL_PRIORITY_IMPORTS = ("numpy", "cv2")
 
 
 def _exit_now(_signum, _frame) -> None:
@@ -66,14 +73,42 @@ def _import_heavy(name: str):
     return module
 
 
+def _at_lowest_priority(work: Callable[[], object]) -> None:
+    """Run `work` on a thread of its own at nice 19, and wait for it (its exception is raised here).
+
+    A twin's imports take seconds of CPU, and the supervisor starts every node's twin at once while the robot
+    drives: at the nodes' priority they took the actor's planning past its deadline for the first seconds of every
+    run. Linux gives each thread its own nice value, and a thread inherits its creator's: this thread lowers only
+    its own, so the process's main thread, and every thread it starts later (the middleware's, the node's), keep
+    theirs, which an unprivileged process could not raise back."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if hasattr(os, "setpriority"):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_NICE)
+            work()
+        except BaseException as err:  # re-raised on the caller's thread
+            failure.append(err)
+
+    worker = threading.Thread(target=run, name="twin imports", daemon=True)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
 def prepare(argv: list[str]) -> None:
     """Get the node `argv[0]` names ready to run (ojepa_ros.standby calls this): import its module, and what it
-    imports only when it configures (WARM_IMPORTS; for a node that loads the world model, torch and the model code);
-    then start the middleware with the node's arguments and its DDS participant (runtime.start_participant), so the
-    graph has discovered this process before the node is created. A restart then waits for none of it."""
+    imports only when it configures (WARM_IMPORTS; for a node that loads the world model, torch and the model code),
+    at the lowest CPU priority but for USUAL_PRIORITY_IMPORTS; then start the middleware with the node's arguments and its DDS participant
+    (runtime.start_participant), so the graph has discovered this process before the node is created. A restart
+    then waits for none of it."""
     if not argv:
         return
-    _import_heavy(argv[0])
+    for name in USUAL_PRIORITY_IMPORTS:
+        importlib.import_module(name)
+    _at_lowest_priority(lambda: _import_heavy(argv[0]))
     from ojepa_ros.nodes.runtime import init_middleware, start_participant
 
     init_middleware(argv[1:])
