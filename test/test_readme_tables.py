@@ -30,6 +30,10 @@ KIND_WORDS = {"pub": "publishes", "sub": "subscribes to", "srv": "serves", "clie
 # What ROS gives every node: not the project's to document.
 BUILTIN_PARAMS = {"use_sim_time", "start_type_description_service"}
 BUILTIN_TOPICS = {"/parameter_events", "/rosout"}
+# Each node looked at gets a namespace of its own (+ its variant's index): the graph answers "by node" for the
+# first node of the name it knows, and in one process a destroyed node of the same name can linger there with
+# no entities (Fast DDS), so a second node of one name and namespace was often read as declaring nothing.
+NAMESPACE = "/readme_check_"
 BUILTIN_SERVICES = ("describe_parameters", "get_parameter_types", "get_parameters", "get_type_description",
                     "list_parameters", "set_parameters", "set_parameters_atomically")
 
@@ -45,8 +49,8 @@ def _optional_topics() -> set[str]:
 VARIANTS: dict[str, list[dict]] = {
     "sim_node": [{"world": "rooms"}, {"world": "gym", "gym_env_id": "InvertedPendulum-v5"}],
     "actor_node": [{"effector": "twist"}, {"effector": "float64_array"}],
-    # A third node of one name in one process is often missing from the ROS graph (Fast DDS), so the stamped
-    # choice rides along with another variant; test_velocity_commands.py covers it for every node.
+    # The stamped choice rides along with another variant (fewer nodes to build); test_velocity_commands.py
+    # covers it for every node.
     "memory_node": [{"record_images": False}, {"record_images": True, "enable_stamped_cmd_vel": True}],
     "world_model_node": [{}, {"enable_stamped_cmd_vel": True}],
     "collision_monitor_node": [{}, {"enable_stamped_cmd_vel": True}],
@@ -224,9 +228,11 @@ def collect_declared(model_path: Path, output_dir: Path) -> Declared:
             base = {"model_path": str(model_path)} if spec.name in graph.MODEL_USERS else {}
             if spec.name == "memory_node":
                 base["output_dir"] = str(output_dir)
-            for variant in VARIANTS.get(spec.name, [{}]):
+            for index, variant in enumerate(VARIANTS.get(spec.name, [{}])):
                 values = {**base, **variant}
-                node = getattr(module, spec.cls)(parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
+                namespace = f"{NAMESPACE}{index}"
+                node = getattr(module, spec.cls)(namespace=namespace,
+                                                 parameter_overrides=[Parameter(k, value=v) for k, v in values.items()])
                 try:
                     # A parameter declared outside PARAMS must be documented too.
                     for name in set(node.list_parameters([], 0).names) - set(params) - BUILTIN_PARAMS:
@@ -236,6 +242,7 @@ def collect_declared(model_path: Path, output_dir: Path) -> Declared:
                     for part in (node, *companions):
                         for kind, entries in _graph_view(probe, part, rosout=part is node).items():
                             for name, types in entries:
+                                name = name.removeprefix(namespace)  # as the node names it in the root namespace
                                 if not _hidden(name) and not _builtin(part.get_name(), kind, name):
                                     for t in types:
                                         declared.add(spec.name, kind, name, t)
