@@ -101,9 +101,9 @@ def _at_lowest_priority(work: Callable[[], object]) -> None:
 def prepare(argv: list[str]) -> None:
     """Get the node `argv[0]` names ready to run (ojepa_ros.standby calls this): import its module, and what it
     imports only when it configures (WARM_IMPORTS; for a node that loads the world model, torch and the model code),
-    at the lowest CPU priority but for USUAL_PRIORITY_IMPORTS; then start the middleware with the node's arguments and its DDS participant
-    (runtime.start_participant), so the graph has discovered this process before the node is created. A restart
-    then waits for none of it."""
+    at the lowest CPU priority (but for USUAL_PRIORITY_IMPORTS); then start the middleware with the node's
+    arguments and its DDS participant (runtime.start_participant), so the graph has discovered this process before
+    the node is created. A restart then waits for none of it."""
     if not argv:
         return
     for name in USUAL_PRIORITY_IMPORTS:

@@ -41,7 +41,8 @@ class SpinThread:
         return self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """No callback runs after this returns (the node stays valid: it may still publish)."""
+        """No callback runs once the thread has ended, within `timeout` (the node stays valid: it may still
+        publish)."""
         if not self._stopped.done():
             self._stopped.set_result(True)
         self._thread.join(timeout=timeout)
