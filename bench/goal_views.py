@@ -21,14 +21,15 @@ import torch
 
 from ojepa_ros.core.goal_locator import LOCATOR_FILE
 from ojepa_ros.core.model_io import load_world_model
-from ojepa_ros.core.odometry import proprio_from_odom
 from ojepa_ros.paths import config_file, default_model
 from ojepa_ros.sim.rooms_world import room_of, sample_free_pose
-from ojepa_ros.train.evaluate import Scenario, actor_params, rooms_env, scenario_trials
+from ojepa_ros.train.evaluate import Scenario, actor_params, goal_heading, rooms_env, scenario_trials, view_state
 
 CLAIM_DISTANCE, CLAIM_TURN = 0.6, 0.35  # m, rad: a sighting that says "the goal is here, ahead"
 LOOK_ALIKE = 1.0  # m: a claim farther than this from the true goal is a look-alike
 GOAL_NOISE = (0.08, 0.15)  # m, rad: views "at the goal"
+AT_GOAL, NEAR, ALIKE, REST = ("at the goal", "near views (claim, truly < 1 m)", "look-alikes (claim, truly >= 1 m)",
+                              "the rest of the room")
 
 
 def quantiles(values: list[float]) -> str:
@@ -56,22 +57,20 @@ def main() -> None:
 
     @torch.no_grad()
     def features(x: float, y: float, yaw: float) -> torch.Tensor:
-        odom = torch.from_numpy(proprio_from_odom(np.array([x, y, yaw, 0.0, 0.0])))[None]
-        return model.features(model.encode(torch.from_numpy(env.image_at(x, y, yaw))[None], odom)[0])
+        return model.features(view_state(model, env, x, y, yaw))
 
-    groups: dict[str, list[float]] = {"at the goal": [], "near views (claim, truly < 1 m)": [],
-                                      "look-alikes (claim, truly >= 1 m)": [], "the rest of the room": []}
+    groups: dict[str, list[float]] = {AT_GOAL: [], NEAR: [], ALIKE: [], REST: []}
     try:
         for trial in scenario_trials(Scenario(worlds=args.worlds, mode="same_room", goal="image"), args.pairs,
                                      args.seed):
             env.set_layout(trial.layout)
             gx, gy = trial.goal
-            heading = math.atan2(gy - trial.start[1], gx - trial.start[0])
+            heading = goal_heading(trial.start, trial.goal)
             goal = features(gx, gy, heading)
             for _ in range(6):
                 view = features(gx + rng.normal(0, GOAL_NOISE[0]), gy + rng.normal(0, GOAL_NOISE[0]),
                                 heading + rng.normal(0, GOAL_NOISE[1]))
-                groups["at the goal"].append(float((view - goal).square().mean()))
+                groups[AT_GOAL].append(float((view - goal).square().mean()))
             room = room_of(trial.layout, gx, gy)
             for _ in range(args.views):
                 x, y, yaw = sample_free_pose(trial.layout, rng, room=room)
@@ -80,8 +79,7 @@ def main() -> None:
                 claims = (sight.confidence >= confidence and math.hypot(*sight.relative_xy) <= CLAIM_DISTANCE
                           and abs(sight.relative_yaw) <= CLAIM_TURN)
                 truly = math.hypot(gx - x, gy - y)
-                name = ("the rest of the room" if not claims else "look-alikes (claim, truly >= 1 m)"
-                        if truly >= LOOK_ALIKE else "near views (claim, truly < 1 m)")
+                name = REST if not claims else ALIKE if truly >= LOOK_ALIKE else NEAR
                 groups[name].append(float((view - goal).square().mean()))
     finally:
         env.close()
@@ -89,7 +87,7 @@ def main() -> None:
           "features' mean squared divergence from the goal view")
     for name, values in groups.items():
         print(f"{name:>36}  {quantiles(values)}")
-    at_goal, alike = np.asarray(groups["at the goal"]), np.asarray(groups["look-alikes (claim, truly >= 1 m)"])
+    at_goal, alike = np.asarray(groups[AT_GOAL]), np.asarray(groups[ALIKE])
     if len(alike):
         for share in (80, 90, 95):
             threshold = np.percentile(at_goal, share)

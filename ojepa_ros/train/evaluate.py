@@ -18,7 +18,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -140,6 +140,17 @@ def rooms_env(model: WorldModel, max_steps: int) -> RoomsNavEnv:
                                     max_steps=max_steps))
 
 
+def goal_heading(start: Sequence[float], goal: Sequence[float]) -> float:
+    """Where an image goal's camera faces: along start -> goal (rad)."""
+    return math.atan2(goal[1] - start[1], goal[0] - start[0])
+
+
+def view_state(model: WorldModel, env: RoomsNavEnv, x: float, y: float, yaw: float) -> torch.Tensor:
+    """The state [D] the model encodes from the camera image at pose (x, y, yaw), standing still."""
+    odom = torch.from_numpy(proprio_from_odom(np.array([x, y, yaw, 0.0, 0.0])))[None]
+    return model.encode(torch.from_numpy(env.image_at(x, y, yaw))[None], odom)[0]
+
+
 StepHook = Callable[[torch.Tensor, dict[str, np.ndarray], PolicyStep], None]
 
 
@@ -160,11 +171,7 @@ def drive(model: WorldModel, env: RoomsNavEnv, policy: MpcPolicy, start: tuple[f
         monitor.reset()
     monitor_stops = 0
     if goal_as_image:
-        yaw = math.atan2(goal[1] - start[1], goal[0] - start[0])
-        odom = np.array([goal[0], goal[1], yaw, 0.0, 0.0])
-        goal_state = model.encode(torch.from_numpy(env.image_at(goal[0], goal[1], yaw))[None],
-                                  torch.from_numpy(proprio_from_odom(odom))[None])[0]
-        policy.set_goal_image(goal_state)
+        policy.set_goal_image(view_state(model, env, goal[0], goal[1], goal_heading(start, goal)))
     else:
         policy.set_goal(goal)
     steps, collisions, success, mode1_steps, plan_ms, recoveries, failed = 0, 0, False, 0, [], [], ""
