@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 
 import rclpy
-from rclpy.context import Context
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.task import Future
@@ -24,9 +23,9 @@ RECHECK_S = 1.0
 class SpinThread:
     """Spins `node` from construction until stop(); release() then lets go of it."""
 
-    def __init__(self, node: Node, name: str, context: Context | None = None) -> None:
+    def __init__(self, node: Node, name: str) -> None:
         self.node = node
-        self._context = context or node.context
+        self._context = node.context
         self._executor = EventsExecutor(context=self._context)
         self._executor.add_node(node)
         self._stopped = Future()
